@@ -1,0 +1,257 @@
+/*
+ * chat_auth: the mosquitto 2.0 (plugin API v5) side of the chat broker.
+ *
+ * - BASIC_AUTH: the password is a JWT; it must verify with the configured
+ *   algorithm and key, name the username as sub, and the client id must
+ *   follow the rule of shared/PROTOCOL.md section 3.
+ * - ACL_CHECK: the topic rules of section 4 (acl.c), answered from the
+ *   connection's entry compiled at auth time (clients.c).
+ * - TICK: connections whose token has expired are disconnected.
+ * - DISCONNECT: the connection's entry is dropped.
+ *
+ * Everything runs on the broker's thread; nothing here does network I/O.
+ * Options are plugin_opt_<key> lines using the keys of core/config.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "acl.h"
+#include "chat/config.h"
+#include "chat/log.h"
+#include "chat/token.h"
+#include "clients.h"
+
+/* The broker finds these three by name; everything else stays hidden. */
+#define PLUGIN_EXPORT __attribute__((visibility("default")))
+
+struct plugin {
+	mosquitto_plugin_id_t *id;
+	struct chat_config cfg;
+	struct token_keyring keys;
+	struct acl_rules rules;
+	struct client_table clients;
+};
+
+static int64_t now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static void to_mosquitto_log(enum log_level level, const char *line)
+{
+	static const int map[] = {MOSQ_LOG_ERR, MOSQ_LOG_WARNING, MOSQ_LOG_NOTICE,
+	                          MOSQ_LOG_DEBUG};
+	mosquitto_log_printf(map[level], "chat_auth: %s", line);
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_basic_auth *ed = event_data;
+	struct plugin *p = userdata;
+	struct token_claims claims;
+	struct acl_client acl;
+	const char *why;
+	(void)event;
+
+	const char *client_id = mosquitto_client_id(ed->client);
+	const char *user = ed->username ? ed->username : "";
+	if (ed->username == NULL || !name_user_valid(user, strlen(user))) {
+		why = "missing or invalid username";
+		goto refuse;
+	}
+	if (ed->password == NULL) {
+		why = token_strerror(TOKEN_E_MISSING);
+		goto refuse;
+	}
+	int rc = token_verify(&p->keys, ed->password, strlen(ed->password), now_s(), &claims);
+	if (rc != TOKEN_OK) {
+		why = token_strerror(rc);
+		goto refuse;
+	}
+	if (strcmp(claims.sub, user) != 0) {
+		why = "token sub is not the username";
+		goto refuse;
+	}
+	if (!acl_client_id_ok(user, client_id)) {
+		why = "client id must be the user id or start with '<user id>:'";
+		goto refuse;
+	}
+	memset(&acl, 0, sizeof(acl));
+	acl.role = claims.role;
+	acl.user_len = strlen(user);
+	memcpy(acl.user, user, acl.user_len + 1);
+	if (clients_put(&p->clients, ed->client, &acl, claims.exp) != 0) {
+		why = "out of memory";
+		goto refuse;
+	}
+	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
+	        token_role_name(claims.role), client_id ? client_id : "");
+	return MOSQ_ERR_SUCCESS;
+
+refuse:
+	/* the username is printed escaped-free only when it is a valid id */
+	log_msg(LOG_INFO, "refused %s from %s: %s",
+	        ed->username && name_user_valid(user, strlen(user)) ? user : "(invalid username)",
+	        mosquitto_client_address(ed->client), why);
+	return MOSQ_ERR_AUTH;
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct plugin *p = userdata;
+	struct acl_client fallback;
+	const struct acl_client *c;
+	enum acl_access access;
+	(void)event;
+
+	switch (ed->access) {
+	case MOSQ_ACL_READ: access = ACL_READ; break;
+	case MOSQ_ACL_WRITE: access = ACL_WRITE; break;
+	case MOSQ_ACL_SUBSCRIBE: access = ACL_SUBSCRIBE; break;
+	default: return MOSQ_ERR_SUCCESS; /* unsubscribing needs no rule */
+	}
+	const struct client_entry *e = clients_get(&p->clients, ed->client);
+	if (e != NULL) {
+		c = &e->acl;
+	} else {
+		/* An offline persistent session still receives (queues) messages:
+		 * judge it as the plain user it authenticated as. */
+		const char *user = mosquitto_client_username(ed->client);
+		if (user == NULL || !name_user_valid(user, strlen(user)))
+			return MOSQ_ERR_ACL_DENIED;
+		memset(&fallback, 0, sizeof(fallback));
+		fallback.role = ROLE_USER;
+		fallback.user_len = strlen(user);
+		memcpy(fallback.user, user, fallback.user_len + 1);
+		c = &fallback;
+	}
+	return acl_allowed(&p->rules, c, access, ed->topic, ed->retain)
+	           ? MOSQ_ERR_SUCCESS
+	           : MOSQ_ERR_ACL_DENIED;
+}
+
+static void kick_expired(const void *key, void *ctx)
+{
+	struct plugin *p = ctx;
+	const char *id = mosquitto_client_id((struct mosquitto *)key);
+
+	clients_remove(&p->clients, key);
+	if (id == NULL)
+		return;
+	char *copy = strdup(id);
+	if (copy == NULL)
+		return;
+	log_msg(LOG_INFO, "disconnecting %s: token expired", copy);
+	mosquitto_kick_client_by_clientid(copy, false);
+	free(copy);
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct plugin *p = userdata;
+	(void)event;
+	(void)event_data;
+
+	int64_t now = now_s();
+	if (now >= p->clients.next_exp)
+		clients_expire(&p->clients, now, kick_expired, p);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ed = event_data;
+	struct plugin *p = userdata;
+	(void)event;
+
+	clients_remove(&p->clients, ed->client);
+	return MOSQ_ERR_SUCCESS;
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for (int i = 0; i < supported_version_count; i++)
+		if (supported_versions[i] == 5)
+			return 5;
+	return -1;
+}
+
+static void plugin_free(struct plugin *p)
+{
+	if (p == NULL)
+		return;
+	clients_free(&p->clients);
+	token_keyring_free(&p->keys);
+	config_free(&p->cfg);
+	free(p);
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                          struct mosquitto_opt *options, int option_count)
+{
+	char err[256];
+	struct plugin *p = calloc(1, sizeof(*p));
+
+	log_set_sink(to_mosquitto_log);
+	log_set_level(LOG_DEBUG);
+	if (p == NULL || config_init(&p->cfg) != CONFIG_OK)
+		goto nomem;
+	for (int i = 0; i < option_count; i++) {
+		if (config_set(&p->cfg, options[i].key, options[i].value, err, sizeof(err)) != 0) {
+			log_msg(LOG_ERR, "plugin_opt_%s", err);
+			goto error;
+		}
+	}
+	if (token_keyring_load(&p->keys, &p->cfg, err, sizeof(err)) != TOKEN_OK) {
+		log_msg(LOG_ERR, "plugin_opt_%s", err);
+		goto error;
+	}
+	if (clients_init(&p->clients) != 0)
+		goto nomem;
+	p->id = identifier;
+	p->rules.prefix = p->cfg.topic_prefix;
+	p->rules.prefix_len = strlen(p->cfg.topic_prefix);
+
+	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, p) ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p)) {
+		log_msg(LOG_ERR, "cannot register callbacks");
+		goto error;
+	}
+	*userdata = p;
+	log_msg(LOG_INFO, "ready: %s tokens, topic prefix '%s'", p->cfg.jwt_alg,
+	        p->cfg.topic_prefix);
+	return MOSQ_ERR_SUCCESS;
+
+nomem:
+	log_msg(LOG_ERR, "out of memory");
+error:
+	plugin_free(p);
+	return MOSQ_ERR_UNKNOWN;
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
+{
+	struct plugin *p = userdata;
+	(void)options;
+	(void)option_count;
+
+	if (p) {
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+	}
+	plugin_free(p);
+	return MOSQ_ERR_SUCCESS;
+}

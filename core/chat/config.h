@@ -1,0 +1,53 @@
+/*
+ * One table of settings for every component. A setting has a name, a type,
+ * bounds and a default; it can come from a "key value" file, from a
+ * CHAT_<KEY> environment variable, or (in the broker plugin) from
+ * plugin_opt_<key>. A bad value is refused with a message naming the key.
+ */
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stddef.h>
+
+struct chat_config {
+	char *topic_prefix;         /* "chat" */
+	char *jwt_alg;              /* HS256 | RS256 | ES256 */
+	char *jwt_key;              /* inline HS256 secret (prefer jwt_key_file) */
+	char *jwt_key_file;         /* HS256 secret, or PEM public key */
+	char *jwt_signing_key_file; /* PEM private key, for minting RS256/ES256 */
+	char *jwt_issuer;           /* checked when set */
+	char *jwt_audience;         /* checked when set */
+	long jwt_leeway;            /* seconds of clock skew allowed on nbf/iat */
+	long jwt_max_bytes;         /* longer tokens are refused unparsed */
+	long body_max;              /* bytes of message body */
+};
+
+enum config_err {
+	CONFIG_OK = 0,
+	CONFIG_E_UNKNOWN = -1,
+	CONFIG_E_VALUE = -2,
+	CONFIG_E_IO = -3,
+	CONFIG_E_NOMEM = -4,
+};
+
+/* Fills every field with its default. Free with config_free. */
+int config_init(struct chat_config *cfg);
+void config_free(struct chat_config *cfg);
+
+/* Sets one key. On failure cfg is unchanged and err holds a line naming the
+ * key. */
+int config_set(struct chat_config *cfg, const char *key, const char *value,
+               char *err, size_t errlen);
+
+/* Reads "key value" lines ('#' starts a comment). Stops at the first bad
+ * line, naming file, line and key in err. */
+int config_load_file(struct chat_config *cfg, const char *path, char *err,
+                     size_t errlen);
+
+/* Applies CHAT_<KEY> environment variables (e.g. CHAT_JWT_ALG). */
+int config_load_env(struct chat_config *cfg, char *err, size_t errlen);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer (free()). */
+int config_read_file(const char *path, unsigned char **out, size_t *len);
+
+#endif

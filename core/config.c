@@ -1,0 +1,230 @@
+/*
+ * The settings table (see chat/config.h). Each option names its type,
+ * bounds and default once; files, environment and plugin options all go
+ * through config_set so every source is validated the same way.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/config.h"
+
+enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM };
+
+struct config_opt {
+	const char *name;
+	enum opt_type type;
+	long min, max;       /* OPT_LONG bounds; OPT_STR max length */
+	const char *def;     /* NULL: unset */
+	const char *choices; /* OPT_ENUM: space-separated */
+	size_t offset;
+};
+
+#define OFF(f) offsetof(struct chat_config, f)
+
+static const struct config_opt opts[] = {
+	{"topic_prefix", OPT_STR, 1, 64, "chat", NULL, OFF(topic_prefix)},
+	{"jwt_alg", OPT_ENUM, 0, 0, "HS256", "HS256 RS256 ES256", OFF(jwt_alg)},
+	{"jwt_key", OPT_STR, 16, 4096, NULL, NULL, OFF(jwt_key)},
+	{"jwt_key_file", OPT_STR, 1, 4096, NULL, NULL, OFF(jwt_key_file)},
+	{"jwt_signing_key_file", OPT_STR, 1, 4096, NULL, NULL, OFF(jwt_signing_key_file)},
+	{"jwt_issuer", OPT_STR, 1, 256, NULL, NULL, OFF(jwt_issuer)},
+	{"jwt_audience", OPT_STR, 1, 256, NULL, NULL, OFF(jwt_audience)},
+	{"jwt_leeway", OPT_LONG, 0, 300, "5", NULL, OFF(jwt_leeway)},
+	{"jwt_max_bytes", OPT_LONG, 256, 65535, "8192", NULL, OFF(jwt_max_bytes)},
+	{"body_max", OPT_LONG, 1, 262144, "4096", NULL, OFF(body_max)},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct config_opt *find(const char *key)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, key) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static int enum_has(const char *choices, const char *value)
+{
+	size_t n = strlen(value);
+	const char *p = choices;
+	while (*p) {
+		size_t w = strcspn(p, " ");
+		if (w == n && memcmp(p, value, n) == 0)
+			return 1;
+		p += w;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+/* Validates value for o and stores it into cfg; cfg is untouched on error. */
+static int apply(struct chat_config *cfg, const struct config_opt *o,
+                 const char *value, char *err, size_t errlen)
+{
+	char *field = (char *)cfg + o->offset;
+
+	if (o->type == OPT_LONG) {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s: '%s' is not a whole number in %ld..%ld",
+			         o->name, value, o->min, o->max);
+			return CONFIG_E_VALUE;
+		}
+		*(long *)field = v;
+		return CONFIG_OK;
+	}
+	size_t n = strlen(value);
+	if (o->type == OPT_ENUM && !enum_has(o->choices, value)) {
+		snprintf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->choices);
+		return CONFIG_E_VALUE;
+	}
+	if (o->type == OPT_STR && (n < (size_t)o->min || n > (size_t)o->max)) {
+		snprintf(err, errlen, "%s: length %zu is outside %ld..%ld", o->name, n,
+		         o->min, o->max);
+		return CONFIG_E_VALUE;
+	}
+	char *copy = strdup(value);
+	if (copy == NULL) {
+		snprintf(err, errlen, "%s: out of memory", o->name);
+		return CONFIG_E_NOMEM;
+	}
+	free(*(char **)field);
+	*(char **)field = copy;
+	return CONFIG_OK;
+}
+
+int config_init(struct chat_config *cfg)
+{
+	char err[160];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (opts[i].def && apply(cfg, &opts[i], opts[i].def, err, sizeof(err)) != 0) {
+			config_free(cfg);
+			return CONFIG_E_NOMEM;
+		}
+	}
+	return CONFIG_OK;
+}
+
+void config_free(struct chat_config *cfg)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (opts[i].type != OPT_LONG) {
+			char **field = (char **)((char *)cfg + opts[i].offset);
+			free(*field);
+			*field = NULL;
+		}
+	}
+}
+
+int config_set(struct chat_config *cfg, const char *key, const char *value,
+               char *err, size_t errlen)
+{
+	const struct config_opt *o = find(key);
+	if (o == NULL) {
+		snprintf(err, errlen, "%s: unknown setting", key);
+		return CONFIG_E_UNKNOWN;
+	}
+	return apply(cfg, o, value, err, errlen);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+int config_load_file(struct chat_config *cfg, const char *path, char *err,
+                     size_t errlen)
+{
+	char line[4352], msg[256];
+	int lineno = 0, rc = CONFIG_OK;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return CONFIG_E_IO;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		size_t k = strcspn(s, " \t");
+		char *value = s[k] ? trim(s + k + 1) : s + k;
+		s[k] = '\0';
+		rc = config_set(cfg, s, value, msg, sizeof(msg));
+		if (rc != CONFIG_OK) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int config_load_env(struct chat_config *cfg, char *err, size_t errlen)
+{
+	char var[80];
+
+	for (size_t i = 0; i < NOPTS; i++) {
+		size_t n = (size_t)snprintf(var, sizeof(var), "CHAT_%s", opts[i].name);
+		for (size_t k = 5; k < n; k++)
+			var[k] = (char)toupper((unsigned char)var[k]);
+		const char *v = getenv(var);
+		if (v == NULL)
+			continue;
+		int rc = apply(cfg, &opts[i], v, err, errlen);
+		if (rc != CONFIG_OK)
+			return rc;
+	}
+	return CONFIG_OK;
+}
+
+int config_read_file(const char *path, unsigned char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (f == NULL)
+		return CONFIG_E_IO;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			unsigned char *nb = realloc(buf, cap);
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				return CONFIG_E_NOMEM;
+			}
+			buf = nb;
+		}
+		size_t got = fread(buf + n, 1, 4096, f);
+		n += got;
+		if (got < 4096)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad || n > 1024 * 1024) {
+		free(buf);
+		return CONFIG_E_IO;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return CONFIG_OK;
+}
