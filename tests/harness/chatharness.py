@@ -1,0 +1,266 @@
+"""Real servers for the integration tests: mosquitto (with or without the
+chat plugin), redis-server and FerretDB (MongoDB wire protocol, SQLite
+backend), each on a free loopback port in a temporary folder.
+
+Every start waits until the server answers a real request; a server that
+does not start raises HarnessError with the tail of its log, so a test that
+needs it fails loudly instead of passing or skipping."""
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+BUILD_DIR = os.environ.get("CHAT_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+SANITIZE = os.environ.get("CHAT_SANITIZE") in ("1", "ON", "TRUE", "true")
+FERRETDB_DIRS = ["/usr/local/bin", os.path.expanduser("~/.cache/chatbroker/bin")]
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_binary(name, extra_dirs=()):
+    path = shutil.which(name)
+    if path:
+        return path
+    for d in extra_dirs:
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    raise HarnessError("%s is not installed (run scripts/install-deps.sh --test)" % name)
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def asan_env():
+    """The sanitized plugin needs the ASan runtime loaded first in a broker
+    that is not itself instrumented."""
+    lib = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                         text=True).stdout.strip()
+    return {"LD_PRELOAD": lib, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+            "UBSAN_OPTIONS": "print_stacktrace=1"}
+
+
+class Server:
+    """A child process in its own process group, logging to a file."""
+
+    name = "server"
+
+    def __init__(self, workdir):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+        self.logfile = os.path.join(self.dir, self.name + ".log")
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        return dict(os.environ)
+
+    def ready(self):
+        return port_open(self.port)
+
+    def start(self, timeout=30):
+        log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir, env=self.env(),
+                                     start_new_session=True)
+        log.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError("%s exited with %s at start:\n%s"
+                                   % (self.name, self.proc.returncode, self.log()[-3000:]))
+            if self.ready():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise HarnessError("%s did not answer within %ss:\n%s"
+                           % (self.name, timeout, self.log()[-3000:]))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.logfile, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _signal(self, sig):
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self):
+        """Stops gracefully, then by force; idempotent."""
+        if self.proc is None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def kill(self):
+        """kill -9, as a crash would."""
+        if self.proc is None:
+            return
+        self._signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+class Mosquitto(Server):
+    name = "mosquitto"
+
+    def __init__(self, workdir, plugin_opts=None, extra_conf="", plugin=True,
+                 build_dir=None):
+        super().__init__(workdir)
+        self.plugin = plugin
+        self.plugin_opts = dict(plugin_opts or {})
+        self.extra_conf = extra_conf
+        self.build_dir = build_dir or BUILD_DIR
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+
+    def write_conf(self):
+        lines = ["per_listener_settings false",
+                 "allow_anonymous %s" % ("false" if self.plugin else "true"),
+                 "persistence false", "log_dest stdout", "log_type all",
+                 "max_keepalive 3600",
+                 # as root, mosquitto would switch to the "mosquitto" user
+                 # and lose access to the test's private key files
+                 "user %s" % getpass.getuser(),
+                 "listener %d 127.0.0.1" % self.port]
+        if self.plugin:
+            so = os.path.abspath(os.path.join(self.build_dir, "authplugin", "chat_auth.so"))
+            if not os.path.exists(so):
+                raise HarnessError("plugin not built: %s" % so)
+            lines.append("plugin " + so)
+            lines += ["plugin_opt_%s %s" % kv for kv in self.plugin_opts.items()]
+        lines.append(self.extra_conf)
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def command(self):
+        self.write_conf()
+        return [find_binary("mosquitto", ["/usr/sbin"]), "-c", self.conf]
+
+    def env(self):
+        env = dict(os.environ)
+        if SANITIZE and self.plugin:
+            env.update(asan_env())
+        return env
+
+    def sanitizer_reports(self):
+        text = self.log()
+        return [l for l in text.splitlines()
+                if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+                or "ERROR: LeakSanitizer" in l]
+
+
+class Redis(Server):
+    name = "redis"
+
+    def command(self):
+        return [find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize", "no"]
+
+    def ready(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+
+class FerretDB(Server):
+    name = "ferretdb"
+
+    def command(self):
+        data = os.path.join(self.dir, "data")
+        os.makedirs(data, exist_ok=True)
+        return [find_binary("ferretdb", FERRETDB_DIRS), "--handler=sqlite",
+                "--sqlite-url=file:%s/" % data,
+                "--listen-addr=127.0.0.1:%d" % self.port, "--telemetry=disable",
+                "--debug-addr=-", "--log-level=warn"]
+
+    def ready(self):
+        if not port_open(self.port):
+            return False
+        import pymongo
+        try:
+            c = pymongo.MongoClient(self.url, serverSelectionTimeoutMS=500)
+            c.admin.command("ping")
+            c.close()
+            return True
+        except pymongo.errors.PyMongoError:
+            return False
+
+    @property
+    def url(self):
+        return "mongodb://127.0.0.1:%d/" % self.port
+
+
+class Keys:
+    """An HS256 secret and the matching config file for chatctl."""
+
+    def __init__(self, workdir, build_dir=None):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.secret_file = os.path.join(self.dir, "jwt.secret")
+        with open(self.secret_file, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        os.chmod(self.secret_file, 0o600)
+        self.conf_file = os.path.join(self.dir, "chat.conf")
+        with open(self.conf_file, "w") as f:
+            f.write("jwt_alg HS256\njwt_key_file %s\n" % self.secret_file)
+        self.chatctl = os.path.join(build_dir or BUILD_DIR, "chatctl", "chatctl")
+
+    @property
+    def secret(self):
+        with open(self.secret_file, "rb") as f:
+            return f.read().rstrip(b"\r\n")
+
+    def plugin_opts(self, **extra):
+        opts = {"jwt_alg": "HS256", "jwt_key_file": self.secret_file,
+                "topic_prefix": "chat", "jwt_leeway": "5"}
+        opts.update({k: str(v) for k, v in extra.items()})
+        return opts
+
+    def mint(self, user, ttl="1h", role="user"):
+        r = subprocess.run([self.chatctl, "--config", self.conf_file, "token", user,
+                            "--ttl", ttl, "--role", role], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise HarnessError("chatctl token %s failed: %s" % (user, r.stderr))
+        return r.stdout.strip()

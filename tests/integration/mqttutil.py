@@ -1,0 +1,183 @@
+"""Helpers for the integration tests: crafting tokens by hand (to break one
+rule at a time), stock-client (Paho) connections, and raw MQTT packets for
+inputs no well-behaved client would send."""
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import struct
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+V311 = mqtt.MQTTv311
+V5 = mqtt.MQTTv5
+
+# CONNACK codes: 3.1.1 "not authorized" and 5.0 "not authorized" / "bad
+# user name or password" (PROTOCOL.md section 3).
+REFUSED_311 = {5, 4}
+REFUSED_5 = {0x87, 0x86}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def craft(claims: dict, key: bytes = None, alg: str = "HS256", header=None) -> str:
+    """A JWT signed with HMAC-SHA256 (or unsigned for alg none), built by hand
+    so a test can put anything in it."""
+    hdr = header if header is not None else {"alg": alg, "typ": "JWT"}
+    signing_input = b64url(json.dumps(hdr).encode()) + "." + b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return signing_input + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    sig = hmac.new(key, signing_input.encode(), digest).digest()
+    return signing_input + "." + b64url(sig)
+
+
+def claims(sub, ttl=3600, **extra):
+    now = int(time.time())
+    c = {"sub": sub, "iat": now, "exp": now + ttl}
+    c.update(extra)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+class Client:
+    """A Paho client run on its own network thread, recording what it gets."""
+
+    def __init__(self, port, user=None, token=None, client_id=None, protocol=V311):
+        self.protocol = protocol
+        cid = user if client_id is None else client_id
+        if protocol == V5:
+            self.c = mqtt.Client(client_id=cid, protocol=V5)
+        else:
+            self.c = mqtt.Client(client_id=cid, clean_session=True, protocol=V311)
+        if user is not None:
+            self.c.username_pw_set(user, token)
+        self.port = port
+        self.connack = None
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.disconnected_at = None
+        self.messages = []
+        self.subacks = {}
+        self.pubacks = {}
+        self.lock = threading.Lock()
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_message = self._on_message
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_publish = self._on_publish
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        self.connack = rc.value if hasattr(rc, "value") else rc
+        self.connected.set()
+
+    def _on_disconnect(self, c, u, rc, props=None):
+        self.disconnected_at = time.time()
+        self.disconnected.set()
+
+    def _on_message(self, c, u, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def _on_subscribe(self, c, u, mid, granted, props=None):
+        self.subacks[mid] = [g.value if hasattr(g, "value") else g for g in granted]
+
+    def _on_publish(self, c, u, mid, *rest):
+        self.pubacks[mid] = True
+
+    def connect(self, timeout=5):
+        """Connects and waits for the CONNACK; returns its code (0 = accepted)."""
+        self.c.connect("127.0.0.1", self.port, keepalive=30)
+        self.c.loop_start()
+        if not self.connected.wait(timeout):
+            # a refused client may see the socket close without a CONNACK
+            self.close()
+            raise AssertionError("no CONNACK within %ss" % timeout)
+        return self.connack
+
+    def subscribe(self, topic, qos=0, timeout=5):
+        """Subscribes and returns the granted code (>= 0x80 means refused)."""
+        rc, mid = self.c.subscribe(topic, qos)
+        assert rc == mqtt.MQTT_ERR_SUCCESS, rc
+        deadline = time.time() + timeout
+        while mid not in self.subacks and time.time() < deadline:
+            time.sleep(0.01)
+        assert mid in self.subacks, "no SUBACK for %s" % topic
+        return self.subacks[mid][0]
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            info.wait_for_publish(5)
+        return info
+
+    def wait_messages(self, n, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.01)
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        try:
+            self.c.disconnect()
+        except Exception:
+            pass
+        self.c.loop_stop()
+
+
+def connack_code(port, user, token, client_id=None, protocol=V311):
+    """Connects once and returns the CONNACK code."""
+    cl = Client(port, user, token, client_id, protocol)
+    try:
+        return cl.connect()
+    finally:
+        cl.close()
+
+
+def refused(code, protocol):
+    return code in (REFUSED_5 if protocol == V5 else REFUSED_311)
+
+
+def _utf8(s: bytes):
+    return struct.pack("!H", len(s)) + s
+
+
+def _remaining_length(n):
+    out = bytearray()
+    while True:
+        b = n % 128
+        n //= 128
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def raw_connect(port, client_id: bytes, user: bytes, password: bytes,
+                declared_password_len=None, timeout=5):
+    """Sends a hand-built MQTT 3.1.1 CONNECT and returns the CONNACK return
+    code, or None when the broker closed the connection without one.
+    declared_password_len lets the length field lie about the password."""
+    plen = len(password) if declared_password_len is None else declared_password_len
+    var = _utf8(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 30)
+    body = var + _utf8(client_id) + _utf8(user) + struct.pack("!H", plen) + password
+    pkt = bytes([0x10]) + _remaining_length(len(body)) + body
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(pkt)
+        data = s.recv(4)
+        if len(data) < 4:
+            return None
+        assert data[0] == 0x20, data
+        return data[3]
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        return None
+    finally:
+        s.close()
