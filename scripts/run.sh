@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Starts a local chat stack from the repository root: one redis-server and
+# NODES mosquitto brokers with the chat plugin (node N listens on
+# MQTT_PORT + N - 1). Writes run/stack.json, prints where to connect and a
+# token for the user "demo", then waits; Ctrl-C or `make stop` stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODES=${NODES:-1}
+MQTT_PORT=${MQTT_PORT:-1883}
+REDIS_PORT=${REDIS_PORT:-6379}
+BUILD=${BUILD:-build}
+run=$(realpath -m "${RUN_DIR:-run}")
+
+case "$NODES" in ''|*[!0-9]*) echo "run: NODES must be a number" >&2; exit 2;; esac
+[ "$NODES" -ge 1 ] && [ "$NODES" -le 9 ] || { echo "run: NODES must be 1..9" >&2; exit 2; }
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ls $run/*.pid >/dev/null 2>&1; then
+  RUN_DIR=$run scripts/stop.sh >/dev/null 2>&1 || true
+fi
+for p in $REDIS_PORT $(seq $MQTT_PORT $((MQTT_PORT + NODES - 1))); do
+  if port_busy "$p"; then
+    echo "run: port $p is in use; stop what holds it, or set MQTT_PORT / REDIS_PORT" >&2
+    exit 1
+  fi
+done
+
+mkdir -p "$run/redis"
+chmod 700 "$run"
+if [ ! -s $run/jwt.secret ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $run/jwt.secret; echo >> $run/jwt.secret)
+fi
+cat > $run/chat.conf <<CONF
+# written by scripts/run.sh
+jwt_alg HS256
+jwt_key_file $run/jwt.secret
+topic_prefix chat
+CONF
+
+stopping=0
+cleanup() {
+  [ $stopping -eq 1 ] && return
+  stopping=1
+  echo
+  RUN_DIR=$run scripts/stop.sh
+}
+trap cleanup INT TERM EXIT
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run/redis" \
+  --appendonly yes --daemonize no > $run/redis.log 2>&1 &
+echo $! > $run/redis.pid
+
+# As root, mosquitto would switch to the "mosquitto" user, which cannot read
+# the private secret under run/; keep the invoking user.
+nodes_json=""
+for n in $(seq 1 "$NODES"); do
+  port=$((MQTT_PORT + n - 1))
+  mkdir -p $run/node$n
+  sed "s/^listener 1883 127.0.0.1$/listener $port 127.0.0.1/; s|^plugin build/|plugin $BUILD/|
+       s|^plugin_opt_jwt_key_file run/jwt.secret$|plugin_opt_jwt_key_file $run/jwt.secret|" \
+    mosquitto.conf > $run/node$n/mosquitto.conf
+  echo "user $(id -un)" >> $run/node$n/mosquitto.conf
+  mosquitto -c $run/node$n/mosquitto.conf > $run/node$n/mosquitto.log 2>&1 &
+  echo $! > $run/node$n.pid
+  nodes_json+="${nodes_json:+,}{\"name\":\"node$n\",\"mqtt\":{\"host\":\"127.0.0.1\",\"port\":$port},\"http\":null}"
+done
+
+wait_port() {
+  local port=$1 what=$2 log=$3
+  for _ in $(seq 1 100); do
+    port_busy "$port" && return 0
+    sleep 0.1
+  done
+  echo "run: $what did not start; its log ($log):" >&2
+  tail -20 "$log" >&2
+  exit 1
+}
+wait_port "$REDIS_PORT" redis-server $run/redis.log
+for n in $(seq 1 "$NODES"); do
+  wait_port $((MQTT_PORT + n - 1)) "mosquitto node$n" $run/node$n/mosquitto.log
+done
+
+cat > $run/stack.json <<JSON
+{"nodes":[$nodes_json],
+ "redis":"redis://127.0.0.1:$REDIS_PORT",
+ "store":"sqlite:$run/chat.db",
+ "config":"$run/chat.conf",
+ "jwt_secret_file":"$run/jwt.secret"}
+JSON
+
+token=$($BUILD/chatctl/chatctl --config $run/chat.conf token demo --ttl 24h)
+cat <<TXT
+
+chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
+  MQTT:  $(for n in $(seq 1 "$NODES"); do printf 'node%s 127.0.0.1:%s  ' "$n" $((MQTT_PORT + n - 1)); done)
+  Redis: 127.0.0.1:$REDIS_PORT
+
+A token for the user "demo" (valid 24 h):
+  $token
+
+Try it (two terminals):
+  mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -u demo -P '$token' -i demo -t 'chat/user/demo/#' -t chat/room/general -v
+  mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -u demo -P '$token' -i demo:cli -t chat/in/demo/room/general -m 'hello'
+
+More tokens: $BUILD/chatctl/chatctl --config $run/chat.conf token USER [--ttl 1h]
+Stop: Ctrl-C here, or 'make stop' from another terminal.
+TXT
+
+# Stay in the foreground until a child exits or we are told to stop.
+wait -n
+echo "run: a server exited; see the logs under $run/" >&2

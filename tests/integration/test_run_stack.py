@@ -1,0 +1,58 @@
+"""`make run`'s script: a two-node stack on the embedded defaults that a
+person can connect to with the printed token, described in stack.json, and
+stopped completely by Ctrl-C."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+from chatharness import free_port  # noqa: E402
+
+ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
+
+
+def test_run_two_nodes_connect_and_stop(tmp_path):
+    run_dir = tmp_path / "run"
+    mqtt, redis = free_port(), free_port()
+    while redis == mqtt + 1:
+        redis = free_port()
+    env = dict(os.environ, RUN_DIR=str(run_dir), NODES="2", MQTT_PORT=str(mqtt),
+               REDIS_PORT=str(redis), BUILD=BUILD)
+    out = open(tmp_path / "run.out", "w+")
+    proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh")], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        text = ""
+        while time.time() < deadline and "Stop:" not in text:
+            assert proc.poll() is None, open(tmp_path / "run.out").read()
+            time.sleep(0.2)
+            text = open(tmp_path / "run.out").read()
+        assert "Stop:" in text, text
+        stack = json.loads((run_dir / "stack.json").read_text())
+        ports = [n["mqtt"]["port"] for n in stack["nodes"]]
+        assert ports == [mqtt, mqtt + 1]
+        assert stack["redis"] == "redis://127.0.0.1:%d" % redis
+        token = re.search(r"-u demo -P '([^']+)'", text).group(1)
+        for port in ports:
+            r = subprocess.run(["mosquitto_sub", "-p", str(port), "-u", "demo", "-P", token,
+                                "-i", "demo", "-t", "chat/user/demo/#", "-W", "1"],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 27, (port, r.returncode, r.stderr)  # 27: -W timeout
+            r = subprocess.run(["mosquitto_sub", "-p", str(port), "-u", "demo", "-P", "x.y.z",
+                                "-i", "demo", "-t", "chat/user/demo/#", "-W", "1"],
+                               capture_output=True, text=True, timeout=10)
+            assert "not authori" in r.stderr.lower(), r.stderr
+        pids = [int((run_dir / f).read_text()) for f in os.listdir(run_dir) if f.endswith(".pid")]
+        assert len(pids) == 3
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(20)
+    for pid in pids:
+        assert not os.path.exists("/proc/%d" % pid) or \
+            open("/proc/%d/stat" % pid).read().split()[2] == "Z", "pid %d still running" % pid
