@@ -62,7 +62,9 @@ for n in $(seq 1 "$NODES"); do
        s|^plugin_opt_jwt_key_file run/jwt.secret$|plugin_opt_jwt_key_file $run/jwt.secret|" \
     mosquitto.conf > $run/node$n/mosquitto.conf
   echo "user $(id -un)" >> $run/node$n/mosquitto.conf
-  mosquitto -c $run/node$n/mosquitto.conf > $run/node$n/mosquitto.log 2>&1 &
+  # MOSQUITTO_PRELOAD: the ASan runtime, when the plugin is a sanitized build
+  env ${MOSQUITTO_PRELOAD:+LD_PRELOAD=$MOSQUITTO_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
+    mosquitto -c $run/node$n/mosquitto.conf > $run/node$n/mosquitto.log 2>&1 &
   echo $! > $run/node$n.pid
   nodes_json+="${nodes_json:+,}{\"name\":\"node$n\",\"mqtt\":{\"host\":\"127.0.0.1\",\"port\":$port},\"http\":null}"
 done

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from chatharness import free_port  # noqa: E402
+from chatharness import SANITIZE, asan_env, free_port  # noqa: E402
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
@@ -23,6 +23,8 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
         redis = free_port()
     env = dict(os.environ, RUN_DIR=str(run_dir), NODES="2", MQTT_PORT=str(mqtt),
                REDIS_PORT=str(redis), BUILD=BUILD)
+    if SANITIZE:
+        env["MOSQUITTO_PRELOAD"] = asan_env()["LD_PRELOAD"]
     out = open(tmp_path / "run.out", "w+")
     proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh")], env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -51,8 +53,12 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
         pids = [int((run_dir / f).read_text()) for f in os.listdir(run_dir) if f.endswith(".pid")]
         assert len(pids) == 3
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
         proc.wait(20)
+    for n in (1, 2):
+        log = (run_dir / ("node%d" % n) / "mosquitto.log").read_text()
+        assert "Sanitizer" not in log and "runtime error:" not in log, log
     for pid in pids:
         assert not os.path.exists("/proc/%d" % pid) or \
             open("/proc/%d/stat" % pid).read().split()[2] == "Z", "pid %d still running" % pid
