@@ -85,14 +85,16 @@ def test_bad_tokens_are_refused(broker, keys, secret, protocol):
     assert_still_serving(broker, keys)
 
 
-def test_mosquitto_sub_refused_and_accepted(broker, keys, secret):
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+def test_mosquitto_sub_refused_and_accepted(broker, keys, secret, version):
     bad = subprocess.run(
-        ["mosquitto_sub", "-p", str(broker.port), "-u", "alice", "-P",
+        ["mosquitto_sub", "-V", version, "-p", str(broker.port), "-u", "alice", "-P",
          craft(claims("alice", ttl=-1), secret), "-i", "alice", "-t", "chat/room/x", "-C", "1",
          "-W", "2"], capture_output=True, text=True, timeout=10)
     assert bad.returncode != 0 and "not authori" in bad.stderr.lower(), bad.stderr
     good = subprocess.run(
-        ["mosquitto_sub", "-p", str(broker.port), "-u", "alice", "-P", keys.mint("alice"),
+        ["mosquitto_sub", "-V", version, "-p", str(broker.port), "-u", "alice", "-P",
+         keys.mint("alice"),
          "-i", "alice", "-t", "chat/room/x", "-W", "1"],
         capture_output=True, text=True, timeout=10)
     # -W timeout exits 27 after a successful connect and subscribe
