@@ -35,6 +35,16 @@ static const struct config_opt opts[] = {
 	{"jwt_leeway", OPT_LONG, 0, 300, "5", NULL, OFF(jwt_leeway)},
 	{"jwt_max_bytes", OPT_LONG, 256, 65535, "8192", NULL, OFF(jwt_max_bytes)},
 	{"body_max", OPT_LONG, 1, 262144, "4096", NULL, OFF(body_max)},
+	{"node_name", OPT_STR, 1, 32, "node1", NULL, OFF(node_name)},
+	{"mqtt_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(mqtt_host)},
+	{"mqtt_port", OPT_LONG, 1, 65535, "1883", NULL, OFF(mqtt_port)},
+	{"service_user", OPT_STR, 1, 32, "bridge", NULL, OFF(service_user)},
+	{"redis_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(redis_host)},
+	{"redis_port", OPT_LONG, 1, 65535, "6379", NULL, OFF(redis_port)},
+	{"stream_maxlen", OPT_LONG, 1000, 100000000, "1000000", NULL, OFF(stream_maxlen)},
+	{"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
+	{"rate_per_s", OPT_LONG, 1, 1000000, "20", NULL, OFF(rate_per_s)},
+	{"rate_burst", OPT_LONG, 1, 1000000, "40", NULL, OFF(rate_burst)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

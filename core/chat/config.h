@@ -20,6 +20,17 @@ struct chat_config {
 	long jwt_leeway;            /* seconds of clock skew allowed on nbf/iat */
 	long jwt_max_bytes;         /* longer tokens are refused unparsed */
 	long body_max;              /* bytes of message body */
+	/* the bridge */
+	char *node_name;        /* this instance, in Redis keys and logs */
+	char *mqtt_host;        /* the local broker */
+	long mqtt_port;
+	char *service_user;     /* the bridge's user id (role service) */
+	char *redis_host;
+	long redis_port;
+	long stream_maxlen;     /* entries kept in the message stream */
+	long recent_max;        /* messages kept per conversation in Redis */
+	long rate_per_s;        /* per-user messages per second */
+	long rate_burst;        /* per-user burst */
 };
 
 enum config_err {

@@ -1,0 +1,643 @@
+/*
+ * The bridge's I/O (see bridge.h). Decisions come from inbound.c and the Lua
+ * scripts; this file moves bytes between the broker and Redis, reconnects
+ * both with a delay after any loss, and never blocks on either.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <mqtt_protocol.h>
+
+#include "bridge.h"
+#include "chat/log.h"
+#include "chat/names.h"
+#include "chat/topic.h"
+#include "inbound.h"
+#include "rpc.h"
+
+#define RETRY_S 1.0
+#define TOKEN_TTL_S (24 * 3600)
+#define FEED_BATCH 1000
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- hiredis adapter: the loop polls what these flags ask for ---- */
+
+static void ev_add_read(void *p) { ((struct redis_link *)p)->want_read = true; }
+static void ev_del_read(void *p) { ((struct redis_link *)p)->want_read = false; }
+static void ev_add_write(void *p) { ((struct redis_link *)p)->want_write = true; }
+static void ev_del_write(void *p) { ((struct redis_link *)p)->want_write = false; }
+static void ev_cleanup(void *p)
+{
+	struct redis_link *l = p;
+	l->want_read = l->want_write = false;
+}
+
+static void on_redis_connect(const redisAsyncContext *ac, int status)
+{
+	struct redis_link *l = ac->data;
+	if (status != REDIS_OK) {
+		log_msg(LOG_WARN, "redis %s: connect failed: %s", l->name, ac->errstr);
+		l->ac = NULL; /* hiredis frees it */
+		l->retry_at = now_s() + RETRY_S;
+		return;
+	}
+	log_msg(LOG_INFO, "redis %s: connected", l->name);
+	l->ready = true;
+	l->on_ready(l->b);
+}
+
+static void on_redis_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis_link *l = ac->data;
+	if (status != REDIS_OK)
+		log_msg(LOG_WARN, "redis %s: connection lost: %s", l->name, ac->errstr);
+	l->ac = NULL;
+	l->ready = false;
+	l->want_read = l->want_write = false;
+	l->retry_at = now_s() + RETRY_S;
+	if (l == &l->b->feed)
+		l->b->feed_pending = false;
+}
+
+static void link_connect(struct redis_link *l)
+{
+	const struct chat_config *cfg = l->b->cfg;
+	redisAsyncContext *ac = redisAsyncConnect(cfg->redis_host, (int)cfg->redis_port);
+
+	l->retry_at = 0;
+	if (ac == NULL || ac->err) {
+		log_msg(LOG_WARN, "redis %s: %s", l->name, ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		l->retry_at = now_s() + RETRY_S;
+		return;
+	}
+	ac->data = l;
+	ac->ev.data = l;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_redis_connect);
+	redisAsyncSetDisconnectCallback(ac, on_redis_disconnect);
+	l->ac = ac;
+	/* connecting: wait until the socket is writable */
+	l->want_write = true;
+}
+
+/* ---- publishing to the local broker ---- */
+
+void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain, const mosquitto_property *props)
+{
+	if (!b->mqtt_up)
+		return;
+	int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)len, payload, qos, retain, props);
+	if (rc != MOSQ_ERR_SUCCESS)
+		log_msg(LOG_WARN, "publish %s: %s", topic, mosquitto_strerror(rc));
+}
+
+static void publish(struct bridge *b, const char *topic, const char *payload, size_t len,
+                    int qos, bool retain)
+{
+	bridge_publish(b, topic, payload, len, qos, retain, NULL);
+}
+
+static void notice(struct bridge *b, const char *user, const char *code, const char *message,
+                   const char *about, const char *cid)
+{
+	char topic[128];
+	char *json = inbound_notice(code, message, about, cid);
+	if (json && topic_user(b->cfg->topic_prefix, user, "notice", topic, sizeof(topic)) > 0)
+		publish(b, topic, json, strlen(json), 1, false);
+	free(json);
+}
+
+/* ---- ephemeral relay through chat:eph: "<topic>\n<payload>" ---- */
+
+void bridge_relay(struct bridge *b, const char *topic, const char *payload)
+{
+	if (!b->cmd.ready)
+		return;
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH chat:eph %s\n%s", topic, payload);
+}
+
+static void on_eph(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	(void)ac;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[2]->type != REDIS_REPLY_STRING)
+		return; /* the subscribe confirmation, or a lost link */
+	const char *s = reply->element[2]->str;
+	const char *nl = memchr(s, '\n', reply->element[2]->len);
+	if (nl == NULL || nl - s >= 256)
+		return;
+	char topic[256];
+	memcpy(topic, s, (size_t)(nl - s));
+	topic[nl - s] = '\0';
+	publish(b, topic, nl + 1, reply->element[2]->len - (size_t)(nl - s) - 1, 0, false);
+}
+
+static void sub_ready(struct bridge *b)
+{
+	redisAsyncCommand(b->sub.ac, on_eph, b, "SUBSCRIBE chat:eph");
+}
+
+/* ---- the feed: chat:stream in order, to the local broker ---- */
+
+static void feed_next(struct bridge *b);
+
+/* Delivers one stream entry ([conv, c, seq, n, msg, json]). */
+static void deliver(struct bridge *b, redisReply *fields)
+{
+	const char *conv = NULL, *msg = NULL;
+	size_t conv_len = 0, msg_len = 0;
+	struct conv_id c;
+	char topic[160];
+	const char *prefix = b->cfg->topic_prefix;
+
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		redisReply *k = fields->element[i], *v = fields->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(k->str, "conv") == 0) {
+			conv = v->str;
+			conv_len = v->len;
+		} else if (strcmp(k->str, "msg") == 0) {
+			msg = v->str;
+			msg_len = v->len;
+		}
+	}
+	if (conv == NULL || msg == NULL || conv_parse(conv, conv_len, &c) != 0) {
+		log_msg(LOG_WARN, "stream entry without a valid conv or msg: skipped");
+		return;
+	}
+	if (c.kind == CONV_ROOM) {
+		if (topic_room(prefix, c.a, NULL, topic, sizeof(topic)) > 0)
+			publish(b, topic, msg, msg_len, 1, false);
+		return;
+	}
+	if (topic_user(prefix, c.a, "inbox", topic, sizeof(topic)) > 0)
+		publish(b, topic, msg, msg_len, 1, false);
+	if (topic_user(prefix, c.b, "inbox", topic, sizeof(topic)) > 0)
+		publish(b, topic, msg, msg_len, 1, false);
+}
+
+static void on_feed(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	(void)ac;
+
+	b->feed_pending = false;
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		log_msg(LOG_WARN, "XREAD: %s", reply->str);
+	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+		redisReply *entries = reply->element[0]->element[1];
+		for (size_t i = 0; i < entries->elements; i++) {
+			redisReply *e = entries->element[i];
+			if (!b->mqtt_up)
+				break; /* resume from the last delivered entry later */
+			deliver(b, e->element[1]);
+			snprintf(b->stream_last, sizeof(b->stream_last), "%s", e->element[0]->str);
+		}
+		if (b->cmd.ready)
+			redisAsyncCommand(b->cmd.ac, NULL, NULL, "SET chat:cursor:%s %s",
+			                  b->cfg->node_name, b->stream_last);
+	}
+	feed_next(b);
+}
+
+static void feed_next(struct bridge *b)
+{
+	if (!b->mqtt_up || !b->feed.ready || b->feed_pending || b->stream_last[0] == '\0')
+		return;
+	b->feed_pending = true;
+	redisAsyncCommand(b->feed.ac, on_feed, b, "XREAD COUNT %d BLOCK 1000 STREAMS chat:stream %s",
+	                  FEED_BATCH, b->stream_last);
+}
+
+static void on_stream_tail(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	(void)ac;
+
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1)
+		snprintf(b->stream_last, sizeof(b->stream_last), "%s",
+		         reply->element[0]->element[0]->str);
+	else
+		snprintf(b->stream_last, sizeof(b->stream_last), "0-0");
+	log_msg(LOG_INFO, "feed starts after %s", b->stream_last);
+	feed_next(b);
+}
+
+/* Resumes after the last entry this node delivered (at-least-once across
+ * restarts; subscribers drop duplicates by seq), or after the newest entry
+ * when this node never ran. */
+static void on_cursor(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(b->stream_last)) {
+		memcpy(b->stream_last, reply->str, reply->len + 1);
+		log_msg(LOG_INFO, "feed resumes after %s", b->stream_last);
+		feed_next(b);
+		return;
+	}
+	redisAsyncCommand(ac, on_stream_tail, b, "XREVRANGE chat:stream + - COUNT 1");
+}
+
+static void feed_ready(struct bridge *b)
+{
+	if (b->stream_last[0]) {
+		feed_next(b);
+		return;
+	}
+	redisAsyncCommand(b->feed.ac, on_cursor, b, "GET chat:cursor:%s", b->cfg->node_name);
+}
+
+static void cmd_ready(struct bridge *b)
+{
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_post);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_typing);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
+}
+
+/* ---- inbound ---- */
+
+struct post_ctx {
+	struct bridge *b;
+	char sender[NAME_USER_MAX + 1];
+	char topic[192];
+	char cid[ENVELOPE_CID_MAX + 1];
+	char room[NAME_ROOM_MAX + 1];
+	char payload[]; /* typing: the relay payload */
+};
+
+static struct post_ctx *post_ctx_new(struct bridge *b, const struct inbound *in,
+                                     const char *topic, const char *payload)
+{
+	size_t n = payload ? strlen(payload) + 1 : 1;
+	struct post_ctx *ctx = calloc(1, sizeof(*ctx) + n);
+	if (ctx == NULL)
+		return NULL;
+	ctx->b = b;
+	strcpy(ctx->sender, in->topic.sender);
+	snprintf(ctx->topic, sizeof(ctx->topic), "%s", topic);
+	strcpy(ctx->cid, in->input.cid);
+	strcpy(ctx->room, in->topic.target);
+	if (payload)
+		memcpy(ctx->payload, payload, n);
+	return ctx;
+}
+
+/* Maps a script's negative status to a notice. */
+static void script_refusal(struct post_ctx *ctx, long long status)
+{
+	switch (status) {
+	case -1:
+		notice(ctx->b, ctx->sender, NOTICE_RATE_LIMITED, "too many messages: slow down",
+		       ctx->topic, ctx->cid);
+		break;
+	case -2:
+		notice(ctx->b, ctx->sender, NOTICE_NOT_FOUND, "no such room", ctx->topic, ctx->cid);
+		break;
+	case -3:
+		notice(ctx->b, ctx->sender, NOTICE_FORBIDDEN, "not a member of this private room",
+		       ctx->topic, ctx->cid);
+		break;
+	default:
+		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "unexpected answer", ctx->topic,
+		       ctx->cid);
+	}
+}
+
+static void on_post(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct post_ctx *ctx = priv;
+	(void)ac;
+
+	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+		if (reply)
+			log_msg(LOG_WARN, "post script: %s", reply->str);
+		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
+		       ctx->topic, ctx->cid);
+	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
+		script_refusal(ctx, reply->integer);
+	}
+	/* accepted: delivery, also to the sender's devices, comes from the feed */
+	free(ctx);
+}
+
+static void post(struct bridge *b, struct inbound *in, const char *topic)
+{
+	char id[64], rate[24], burst[24], keep[24], maxlen[24];
+	char *head = NULL, *tail = NULL;
+
+	snprintf(id, sizeof(id), "%s%llx", b->id_prefix, ++b->id_counter);
+	if (inbound_message_parts(in, id, &head, &tail) != 0) {
+		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
+		return;
+	}
+	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
+	if (ctx == NULL) {
+		free(head);
+		free(tail);
+		return;
+	}
+	snprintf(rate, sizeof(rate), "%ld", b->cfg->rate_per_s);
+	snprintf(burst, sizeof(burst), "%ld", b->cfg->rate_burst);
+	snprintf(keep, sizeof(keep), "%ld", b->cfg->recent_max);
+	snprintf(maxlen, sizeof(maxlen), "%ld", b->cfg->stream_maxlen);
+	const char *kind = in->topic.kind == TOPIC_IN_ROOM ? "room" : "dm";
+	const char *argv[] = {"EVALSHA", b->sha.post, "0", in->conv, head, tail, rate, burst,
+	                      keep, maxlen, in->topic.sender, in->topic.target, kind};
+	redisAsyncCommandArgv(b->cmd.ac, on_post, ctx, 13, argv, NULL);
+	free(head);
+	free(tail);
+}
+
+static void on_typing(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct post_ctx *ctx = priv;
+	char topic[160];
+	(void)ac;
+
+	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+		if (topic_room(ctx->b->cfg->topic_prefix, ctx->room, "typing", topic, sizeof(topic)) > 0)
+			bridge_relay(ctx->b, topic, ctx->payload);
+	} else if (reply && reply->type == REDIS_REPLY_INTEGER) {
+		script_refusal(ctx, reply->integer);
+	}
+	free(ctx);
+}
+
+static void typing(struct bridge *b, struct inbound *in, const char *topic)
+{
+	char *json = inbound_typing(in);
+	char dest[160];
+
+	if (json == NULL)
+		return;
+	if (in->topic.kind == TOPIC_IN_TYPING_DM) {
+		if (topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", dest, sizeof(dest)) > 0)
+			bridge_relay(b, dest, json);
+	} else {
+		struct post_ctx *ctx = post_ctx_new(b, in, topic, json);
+		if (ctx) {
+			const char *argv[] = {"EVALSHA", b->sha.typing, "0", in->topic.sender,
+			                      in->topic.target};
+			redisAsyncCommandArgv(b->cmd.ac, on_typing, ctx, 5, argv, NULL);
+		}
+	}
+	free(json);
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+	struct bridge *b = obj;
+	struct inbound in;
+	(void)mosq;
+
+	inbound_classify(b->cfg->topic_prefix, msg->topic, msg->payload, (size_t)msg->payloadlen,
+	                 (size_t)b->cfg->body_max, &in);
+	if (in.action != INBOUND_DROP && in.action != INBOUND_REJECT && !b->cmd.ready) {
+		in.action = INBOUND_REJECT;
+		in.code = NOTICE_UNAVAILABLE;
+		in.message = "the message service is reconnecting: try again";
+	}
+	switch (in.action) {
+	case INBOUND_DROP:
+		break;
+	case INBOUND_REJECT:
+		notice(b, in.topic.sender, in.code, in.message, msg->topic, in.input.cid);
+		break;
+	case INBOUND_POST:
+		post(b, &in, msg->topic);
+		break;
+	case INBOUND_TYPING:
+		typing(b, &in, msg->topic);
+		break;
+	case INBOUND_RPC:
+		rpc_handle(b, in.topic.sender, msg->payload, (size_t)msg->payloadlen, props);
+		break;
+	}
+	inbound_free(&in);
+}
+
+/* ---- the broker connection ---- */
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+                       const mosquitto_property *props)
+{
+	struct bridge *b = obj;
+	char filter[128];
+	(void)flags;
+	(void)props;
+
+	if (rc != 0) {
+		log_msg(LOG_ERR, "broker refused the bridge: %s", mosquitto_reason_string(rc));
+		return;
+	}
+	log_msg(LOG_INFO, "connected to the broker at %s:%ld", b->cfg->mqtt_host, b->cfg->mqtt_port);
+	b->mqtt_up = true;
+	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
+	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
+	feed_next(b);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
+                          const mosquitto_property *props)
+{
+	struct bridge *b = obj;
+	(void)mosq;
+	(void)props;
+	if (b->mqtt_up)
+		log_msg(LOG_WARN, "broker connection lost (%s)", mosquitto_strerror(rc));
+	b->mqtt_up = false;
+	b->mqtt_retry_at = now_s() + RETRY_S;
+}
+
+/* Connects (or reconnects) with a fresh service token. */
+static void mqtt_connect(struct bridge *b)
+{
+	char *token = NULL;
+	int64_t now = (int64_t)time(NULL);
+	mosquitto_property *props = NULL;
+
+	b->mqtt_retry_at = 0;
+	if (token_mint(&b->keys, b->cfg->service_user, ROLE_SERVICE, now, TOKEN_TTL_S, &token) != 0) {
+		log_msg(LOG_ERR, "cannot mint the bridge's service token (jwt_signing_key_file?)");
+		b->mqtt_retry_at = now_s() + 10;
+		return;
+	}
+	b->token_exp = now + TOKEN_TTL_S;
+	mosquitto_username_pw_set(b->mosq, b->cfg->service_user, token);
+	free(token);
+	/* keep the session (and its queued input) for an hour across restarts */
+	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 3600);
+	int rc = mosquitto_connect_bind_v5(b->mosq, b->cfg->mqtt_host, (int)b->cfg->mqtt_port, 30,
+	                                   NULL, props);
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_msg(LOG_WARN, "broker %s:%ld: %s", b->cfg->mqtt_host, b->cfg->mqtt_port,
+		        mosquitto_strerror(rc));
+		b->mqtt_retry_at = now_s() + RETRY_S;
+	}
+}
+
+int bridge_init(struct bridge *b, const struct chat_config *cfg)
+{
+	char err[256], client_id[80];
+	unsigned char rnd[6];
+
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	if (token_keyring_load(&b->keys, cfg, err, sizeof(err)) != TOKEN_OK) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	scripts_sha(&b->sha);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(b->id_prefix, sizeof(b->id_prefix), "%02x%02x%02x%02x%02x%02x-", rnd[0], rnd[1],
+	         rnd[2], rnd[3], rnd[4], rnd[5]);
+
+	mosquitto_lib_init();
+	snprintf(client_id, sizeof(client_id), "%s:%s", cfg->service_user, cfg->node_name);
+	b->mosq = mosquitto_new(client_id, false, b);
+	if (b->mosq == NULL) {
+		log_msg(LOG_ERR, "mosquitto_new: %s", strerror(errno));
+		return -1;
+	}
+	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	mosquitto_connect_v5_callback_set(b->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(b->mosq, on_disconnect);
+	mosquitto_message_v5_callback_set(b->mosq, on_message);
+
+	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
+	const char *names[] = {"cmd", "feed", "sub"};
+	void (*ready[])(struct bridge *) = {cmd_ready, feed_ready, sub_ready};
+	for (int i = 0; i < 3; i++) {
+		links[i]->name = names[i];
+		links[i]->b = b;
+		links[i]->on_ready = ready[i];
+		links[i]->retry_at = 0.001; /* connect on the first turn */
+	}
+	b->mqtt_retry_at = 0.001;
+	return 0;
+}
+
+static void mqtt_io(struct bridge *b, short revents)
+{
+	int rc = MOSQ_ERR_SUCCESS;
+	if (revents & (POLLIN | POLLHUP | POLLERR))
+		rc = mosquitto_loop_read(b->mosq, 1);
+	if (rc == MOSQ_ERR_SUCCESS && (revents & POLLOUT))
+		rc = mosquitto_loop_write(b->mosq, 1);
+	if (rc != MOSQ_ERR_SUCCESS && b->mqtt_retry_at == 0) {
+		b->mqtt_up = false;
+		b->mqtt_retry_at = now_s() + RETRY_S;
+	}
+}
+
+void bridge_run(struct bridge *b)
+{
+	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
+
+	while (!b->stop) {
+		struct pollfd fds[4];
+		struct redis_link *owner[4];
+		int n = 0;
+		double now = now_s();
+
+		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at)
+			mqtt_connect(b);
+		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
+			mosquitto_disconnect(b->mosq); /* reconnect with a fresh token */
+		for (int i = 0; i < 3; i++)
+			if (links[i]->ac == NULL && links[i]->retry_at > 0 && now >= links[i]->retry_at)
+				link_connect(links[i]);
+
+		int sock = mosquitto_socket(b->mosq);
+		if (sock >= 0 && b->mqtt_retry_at == 0) {
+			fds[n] = (struct pollfd){sock, POLLIN, 0};
+			if (mosquitto_want_write(b->mosq))
+				fds[n].events |= POLLOUT;
+			owner[n++] = NULL;
+		}
+		for (int i = 0; i < 3; i++) {
+			struct redis_link *l = links[i];
+			if (l->ac == NULL || (!l->want_read && !l->want_write))
+				continue;
+			fds[n] = (struct pollfd){l->ac->c.fd, 0, 0};
+			fds[n].events = (short)((l->want_read ? POLLIN : 0) | (l->want_write ? POLLOUT : 0));
+			owner[n++] = l;
+		}
+		int ready = poll(fds, (nfds_t)n, 50);
+		if (ready < 0 && errno != EINTR) {
+			log_msg(LOG_ERR, "poll: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n && ready > 0; i++) {
+			if (fds[i].revents == 0)
+				continue;
+			if (owner[i] == NULL) {
+				mqtt_io(b, fds[i].revents);
+				continue;
+			}
+			/* a callback may free the context: look it up again */
+			if (owner[i]->ac && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				redisAsyncHandleRead(owner[i]->ac);
+			if (owner[i]->ac && (fds[i].revents & POLLOUT))
+				redisAsyncHandleWrite(owner[i]->ac);
+		}
+		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
+		    b->mqtt_retry_at == 0) {
+			b->mqtt_up = false;
+			b->mqtt_retry_at = now_s() + RETRY_S;
+		}
+	}
+}
+
+void bridge_free(struct bridge *b)
+{
+	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
+	for (int i = 0; i < 3; i++)
+		if (links[i]->ac)
+			redisAsyncFree(links[i]->ac);
+	if (b->mosq) {
+		mosquitto_disconnect(b->mosq);
+		mosquitto_destroy(b->mosq);
+	}
+	mosquitto_lib_cleanup();
+	token_keyring_free(&b->keys);
+}

@@ -1,0 +1,64 @@
+/*
+ * The bridge daemon's state and its one event loop. It drives libmosquitto
+ * (the local broker, as a service user) and three hiredis async links to
+ * Redis with poll(), on one thread:
+ *   cmd   scripts (post, typing, rooms) and small writes
+ *   feed  XREAD of chat:stream: every accepted message, in order, delivered
+ *         to the local broker (so subscribers on every instance see the same
+ *         seq order)
+ *   sub   SUBSCRIBE chat:eph: typing and room events, never stored
+ */
+#ifndef CHAT_BRIDGE_H
+#define CHAT_BRIDGE_H
+
+#include <stdbool.h>
+
+#include <hiredis/async.h>
+#include <mosquitto.h>
+
+#include "chat/config.h"
+#include "chat/token.h"
+#include "scripts.h"
+
+struct bridge;
+
+struct redis_link {
+	const char *name;
+	redisAsyncContext *ac;
+	bool want_read, want_write;
+	bool ready;
+	double retry_at;
+	void (*on_ready)(struct bridge *b);
+	struct bridge *b;
+};
+
+struct bridge {
+	const struct chat_config *cfg;
+	struct token_keyring keys;
+	struct mosquitto *mosq;
+	bool mqtt_up;
+	double mqtt_retry_at;
+	int64_t token_exp;
+	struct redis_link cmd, feed, sub;
+	struct script_sha sha;
+	char stream_last[64]; /* id of the last stream entry delivered */
+	bool feed_pending;
+	char id_prefix[24];
+	unsigned long long id_counter;
+	volatile int stop;
+};
+
+/* Publishes to the local broker (dropped with a log line while it is
+ * down; props may be NULL). */
+void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
+                    int qos, bool retain, const mosquitto_property *props);
+/* Sends payload to topic on every instance, through Redis (not stored). */
+void bridge_relay(struct bridge *b, const char *topic, const char *payload);
+
+/* Sets up (no network yet). Returns 0, or -1 with a logged reason. */
+int bridge_init(struct bridge *b, const struct chat_config *cfg);
+/* Runs until b->stop is set. */
+void bridge_run(struct bridge *b);
+void bridge_free(struct bridge *b);
+
+#endif

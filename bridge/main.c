@@ -1,0 +1,56 @@
+/*
+ * chat-bridge: the daemon beside each broker. Reads settings (--config FILE,
+ * else $CHAT_CONFIG, then CHAT_<KEY> variables), then runs the bridge loop
+ * until SIGINT or SIGTERM.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bridge.h"
+#include "chat/log.h"
+
+static struct bridge the_bridge;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	the_bridge.stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct chat_config cfg;
+	const char *path = getenv("CHAT_CONFIG");
+	char err[512];
+
+	if (argc == 3 && strcmp(argv[1], "--config") == 0) {
+		path = argv[2];
+	} else if (argc != 1) {
+		fprintf(stderr, "usage: chat-bridge [--config FILE]\n");
+		return 2;
+	}
+	if (config_init(&cfg) != CONFIG_OK)
+		return 1;
+	if ((path && config_load_file(&cfg, path, err, sizeof(err)) != CONFIG_OK) ||
+	    config_load_env(&cfg, err, sizeof(err)) != CONFIG_OK) {
+		log_msg(LOG_ERR, "%s", err);
+		config_free(&cfg);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (bridge_init(&the_bridge, &cfg) != 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	log_msg(LOG_INFO, "bridge %s starting (broker %s:%ld, redis %s:%ld)", cfg.node_name,
+	        cfg.mqtt_host, cfg.mqtt_port, cfg.redis_host, cfg.redis_port);
+	bridge_run(&the_bridge);
+	bridge_free(&the_bridge);
+	config_free(&cfg);
+	log_msg(LOG_INFO, "bridge stopped");
+	return 0;
+}

@@ -1,0 +1,270 @@
+/*
+ * Requests (see rpc.h). A request is parsed and checked here; room methods
+ * run as one Lua script in Redis; the reply is built from its answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <mqtt_protocol.h>
+
+#include "bridge.h"
+#include "chat/log.h"
+#include "chat/names.h"
+#include "chat/topic.h"
+#include "rpc.h"
+
+struct rpc_ctx {
+	struct bridge *b;
+	char caller[NAME_USER_MAX + 1];
+	char method[32];
+	char room[NAME_ROOM_MAX + 1];
+	char user[NAME_USER_MAX + 1];
+	char reply_topic[256];
+	cJSON *id; /* echoed as given */
+	void *corr;
+	uint16_t corr_len;
+};
+
+int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
+{
+	char base[128];
+	int n = snprintf(base, sizeof(base), "%s/user/%s/", prefix, caller);
+	size_t len = strlen(topic);
+
+	if (n <= 0 || (size_t)n >= sizeof(base) || len <= (size_t)n || len > 200 ||
+	    strncmp(topic, base, (size_t)n) != 0)
+		return 0;
+	if (strpbrk(topic, "+#") != NULL || strstr(topic + n - 1, "//") != NULL ||
+	    topic[len - 1] == '/')
+		return 0;
+	return 1;
+}
+
+static void ctx_free(struct rpc_ctx *c)
+{
+	cJSON_Delete(c->id);
+	free(c->corr);
+	free(c);
+}
+
+/* Sends {"id":..,"result":result} or {"id":..,"error":{code,message}};
+ * takes ownership of result. */
+static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+	mosquitto_property *props = NULL;
+
+	cJSON_AddItemToObject(o, "id", c->id ? cJSON_Duplicate(c->id, 1) : cJSON_CreateNull());
+	if (code) {
+		cJSON *e = cJSON_AddObjectToObject(o, "error");
+		cJSON_AddStringToObject(e, "code", code);
+		cJSON_AddStringToObject(e, "message", message);
+		cJSON_Delete(result);
+	} else {
+		cJSON_AddItemToObject(o, "result", result ? result : cJSON_CreateObject());
+	}
+	char *json = cJSON_PrintUnformatted(o);
+	if (c->corr)
+		mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, c->corr, c->corr_len);
+	if (json)
+		bridge_publish(c->b, c->reply_topic, json, strlen(json), 1, false, props);
+	mosquitto_property_free_all(&props);
+	free(json);
+	cJSON_Delete(o);
+}
+
+static void room_event(struct rpc_ctx *c, const char *type, const char *user)
+{
+	char topic[160], *json = NULL;
+	if (topic_room(c->b->cfg->topic_prefix, c->room, "events", topic, sizeof(topic)) < 0)
+		return;
+	if (asprintf(&json, "{\"v\":1,\"type\":\"%s\",\"room\":\"%s\",\"user\":\"%s\"}", type,
+	             c->room, user) < 0)
+		return;
+	bridge_relay(c->b, topic, json);
+	free(json);
+}
+
+static cJSON *room_object(const char *room, const char *owner, const char *private)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "room", room);
+	cJSON_AddStringToObject(r, "owner", owner);
+	cJSON_AddBoolToObject(r, "private", strcmp(private, "1") == 0);
+	return r;
+}
+
+/* Turns the room script's answer {status, ...} into the reply. */
+static void on_room(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "room script: %s", rep->str);
+		reply(c, NULL, "unavailable", "the room service did not answer: try again");
+		goto done;
+	}
+	const char *status = rep->element[0]->str;
+	if (strcmp(status, "ok") != 0) {
+		reply(c, NULL, status,
+		      rep->elements > 1 ? rep->element[1]->str : "refused");
+		goto done;
+	}
+	cJSON *result = cJSON_CreateObject();
+	if (strcmp(c->method, "rooms.list") == 0) {
+		cJSON *rooms = cJSON_AddArrayToObject(result, "rooms");
+		for (size_t i = 1; i < rep->elements; i++) {
+			char room[NAME_ROOM_MAX + 1], owner[NAME_USER_MAX + 1], priv[2];
+			int member;
+			if (sscanf(rep->element[i]->str, "%64s %32s %1s %d", room, owner, priv, &member) != 4)
+				continue;
+			cJSON *o = room_object(room, owner, priv);
+			cJSON_AddBoolToObject(o, "member", member == 1);
+			cJSON_AddItemToArray(rooms, o);
+		}
+	} else if (strcmp(c->method, "room.create") == 0) {
+		cJSON_AddItemToObject(result, "room",
+		                      room_object(c->room, rep->element[1]->str, rep->element[2]->str));
+	} else if (strcmp(c->method, "room.members") == 0) {
+		cJSON *members = cJSON_AddArrayToObject(result, "members");
+		for (size_t i = 1; i < rep->elements; i++) {
+			cJSON *m = cJSON_CreateObject();
+			cJSON_AddStringToObject(m, "user", rep->element[i]->str);
+			cJSON_AddItemToArray(members, m);
+		}
+	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
+		/* membership changed: tell the room */
+		if (strcmp(c->method, "room.join") == 0)
+			room_event(c, "join", c->caller);
+		else if (strcmp(c->method, "room.leave") == 0)
+			room_event(c, "leave", c->caller);
+		else if (strcmp(c->method, "room.invite") == 0)
+			room_event(c, "join", c->user);
+		else if (strcmp(c->method, "room.remove") == 0)
+			room_event(c, "leave", c->user);
+	}
+	reply(c, result, NULL, NULL);
+done:
+	ctx_free(c);
+}
+
+static const char *room_methods[] = {"rooms.list",  "room.create", "room.join",  "room.leave",
+                                     "room.invite", "room.remove", "room.members"};
+
+static int is_room_method(const char *m)
+{
+	for (size_t i = 0; i < sizeof(room_methods) / sizeof(room_methods[0]); i++)
+		if (strcmp(m, room_methods[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Reads a required id-like string param; returns NULL after replying. */
+static const char *name_param(struct rpc_ctx *c, const cJSON *params, const char *key,
+                              int is_room)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, key);
+	if (!cJSON_IsString(v) ||
+	    !(is_room ? name_room_valid(v->valuestring, strlen(v->valuestring))
+	              : name_user_valid(v->valuestring, strlen(v->valuestring)))) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "params.%s must be a valid %s id", key,
+		         is_room ? "room" : "user");
+		reply(c, NULL, "bad_request", msg);
+		return NULL;
+	}
+	return v->valuestring;
+}
+
+/* Checks params for a room method and runs the script. Returns 0 when the
+ * script was sent (on_room then owns c), -1 after replying with an error. */
+static int room_call(struct rpc_ctx *c, const cJSON *params)
+{
+	const char *flag = "";
+	if (strcmp(c->method, "rooms.list") != 0) {
+		const char *room = name_param(c, params, "room", 1);
+		if (room == NULL)
+			return -1;
+		strcpy(c->room, room);
+	}
+	if (strcmp(c->method, "room.create") == 0) {
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(params, "private");
+		if (p != NULL && !cJSON_IsBool(p)) {
+			reply(c, NULL, "bad_request", "params.private must be true or false");
+			return -1;
+		}
+		flag = cJSON_IsTrue(p) ? "1" : "0";
+	}
+	if (strcmp(c->method, "room.invite") == 0 || strcmp(c->method, "room.remove") == 0) {
+		const char *user = name_param(c, params, "user", 0);
+		if (user == NULL)
+			return -1;
+		strcpy(c->user, user);
+	}
+	const char *argv[] = {"EVALSHA", c->b->sha.room, "0", c->method, c->caller, c->room, flag,
+	                      c->user};
+	if (redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 8, argv, NULL) != REDIS_OK) {
+		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
+		return -1;
+	}
+	return 0;
+}
+
+void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
+                const mosquitto_property *props)
+{
+	struct rpc_ctx *c = calloc(1, sizeof(*c));
+	char *rt = NULL;
+	const char *prefix = b->cfg->topic_prefix;
+
+	if (c == NULL)
+		return;
+	c->b = b;
+	strcpy(c->caller, caller);
+	topic_user(prefix, caller, "rpc", c->reply_topic, sizeof(c->reply_topic));
+	if (props) {
+		mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &c->corr,
+		                               &c->corr_len, false);
+		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
+	}
+	cJSON *req = cJSON_ParseWithLength(payload, len);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	if (cJSON_IsString(id) || cJSON_IsNumber(id))
+		c->id = cJSON_Duplicate(id, 1);
+	if (rt && !rpc_reply_topic_ok(prefix, caller, rt)) {
+		reply(c, NULL, "forbidden", "the response topic must be under your own user topic");
+		goto fail;
+	}
+	if (rt)
+		snprintf(c->reply_topic, sizeof(c->reply_topic), "%s", rt);
+
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
+	if (!cJSON_IsObject(req) || c->id == NULL || !cJSON_IsString(method) ||
+	    (params != NULL && !cJSON_IsObject(params))) {
+		reply(c, NULL, "bad_request",
+		      "a request is {\"id\": string, \"method\": string, \"params\": object}");
+		goto fail;
+	}
+	snprintf(c->method, sizeof(c->method), "%s", method->valuestring);
+	if (is_room_method(c->method)) {
+		int sent = room_call(c, params) == 0;
+		cJSON_Delete(req);
+		free(rt);
+		if (!sent)
+			ctx_free(c);
+		return;
+	}
+	reply(c, NULL, "bad_request", "unknown method");
+fail:
+	cJSON_Delete(req);
+	free(rt);
+	ctx_free(c);
+}

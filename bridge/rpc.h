@@ -1,0 +1,23 @@
+/*
+ * Requests over MQTT (shared/PROTOCOL.md section 6): parsing, dispatch to
+ * the Redis scripts, and the reply on chat/user/<me>/rpc or, with MQTT 5,
+ * on the request's Response Topic (only under chat/user/<me>/) with its
+ * Correlation Data.
+ */
+#ifndef CHAT_RPC_H
+#define CHAT_RPC_H
+
+#include <stddef.h>
+
+#include <mosquitto.h>
+
+struct bridge;
+
+void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
+                const mosquitto_property *props);
+
+/* Whether topic is a valid reply topic for caller: <prefix>/user/<caller>/
+ * followed by one or more non-empty levels, no wildcards. */
+int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic);
+
+#endif

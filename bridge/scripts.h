@@ -1,0 +1,41 @@
+/*
+ * The Lua scripts the bridge runs in Redis, each one atomic step, and their
+ * SHA1 digests for EVALSHA (loaded again after every reconnect).
+ *
+ * Keys (all under "chat:"):
+ *   seq:<conv>          last seq issued in a conversation (INCR)
+ *   stream              every accepted message, in seq order per conv;
+ *                       fields conv, seq, msg (the subscriber JSON)
+ *   recent:<conv>       the last recent_max messages' JSON
+ *   rate:<user>         token bucket {tokens, ts}
+ *   room:<room>         hash {owner, private, created}
+ *   room:<room>:members set of user ids
+ *   rooms:public        set of public room ids
+ *   user:<user>:rooms   set of room ids the user belongs to
+ *   users               set of user ids ever seen
+ */
+#ifndef CHAT_SCRIPTS_H
+#define CHAT_SCRIPTS_H
+
+/* post: ARGV conv, head, tail, rate, burst, recent_max, stream_maxlen,
+ * sender, target, kind ("room" | "dm").
+ * Returns seq > 0, or -1 rate limited, -2 no such room, -3 not a member. */
+extern const char script_post[];
+/* typing: ARGV sender, room. Returns 1 when the sender may signal typing in
+ * the room, -2 no such room, -3 not a member. */
+extern const char script_typing[];
+/* room: ARGV method, caller, room, flag, user; flag is "1"/"0" (private)
+ * for room.create and "admin" when an admin calls room.invite/remove.
+ * Returns {status, payload...}; status "ok" or an error code. */
+extern const char script_room[];
+
+struct script_sha {
+	char post[41];
+	char typing[41];
+	char room[41];
+};
+
+/* Fills the digests. */
+void scripts_sha(struct script_sha *out);
+
+#endif
