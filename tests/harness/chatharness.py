@@ -153,6 +153,8 @@ class Mosquitto(Server):
                  "allow_anonymous %s" % ("false" if self.plugin else "true"),
                  "persistence false", "log_dest stdout", "log_type all",
                  "max_keepalive 3600",
+                 # the bridge takes bursts from many clients: queue, don't drop
+                 "max_queued_messages 100000",
                  # as root, mosquitto would switch to the "mosquitto" user
                  # and lose access to the test's private key files
                  "user %s" % getpass.getuser(),
@@ -185,11 +187,23 @@ class Mosquitto(Server):
 
 
 class Redis(Server):
+    """redis-server as production runs it: every write in the append-only
+    file, synced before the reply, so a restart never forgets an issued seq."""
+
     name = "redis"
 
     def command(self):
         return [find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize", "no"]
+                "--dir", self.dir, "--save", "", "--appendonly", "yes",
+                "--appendfsync", "always", "--daemonize", "no"]
+
+    def call(self, *args):
+        """One command through redis-cli; returns its output, stripped."""
+        r = subprocess.run([find_binary("redis-cli"), "-p", str(self.port), *map(str, args)],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise HarnessError("redis-cli %s: %s" % (args, r.stderr))
+        return r.stdout.strip()
 
     def ready(self):
         try:
@@ -230,6 +244,46 @@ class FerretDB(Server):
     @property
     def url(self):
         return "mongodb://127.0.0.1:%d/" % self.port
+
+
+class Bridge(Server):
+    """chat-bridge for one broker. Ready when it is connected to the broker
+    and its feed is reading the stream."""
+
+    name = "bridge"
+
+    def __init__(self, workdir, broker, redis, keys, node, build_dir=None, **settings):
+        super().__init__(workdir)
+        self.broker, self.redis, self.keys, self.node = broker, redis, keys, node
+        self.binary = os.path.join(build_dir or BUILD_DIR, "bridge", "chat-bridge")
+        self.conf = os.path.join(self.dir, "bridge.conf")
+        self.settings = {"jwt_alg": "HS256", "jwt_key_file": keys.secret_file,
+                         "node_name": node, "mqtt_port": broker.port,
+                         "redis_port": redis.port}
+        self.settings.update(settings)
+
+    def command(self):
+        with open(self.conf, "w") as f:
+            f.write("".join("%s %s\n" % kv for kv in self.settings.items()))
+        if not os.path.exists(self.binary):
+            raise HarnessError("bridge not built: %s" % self.binary)
+        return [self.binary, "--config", self.conf]
+
+    def env(self):
+        env = dict(os.environ)
+        env.pop("CHAT_CONFIG", None)
+        return env
+
+    def ready(self):
+        text = self.log()
+        start = text.rfind("starting")
+        text = text[start:] if start >= 0 else ""
+        return "connected to the broker" in text and "feed " in text
+
+    def sanitizer_reports(self):
+        return [l for l in self.log().splitlines()
+                if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+                or "ERROR: LeakSanitizer" in l]
 
 
 class Keys:

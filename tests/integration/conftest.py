@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 
 import chatharness  # noqa: E402
-from chatharness import FerretDB, HarnessError, Keys, Mosquitto, Redis  # noqa: E402
+from chatharness import Bridge, FerretDB, HarnessError, Keys, Mosquitto, Redis  # noqa: E402
 
 
 def _start(server):
@@ -20,7 +20,7 @@ def _start(server):
 
 def _finish(server):
     server.stop()
-    if isinstance(server, Mosquitto) and server.plugin:
+    if isinstance(server, Bridge) or (isinstance(server, Mosquitto) and server.plugin):
         reports = server.sanitizer_reports()
         assert not reports, "sanitizer reports in the broker log:\n" + server.log()[-4000:]
 
@@ -64,3 +64,54 @@ def ferretdb(tmp_path_factory):
     f = _start(FerretDB(tmp_path_factory.mktemp("ferretdb")))
     yield f
     f.stop()
+
+
+class Cluster:
+    """Two brokers, each with its bridge, sharing one Redis."""
+
+    def __init__(self, tmp, keys, **bridge_settings):
+        self.keys = keys
+        self.started = []
+        try:
+            self.redis = self._add(Redis(tmp.mktemp("redis")))
+            self.brokers = [self._add(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts()))
+                            for _ in range(2)]
+            self.bridges = [self._add(Bridge(tmp.mktemp("bridge"), b, self.redis, keys,
+                                             "node%d" % (i + 1), **bridge_settings))
+                            for i, b in enumerate(self.brokers)]
+        except BaseException:
+            for s in self.started:
+                s.stop()
+            raise
+
+    def _add(self, server):
+        self.started.append(server)
+        return _start(server)
+
+    def servers(self):
+        return list(reversed(self.started))
+
+    def finish(self):
+        for s in self.servers():
+            _finish(s)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, keys):
+    c = Cluster(tmp_path_factory, keys)
+    yield c
+    c.finish()
+
+
+@pytest.fixture
+def make_cluster(tmp_path_factory, keys):
+    made = []
+
+    def make(**bridge_settings):
+        c = Cluster(tmp_path_factory, keys, **bridge_settings)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.finish()

@@ -181,3 +181,41 @@ def raw_connect(port, client_id: bytes, user: bytes, password: bytes,
         return None
     finally:
         s.close()
+
+
+def rpc(client, user, method, params=None, req_id=None, timeout=5):
+    """Sends a request on chat/in/<user>/rpc and returns the reply (the client
+    must be subscribed to chat/user/<user>/rpc or chat/user/<user>/#)."""
+    req_id = req_id or "r%d" % int(time.time() * 1e6)
+    body = {"id": req_id, "method": method}
+    if params is not None:
+        body["params"] = params
+    client.publish("chat/in/%s/rpc" % user, json.dumps(body), qos=1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with client.lock:
+            for topic, payload in client.messages:
+                if topic.endswith("/rpc"):
+                    try:
+                        reply = json.loads(payload)
+                    except ValueError:
+                        continue
+                    if reply.get("id") == req_id:
+                        return reply
+        time.sleep(0.01)
+    raise AssertionError("no reply to %s within %ss" % (method, timeout))
+
+
+def payloads(client, topic_suffix):
+    with client.lock:
+        return [json.loads(p) for t, p in client.messages if t.endswith(topic_suffix)]
+
+
+def wait_for(pred, timeout=5, interval=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
