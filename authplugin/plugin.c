@@ -8,6 +8,14 @@
  *   connection's entry compiled at auth time (clients.c).
  * - TICK: connections whose token has expired are disconnected.
  * - DISCONNECT: the connection's entry is dropped.
+ * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
+ *   (rooms.c), consulted by the topic rules.
+ *
+ * Connections are reported to the bridge for presence, on <prefix>/sys/conn:
+ * "up <user> <boot>-<n> <role>" after a successful auth and "down <user>
+ * <boot>-<n> <role>" when it ends. <boot> is random per broker start and
+ * retained on <prefix>/sys/boot, so the bridge can forget the connections
+ * of a broker that restarted.
  *
  * Everything runs on the broker's thread; nothing here does network I/O.
  * Options are plugin_opt_<key> lines using the keys of core/config.c.
@@ -15,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <mosquitto.h>
@@ -26,6 +35,7 @@
 #include "chat/log.h"
 #include "chat/token.h"
 #include "clients.h"
+#include "rooms.h"
 
 /* The broker finds these three by name; everything else stays hidden. */
 #define PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -36,6 +46,10 @@ struct plugin {
 	struct token_keyring keys;
 	struct acl_rules rules;
 	struct client_table clients;
+	struct room_table rooms;
+	char boot[17];
+	uint64_t next_conn;
+	char conn_topic[80];
 };
 
 static int64_t now_s(void)
@@ -50,6 +64,18 @@ static void to_mosquitto_log(enum log_level level, const char *line)
 	static const int map[] = {MOSQ_LOG_ERR, MOSQ_LOG_WARNING, MOSQ_LOG_NOTICE,
 	                          MOSQ_LOG_DEBUG};
 	mosquitto_log_printf(map[level], "chat_auth: %s", line);
+}
+
+/* Publishes a connection event for the bridge (QoS 1, from the broker). */
+static void report(struct plugin *p, const char *what, const struct acl_client *c,
+                   uint64_t conn_id)
+{
+	char *msg = mosquitto_malloc(128);
+	if (msg == NULL)
+		return;
+	int n = snprintf(msg, 128, "%s %s %s-%llu %s", what, c->user, p->boot,
+	                 (unsigned long long)conn_id, token_role_name(c->role));
+	mosquitto_broker_publish(NULL, p->conn_topic, n, msg, 1, false, NULL);
 }
 
 static int on_basic_auth(int event, void *event_data, void *userdata)
@@ -88,10 +114,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	acl.role = claims.role;
 	acl.user_len = strlen(user);
 	memcpy(acl.user, user, acl.user_len + 1);
-	if (clients_put(&p->clients, ed->client, &acl, claims.exp) != 0) {
+	uint64_t conn_id = ++p->next_conn;
+	if (clients_put(&p->clients, ed->client, &acl, claims.exp, conn_id) != 0) {
 		why = "out of memory";
 		goto refuse;
 	}
+	report(p, "up", &acl, conn_id);
 	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
 	        token_role_name(claims.role), client_id ? client_id : "");
 	return MOSQ_ERR_SUCCESS;
@@ -143,7 +171,10 @@ static void kick_expired(const void *key, void *ctx)
 {
 	struct plugin *p = ctx;
 	const char *id = mosquitto_client_id((struct mosquitto *)key);
+	const struct client_entry *e = clients_get(&p->clients, key);
 
+	if (e != NULL)
+		report(p, "down", &e->acl, e->conn_id);
 	clients_remove(&p->clients, key);
 	if (id == NULL)
 		return;
@@ -173,7 +204,29 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct plugin *p = userdata;
 	(void)event;
 
-	clients_remove(&p->clients, ed->client);
+	const struct client_entry *e = clients_get(&p->clients, ed->client);
+	if (e != NULL) {
+		report(p, "down", &e->acl, e->conn_id);
+		clients_remove(&p->clients, ed->client);
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* Room states from a service; anyone else's publish here is refused. */
+static int on_control(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_control *ed = event_data;
+	struct plugin *p = userdata;
+	(void)event;
+
+	const struct client_entry *e = clients_get(&p->clients, ed->client);
+	if (e == NULL || e->acl.role != ROLE_SERVICE)
+		return MOSQ_ERR_ACL_DENIED;
+	if (rooms_apply(&p->rooms, ed->payload, ed->payloadlen) < 0) {
+		log_msg(LOG_WARN, "malformed room state from %s: ignored from the bad line on",
+		        e->acl.user);
+		return MOSQ_ERR_INVAL;
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -190,6 +243,7 @@ static void plugin_free(struct plugin *p)
 	if (p == NULL)
 		return;
 	clients_free(&p->clients);
+	rooms_free(&p->rooms);
 	token_keyring_free(&p->keys);
 	config_free(&p->cfg);
 	free(p);
@@ -215,22 +269,35 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		log_msg(LOG_ERR, "plugin_opt_%s", err);
 		goto error;
 	}
-	if (clients_init(&p->clients) != 0)
+	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0)
 		goto nomem;
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		goto nomem;
+	for (int i = 0; i < 8; i++)
+		snprintf(p->boot + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(p->conn_topic, sizeof(p->conn_topic), "%s/sys/conn", p->cfg.topic_prefix);
 	p->id = identifier;
 	p->rules.prefix = p->cfg.topic_prefix;
 	p->rules.prefix_len = strlen(p->cfg.topic_prefix);
+	p->rules.room_visible = rooms_visible;
+	p->rules.room_ctx = &p->rooms;
 
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, p) ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p)) {
+	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p) ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC,
+	                                p)) {
 		log_msg(LOG_ERR, "cannot register callbacks");
 		goto error;
 	}
 	*userdata = p;
-	log_msg(LOG_INFO, "ready: %s tokens, topic prefix '%s'", p->cfg.jwt_alg,
-	        p->cfg.topic_prefix);
+	char boot_topic[80];
+	snprintf(boot_topic, sizeof(boot_topic), "%s/sys/boot", p->cfg.topic_prefix);
+	mosquitto_broker_publish_copy(NULL, boot_topic, (int)strlen(p->boot), p->boot, 1, true, NULL);
+	log_msg(LOG_INFO, "ready: %s tokens, topic prefix '%s', boot %s", p->cfg.jwt_alg,
+	        p->cfg.topic_prefix, p->boot);
 	return MOSQ_ERR_SUCCESS;
 
 nomem:
@@ -251,6 +318,7 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC);
 	}
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;

@@ -445,7 +445,7 @@ static int run_acl(const struct opts *o)
 	for (int i = 0; i < CONNS; i++) {
 		struct acl_client c = {ROLE_USER, "", 0};
 		c.user_len = (size_t)snprintf(c.user, sizeof(c.user), "u%d", i);
-		clients_put(&t, &conns[i], &c, INT64_MAX);
+		clients_put(&t, &conns[i], &c, INT64_MAX, (uint64_t)i);
 	}
 	double t0 = now_s();
 	for (int i = 0; i < o->count; i++) {

@@ -139,12 +139,12 @@ int main(void)
 	int keys[3000];
 	CHECK_INT(clients_init(&t), 0);
 	for (int i = 0; i < 3000; i++)
-		CHECK_INT(clients_put(&t, &keys[i], &alice, 1000 + i), 0);
+		CHECK_INT(clients_put(&t, &keys[i], &alice, 1000 + i, (uint64_t)i), 0);
 	CHECK_INT(t.count, 3000);
 	CHECK_INT(t.next_exp, 1000);
 	CHECK(clients_get(&t, &keys[2999]) != NULL);
 	CHECK_INT(clients_get(&t, &keys[2999])->exp, 3999);
-	CHECK_INT(clients_put(&t, &keys[5], &bob, 5000), 0);
+	CHECK_INT(clients_put(&t, &keys[5], &bob, 5000, 5), 0);
 	CHECK_INT(t.count, 3000);
 	CHECK_STR(clients_get(&t, &keys[5])->acl.user, "bob");
 	clients_remove(&t, &keys[7]);
