@@ -25,6 +25,9 @@
 #define RETRY_S 1.0
 #define TOKEN_TTL_S (24 * 3600)
 #define FEED_BATCH 1000
+#define BEAT_S 5.0
+#define NODE_TIMEOUT_S "15"
+#define CONTROL_TOPIC "$CONTROL/chat/v1"
 
 static double now_s(void)
 {
@@ -136,33 +139,146 @@ void bridge_relay(struct bridge *b, const char *topic, const char *payload)
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "PUBLISH chat:eph %s\n%s", topic, payload);
 }
 
-static void on_eph(redisAsyncContext *ac, void *r, void *priv)
+/* One pub/sub message: chat:eph "<topic>\n<payload>", chat:acl a room
+ * state line, chat:presence "<user>\n<json>". */
+static void on_channel(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	char topic[256];
+	(void)ac;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+	    reply->element[1]->type != REDIS_REPLY_STRING ||
+	    reply->element[2]->type != REDIS_REPLY_STRING)
+		return; /* a subscribe confirmation, or a lost link */
+	const char *channel = reply->element[1]->str;
+	const char *s = reply->element[2]->str;
+	size_t len = reply->element[2]->len;
+
+	if (strcmp(channel, "chat:acl") == 0) {
+		publish(b, CONTROL_TOPIC, s, len, 1, false);
+		return;
+	}
+	const char *nl = memchr(s, '\n', len);
+	if (nl == NULL || nl - s >= 200)
+		return;
+	size_t head = (size_t)(nl - s);
+	if (strcmp(channel, "chat:presence") == 0) {
+		char user[NAME_USER_MAX + 1];
+		if (head > NAME_USER_MAX)
+			return;
+		memcpy(user, s, head);
+		user[head] = '\0';
+		if (topic_presence(b->cfg->topic_prefix, user, topic, sizeof(topic)) > 0)
+			publish(b, topic, nl + 1, len - head - 1, 1, true);
+		return;
+	}
+	memcpy(topic, s, head);
+	topic[head] = '\0';
+	publish(b, topic, nl + 1, len - head - 1, 0, false);
+}
+
+static void sub_ready(struct bridge *b)
+{
+	redisAsyncCommand(b->sub.ac, on_channel, b, "SUBSCRIBE chat:eph chat:acl chat:presence");
+}
+
+/* ---- private-room states for the plugin, before any delivery ---- */
+
+static void feed_next(struct bridge *b);
+
+static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct bridge *b = priv;
 	(void)ac;
 
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[2]->type != REDIS_REPLY_STRING)
-		return; /* the subscribe confirmation, or a lost link */
-	const char *s = reply->element[2]->str;
-	const char *nl = memchr(s, '\n', reply->element[2]->len);
-	if (nl == NULL || nl - s >= 256)
+	b->acl_syncing = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+		if (reply && reply->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "room snapshot: %s", reply->str);
+		return; /* tried again on the next turn */
+	}
+	/* one $CONTROL message per 500 rooms */
+	for (size_t i = 0; i < reply->elements; i += 500) {
+		size_t total = 0, end = i + 500 < reply->elements ? i + 500 : reply->elements;
+		for (size_t k = i; k < end; k++)
+			total += reply->element[k]->len + 1;
+		char *buf = malloc(total);
+		if (buf == NULL)
+			return;
+		char *p = buf;
+		for (size_t k = i; k < end; k++) {
+			memcpy(p, reply->element[k]->str, reply->element[k]->len);
+			p += reply->element[k]->len;
+			*p++ = '\n';
+		}
+		publish(b, CONTROL_TOPIC, buf, total, 1, false);
+		free(buf);
+	}
+	if (!b->mqtt_up)
 		return;
-	char topic[256];
-	memcpy(topic, s, (size_t)(nl - s));
-	topic[nl - s] = '\0';
-	publish(b, topic, nl + 1, reply->element[2]->len - (size_t)(nl - s) - 1, 0, false);
+	b->acl_synced = true;
+	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", reply->elements);
+	feed_next(b);
 }
 
-static void sub_ready(struct bridge *b)
+static void acl_sync(struct bridge *b)
 {
-	redisAsyncCommand(b->sub.ac, on_eph, b, "SUBSCRIBE chat:eph");
+	if (b->acl_synced || b->acl_syncing || !b->mqtt_up || !b->cmd.ready)
+		return;
+	b->acl_syncing = true;
+	redisAsyncCommand(b->cmd.ac, on_acl_snapshot, b, "EVALSHA %s 0", b->sha.acl_snapshot);
+}
+
+/* ---- presence ---- */
+
+void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
+                     void (*cb)(redisAsyncContext *, void *, void *), void *priv)
+{
+	const char *argv[110] = {"EVALSHA", b->sha.presence, "0", op, b->cfg->node_name, "-"};
+	int argc = 6;
+
+	if (!b->cmd.ready || nargs > 100)
+		return;
+	for (int i = 0; i < nargs; i++)
+		argv[argc++] = args[i];
+	redisAsyncCommandArgv(b->cmd.ac, cb, priv, argc, argv, NULL);
+}
+
+/* "up|down <user> <conn> <role>" from the plugin, or its boot id. */
+static void connection_report(struct bridge *b, const char *topic, const char *payload,
+                              size_t len)
+{
+	char text[160], op[8], user[NAME_USER_MAX + 1], conn[48], role[16];
+
+	if (len >= sizeof(text))
+		return;
+	memcpy(text, payload, len);
+	text[len] = '\0';
+	if (strstr(topic, "/sys/boot") != NULL) {
+		const char *args[] = {text};
+		bridge_presence(b, "boot", args, 1, NULL, NULL);
+		return;
+	}
+	if (sscanf(text, "%7s %32s %47s %15s", op, user, conn, role) != 4 ||
+	    (strcmp(op, "up") != 0 && strcmp(op, "down") != 0) ||
+	    !name_user_valid(user, strlen(user)))
+		return;
+	if (strcmp(role, "service") == 0)
+		return; /* bridges and fronts are not people */
+	const char *args[] = {user, conn, role};
+	bridge_presence(b, op, args, 3, NULL, NULL);
+}
+
+static void heartbeat(struct bridge *b)
+{
+	const char *args[] = {NODE_TIMEOUT_S};
+	bridge_presence(b, "beat", args, 1, NULL, NULL);
 }
 
 /* ---- the feed: chat:stream in order, to the local broker ---- */
-
-static void feed_next(struct bridge *b);
 
 /* Delivers one stream entry ([conv, c, seq, n, msg, json]). */
 static void deliver(struct bridge *b, redisReply *fields)
@@ -229,7 +345,8 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 
 static void feed_next(struct bridge *b)
 {
-	if (!b->mqtt_up || !b->feed.ready || b->feed_pending || b->stream_last[0] == '\0')
+	if (!b->mqtt_up || !b->acl_synced || !b->feed.ready || b->feed_pending ||
+	    b->stream_last[0] == '\0')
 		return;
 	b->feed_pending = true;
 	redisAsyncCommand(b->feed.ac, on_feed, b, "XREAD COUNT %d BLOCK 1000 STREAMS chat:stream %s",
@@ -286,6 +403,9 @@ static void cmd_ready(struct bridge *b)
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_post);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_typing);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);
+	acl_sync(b);
 }
 
 /* ---- inbound ---- */
@@ -427,6 +547,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 	struct inbound in;
 	(void)mosq;
 
+	if (strncmp(msg->topic, b->cfg->topic_prefix, strlen(b->cfg->topic_prefix)) == 0 &&
+	    strncmp(msg->topic + strlen(b->cfg->topic_prefix), "/sys/", 5) == 0) {
+		connection_report(b, msg->topic, msg->payload, (size_t)msg->payloadlen);
+		return;
+	}
 	inbound_classify(b->cfg->topic_prefix, msg->topic, msg->payload, (size_t)msg->payloadlen,
 	                 (size_t)b->cfg->body_max, &in);
 	if (in.action != INBOUND_DROP && in.action != INBOUND_REJECT && !b->cmd.ready) {
@@ -469,9 +594,14 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	}
 	log_msg(LOG_INFO, "connected to the broker at %s:%ld", b->cfg->mqtt_host, b->cfg->mqtt_port);
 	b->mqtt_up = true;
+	b->acl_synced = false;
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
 	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
-	feed_next(b);
+	snprintf(filter, sizeof(filter), "$share/bridge/%s/sys/conn", b->cfg->topic_prefix);
+	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
+	snprintf(filter, sizeof(filter), "%s/sys/boot", b->cfg->topic_prefix);
+	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
+	acl_sync(b);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
@@ -483,6 +613,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 	if (b->mqtt_up)
 		log_msg(LOG_WARN, "broker connection lost (%s)", mosquitto_strerror(rc));
 	b->mqtt_up = false;
+	b->acl_synced = false;
 	b->mqtt_retry_at = now_s() + RETRY_S;
 }
 
@@ -565,6 +696,7 @@ static void mqtt_io(struct bridge *b, short revents)
 		rc = mosquitto_loop_write(b->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS && b->mqtt_retry_at == 0) {
 		b->mqtt_up = false;
+		b->acl_synced = false;
 		b->mqtt_retry_at = now_s() + RETRY_S;
 	}
 }
@@ -581,6 +713,11 @@ void bridge_run(struct bridge *b)
 
 		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at)
 			mqtt_connect(b);
+		if (b->cmd.ready && now >= b->next_beat) {
+			heartbeat(b);
+			b->next_beat = now + BEAT_S;
+		}
+		acl_sync(b);
 		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
 			mosquitto_disconnect(b->mosq); /* reconnect with a fresh token */
 		for (int i = 0; i < 3; i++)

@@ -6,7 +6,13 @@
  *   feed  XREAD of chat:stream: every accepted message, in order, delivered
  *         to the local broker (so subscribers on every instance see the same
  *         seq order)
- *   sub   SUBSCRIBE chat:eph: typing and room events, never stored
+ *   sub   SUBSCRIBE chat:eph (typing, room events: never stored), chat:acl
+ *         (private-room states, passed to the plugin through $CONTROL) and
+ *         chat:presence (online changes, published retained)
+ *
+ * Before delivering anything after a (re)connect to the broker, the bridge
+ * sends the plugin every private room's state, so the broker never delivers
+ * a private room's message to a non-member it does not know about yet.
  */
 #ifndef CHAT_BRIDGE_H
 #define CHAT_BRIDGE_H
@@ -43,6 +49,9 @@ struct bridge {
 	struct script_sha sha;
 	char stream_last[64]; /* id of the last stream entry delivered */
 	bool feed_pending;
+	bool acl_synced;      /* the broker has every private room's state */
+	bool acl_syncing;
+	double next_beat;
 	char id_prefix[24];
 	unsigned long long id_counter;
 	volatile int stop;
@@ -52,6 +61,9 @@ struct bridge {
  * down; props may be NULL). */
 void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
                     int qos, bool retain, const mosquitto_property *props);
+/* Runs the presence script (see scripts.h); args after op and node. */
+void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
+                     void (*cb)(redisAsyncContext *, void *, void *), void *priv);
 /* Sends payload to topic on every instance, through Redis (not stored). */
 void bridge_relay(struct bridge *b, const char *topic, const char *payload);
 

@@ -26,6 +26,7 @@ struct rpc_ctx {
 	cJSON *id; /* echoed as given */
 	void *corr;
 	uint16_t corr_len;
+	cJSON *users; /* presence.get */
 };
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
@@ -46,6 +47,7 @@ int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic
 static void ctx_free(struct rpc_ctx *c)
 {
 	cJSON_Delete(c->id);
+	cJSON_Delete(c->users);
 	free(c->corr);
 	free(c);
 }
@@ -135,8 +137,13 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 	} else if (strcmp(c->method, "room.members") == 0) {
 		cJSON *members = cJSON_AddArrayToObject(result, "members");
 		for (size_t i = 1; i < rep->elements; i++) {
+			char user[NAME_USER_MAX + 1];
+			int online;
+			if (sscanf(rep->element[i]->str, "%32s %d", user, &online) != 2)
+				continue;
 			cJSON *m = cJSON_CreateObject();
-			cJSON_AddStringToObject(m, "user", rep->element[i]->str);
+			cJSON_AddStringToObject(m, "user", user);
+			cJSON_AddBoolToObject(m, "online", online == 1);
 			cJSON_AddItemToArray(members, m);
 		}
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
@@ -217,6 +224,63 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
 	return 0;
 }
 
+#define PRESENCE_MAX_USERS 100
+
+static void on_presence(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || c->users == NULL ||
+	    (size_t)cJSON_GetArraySize(c->users) != rep->elements) {
+		reply(c, NULL, "unavailable", "presence did not answer: try again");
+		ctx_free(c);
+		return;
+	}
+	cJSON *result = cJSON_CreateObject();
+	cJSON *users = cJSON_AddArrayToObject(result, "users");
+	for (size_t i = 0; i < rep->elements; i++) {
+		cJSON *u = cJSON_CreateObject();
+		cJSON_AddStringToObject(u, "user", cJSON_GetArrayItem(c->users, (int)i)->valuestring);
+		cJSON_AddBoolToObject(u, "online", rep->element[i]->integer == 1);
+		cJSON_AddItemToArray(users, u);
+	}
+	reply(c, result, NULL, NULL);
+	ctx_free(c);
+}
+
+/* presence.get {users: [id, ...]} (1..100 valid ids). Returns 0 when the
+ * script was sent (on_presence owns c), -1 after replying. */
+static int presence_get(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *users = cJSON_GetObjectItemCaseSensitive(params, "users");
+	const char *args[PRESENCE_MAX_USERS];
+	int n = cJSON_GetArraySize(users);
+
+	if (!cJSON_IsArray(users) || n < 1 || n > PRESENCE_MAX_USERS) {
+		reply(c, NULL, "bad_request", "params.users must be a list of 1 to 100 user ids");
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const cJSON *u = cJSON_GetArrayItem(users, i);
+		if (!cJSON_IsString(u) || !name_user_valid(u->valuestring, strlen(u->valuestring))) {
+			reply(c, NULL, "bad_request", "params.users must hold valid user ids");
+			return -1;
+		}
+		args[i] = u->valuestring;
+	}
+	c->users = cJSON_Duplicate(users, 1);
+	if (c->users == NULL || !c->b->cmd.ready) {
+		reply(c, NULL, "unavailable", "presence is reconnecting: try again");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		args[i] = cJSON_GetArrayItem(c->users, i)->valuestring;
+	bridge_presence(c->b, "get", args, n, on_presence, c);
+	return 0;
+}
+
 void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
                 const mosquitto_property *props)
 {
@@ -256,6 +320,14 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 	snprintf(c->method, sizeof(c->method), "%s", method->valuestring);
 	if (is_room_method(c->method)) {
 		int sent = room_call(c, params) == 0;
+		cJSON_Delete(req);
+		free(rt);
+		if (!sent)
+			ctx_free(c);
+		return;
+	}
+	if (strcmp(c->method, "presence.get") == 0) {
+		int sent = presence_get(c, params) == 0;
 		cJSON_Delete(req);
 		free(rt);
 		if (!sent)

@@ -61,10 +61,23 @@ const char script_typing[] =
 	"end\n"
 	"return 1\n";
 
+/* Publishes a private room's whole state, versioned, on chat:acl. */
+#define ACL_STATE_FN \
+	"local function acl_state(room)\n" \
+	"  local ver = redis.call('INCR', 'chat:room:' .. room .. ':ver')\n" \
+	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n" \
+	"  table.sort(m)\n" \
+	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n" \
+	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n" \
+	"  redis.call('PUBLISH', 'chat:acl', line)\n" \
+	"end\n"
+
 const char script_room[] =
+	ACL_STATE_FN
 	"local method, caller, room, flag, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
 	"local key = 'chat:room:' .. room\n"
 	"local members = key .. ':members'\n"
+	"local function online(u) return redis.call('EXISTS', 'chat:presence:' .. u) end\n"
 	"if method == 'rooms.list' then\n"
 	"  local out = {'ok'}\n"
 	"  local seen = {}\n"
@@ -89,6 +102,10 @@ const char script_room[] =
 	"  if flag == '0' then redis.call('SADD', 'chat:rooms:public', room) end\n"
 	"  redis.call('SADD', members, caller)\n"
 	"  redis.call('SADD', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  if flag == '1' then\n"
+	"    redis.call('SADD', 'chat:rooms:private', room)\n"
+	"    acl_state(room)\n"
+	"  end\n"
 	"  return {'ok', caller, flag}\n"
 	"end\n"
 	"local h = redis.call('HMGET', key, 'owner', 'private')\n"
@@ -103,24 +120,110 @@ const char script_room[] =
 	"elseif method == 'room.leave' then\n"
 	"  local removed = redis.call('SREM', members, caller)\n"
 	"  redis.call('SREM', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  if priv == '1' and removed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(removed)}\n"
 	"elseif method == 'room.members' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'not a member'} end\n"
 	"  local out = {'ok'}\n"
-	"  for _, m in ipairs(redis.call('SMEMBERS', members)) do table.insert(out, m) end\n"
+	"  for _, m in ipairs(redis.call('SMEMBERS', members)) do table.insert(out, m .. ' ' .. online(m)) end\n"
 	"  return out\n"
 	"elseif method == 'room.invite' or method == 'room.remove' then\n"
-	"  if caller ~= owner and flag ~= 'admin' then return {'forbidden', 'only the owner or an admin may do this'} end\n"
-	"  if method == 'room.invite' then\n"
-	"    local added = redis.call('SADD', members, user)\n"
-	"    redis.call('SADD', 'chat:user:' .. user .. ':rooms', room)\n"
-	"    return {'ok', tostring(added), priv}\n"
+	"  if caller ~= owner and redis.call('SISMEMBER', 'chat:admins', caller) == 0 then\n"
+	"    return {'forbidden', 'only the owner or an admin may do this'}\n"
 	"  end\n"
-	"  local removed = redis.call('SREM', members, user)\n"
-	"  redis.call('SREM', 'chat:user:' .. user .. ':rooms', room)\n"
-	"  return {'ok', tostring(removed), priv}\n"
+	"  local changed\n"
+	"  if method == 'room.invite' then\n"
+	"    changed = redis.call('SADD', members, user)\n"
+	"    redis.call('SADD', 'chat:user:' .. user .. ':rooms', room)\n"
+	"  else\n"
+	"    changed = redis.call('SREM', members, user)\n"
+	"    redis.call('SREM', 'chat:user:' .. user .. ':rooms', room)\n"
+	"  end\n"
+	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
+	"  return {'ok', tostring(changed), priv}\n"
 	"end\n"
 	"return {'bad_request', 'unknown method'}\n";
+
+/* Every private room's state, one line each, for a broker that (re)connects.
+ * The versions are the current ones, not bumped. */
+const char script_acl_snapshot[] =
+	"local out = {}\n"
+	"for _, room in ipairs(redis.call('SMEMBERS', 'chat:rooms:private')) do\n"
+	"  local ver = redis.call('GET', 'chat:room:' .. room .. ':ver') or '0'\n"
+	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
+	"  table.sort(m)\n"
+	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n"
+	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n"
+	"  table.insert(out, line)\n"
+	"end\n"
+	"return out\n";
+
+/* Presence from the plugins' connection reports and the bridges' heartbeats.
+ * ARGV op, node, (unused), then per op:
+ *   up/down user conn role | boot bootid | beat timeout
+ * chat:presence:<user> is a hash of this user's live connections
+ * ("<node>/<conn>"); chat:node:<node>:conns lists them per node so a node
+ * that restarted or died can be forgotten. Time is Redis's, one clock for
+ * every node's heartbeat. Changes of a user's online state
+ * are published on chat:presence as "<user>\n<json>". */
+const char script_presence[] =
+	"local op, node = ARGV[1], ARGV[2]\n"
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+	"local function announce(user, online)\n"
+	"  local json = '{\"user\":\"' .. user .. '\",\"online\":' .. tostring(online) ..\n"
+	"               ',\"ts\":' .. string.format('%d', now * 1000) .. '}'\n"
+	"  redis.call('PUBLISH', 'chat:presence', user .. '\\n' .. json)\n"
+	"end\n"
+	"local function forget(n)\n"
+	"  local key = 'chat:node:' .. n .. ':conns'\n"
+	"  for _, item in ipairs(redis.call('SMEMBERS', key)) do\n"
+	"    local user, conn = string.match(item, '^(%S+) (%S+)$')\n"
+	"    if user then\n"
+	"      redis.call('HDEL', 'chat:presence:' .. user, n .. '/' .. conn)\n"
+	"      if redis.call('HLEN', 'chat:presence:' .. user) == 0 then announce(user, false) end\n"
+	"    end\n"
+	"  end\n"
+	"  redis.call('DEL', key)\n"
+	"end\n"
+	"if op == 'up' or op == 'down' then\n"
+	"  local user, conn, role = ARGV[4], ARGV[5], ARGV[6]\n"
+	"  local key = 'chat:presence:' .. user\n"
+	"  if op == 'up' then\n"
+	"    redis.call('SADD', 'chat:users', user)\n"
+	"    if role == 'admin' then redis.call('SADD', 'chat:admins', user) end\n"
+	"    redis.call('SADD', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
+	"    if redis.call('HSET', key, node .. '/' .. conn, now) == 1 and redis.call('HLEN', key) == 1 then\n"
+	"      announce(user, true)\n"
+	"    end\n"
+	"  else\n"
+	"    redis.call('SREM', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
+	"    if redis.call('HDEL', key, node .. '/' .. conn) == 1 and redis.call('HLEN', key) == 0 then\n"
+	"      announce(user, false)\n"
+	"    end\n"
+	"  end\n"
+	"  return 1\n"
+	"elseif op == 'boot' then\n"
+	"  local key = 'chat:node:' .. node .. ':boot'\n"
+	"  if redis.call('GET', key) ~= ARGV[4] then\n"
+	"    forget(node)\n"
+	"    redis.call('SET', key, ARGV[4])\n"
+	"  end\n"
+	"  return 1\n"
+	"elseif op == 'beat' then\n"
+	"  redis.call('ZADD', 'chat:nodes', now, node)\n"
+	"  local dead = redis.call('ZRANGEBYSCORE', 'chat:nodes', '-inf', now - tonumber(ARGV[4]))\n"
+	"  for _, n in ipairs(dead) do\n"
+	"    forget(n)\n"
+	"    redis.call('ZREM', 'chat:nodes', n)\n"
+	"  end\n"
+	"  return #dead\n"
+	"elseif op == 'get' then\n"
+	"  local out = {}\n"
+	"  for i = 4, #ARGV do out[#out + 1] = redis.call('EXISTS', 'chat:presence:' .. ARGV[i]) end\n"
+	"  return out\n"
+	"end\n"
+	"return redis.error_reply('unknown presence op')\n";
 
 static void hex_sha1(const char *text, char out[41])
 {
@@ -135,4 +238,6 @@ void scripts_sha(struct script_sha *out)
 	hex_sha1(script_post, out->post);
 	hex_sha1(script_typing, out->typing);
 	hex_sha1(script_room, out->room);
+	hex_sha1(script_acl_snapshot, out->acl_snapshot);
+	hex_sha1(script_presence, out->presence);
 }

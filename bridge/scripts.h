@@ -13,6 +13,14 @@
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
  *   users               set of user ids ever seen
+ *   admins              users seen with the admin role
+ *   rooms:private       set of private room ids
+ *   room:<room>:ver     version of a private room's member list
+ *   presence:<user>     hash of the user's live connections
+ *   node:<node>:conns   "<user> <conn>" per live connection of a node
+ *   node:<node>:boot    the boot id of the node's broker
+ *   nodes               sorted set: node -> last heartbeat
+ *   cursor:<node>       last stream entry the node delivered
  */
 #ifndef CHAT_SCRIPTS_H
 #define CHAT_SCRIPTS_H
@@ -25,14 +33,22 @@ extern const char script_post[];
  * the room, -2 no such room, -3 not a member. */
 extern const char script_typing[];
 /* room: ARGV method, caller, room, flag, user; flag is "1"/"0" (private)
- * for room.create and "admin" when an admin calls room.invite/remove.
+ * for room.create. Changes to a private room's members publish its new
+ * state on chat:acl (see authplugin/rooms.h for the line format).
  * Returns {status, payload...}; status "ok" or an error code. */
 extern const char script_room[];
+
+/* acl_snapshot: no ARGV. Returns every private room's state line. */
+extern const char script_acl_snapshot[];
+/* presence: ARGV op, node, now, ... (see scripts.c). */
+extern const char script_presence[];
 
 struct script_sha {
 	char post[41];
 	char typing[41];
 	char room[41];
+	char acl_snapshot[41];
+	char presence[41];
 };
 
 /* Fills the digests. */
