@@ -50,7 +50,31 @@ struct plugin {
 	char boot[17];
 	uint64_t next_conn;
 	char conn_topic[80];
+	/* user ids that authenticated as services since the broker started:
+	 * their offline sessions (a restarting bridge's) keep queueing */
+	char (*services)[NAME_USER_MAX + 1];
+	size_t nservices;
 };
+
+static bool is_service_user(const struct plugin *p, const char *user)
+{
+	for (size_t i = 0; i < p->nservices; i++)
+		if (strcmp(p->services[i], user) == 0)
+			return true;
+	return false;
+}
+
+/* Remembers a service user id; a handful per broker, so a plain list. */
+static void remember_service(struct plugin *p, const char *user)
+{
+	if (is_service_user(p, user) || p->nservices >= 64)
+		return;
+	void *n = realloc(p->services, (p->nservices + 1) * sizeof(*p->services));
+	if (n == NULL)
+		return;
+	p->services = n;
+	strcpy(p->services[p->nservices++], user);
+}
 
 static int64_t now_s(void)
 {
@@ -120,6 +144,8 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		goto refuse;
 	}
 	report(p, "up", &acl, conn_id);
+	if (acl.role == ROLE_SERVICE)
+		remember_service(p, user);
 	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
 	        token_role_name(claims.role), client_id ? client_id : "");
 	return MOSQ_ERR_SUCCESS;
@@ -152,12 +178,13 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		c = &e->acl;
 	} else {
 		/* An offline persistent session still receives (queues) messages:
-		 * judge it as the plain user it authenticated as. */
+		 * judge it by the user id it authenticated with, as a service if
+		 * that id authenticated as one, else as a plain user. */
 		const char *user = mosquitto_client_username(ed->client);
 		if (user == NULL || !name_user_valid(user, strlen(user)))
 			return MOSQ_ERR_ACL_DENIED;
 		memset(&fallback, 0, sizeof(fallback));
-		fallback.role = ROLE_USER;
+		fallback.role = is_service_user(p, user) ? ROLE_SERVICE : ROLE_USER;
 		fallback.user_len = strlen(user);
 		memcpy(fallback.user, user, fallback.user_len + 1);
 		c = &fallback;
@@ -244,6 +271,7 @@ static void plugin_free(struct plugin *p)
 		return;
 	clients_free(&p->clients);
 	rooms_free(&p->rooms);
+	free(p->services);
 	token_keyring_free(&p->keys);
 	config_free(&p->cfg);
 	free(p);

@@ -73,6 +73,13 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 	l->retry_at = now_s() + RETRY_S;
 	if (l == &l->b->feed)
 		l->b->feed_pending = false;
+	/* Without Redis nothing can be accepted: leave the broker so that
+	 * clients' input waits in the bridge's session queue there instead of
+	 * being refused, and come back when Redis is. */
+	if (l == &l->b->cmd && l->b->mqtt_up) {
+		log_msg(LOG_WARN, "leaving the broker until redis is back");
+		mosquitto_disconnect(l->b->mosq);
+	}
 }
 
 static void link_connect(struct redis_link *l)
@@ -711,7 +718,8 @@ void bridge_run(struct bridge *b)
 		int n = 0;
 		double now = now_s();
 
-		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at)
+		/* the broker session is held only while Redis can take its input */
+		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at && b->cmd.ready)
 			mqtt_connect(b);
 		if (b->cmd.ready && now >= b->next_beat) {
 			heartbeat(b);

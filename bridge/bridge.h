@@ -10,6 +10,11 @@
  *         (private-room states, passed to the plugin through $CONTROL) and
  *         chat:presence (online changes, published retained)
  *
+ * The broker session (persistent, shared subscription on chat/in/#) is held
+ * only while the Redis command link is up: while Redis is away, clients'
+ * input waits in the broker's queue for the session instead of being
+ * refused.
+ *
  * Before delivering anything after a (re)connect to the broker, the bridge
  * sends the plugin every private room's state, so the broker never delivers
  * a private room's message to a non-member it does not know about yet.
