@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Starts a local chat stack from the repository root: one redis-server and
-# NODES mosquitto brokers with the chat plugin (node N listens on
-# MQTT_PORT + N - 1). Writes run/stack.json, prints where to connect and a
+# Starts a local chat stack from the repository root: one redis-server and,
+# per node, a mosquitto broker with the chat plugin (node N listens on
+# MQTT_PORT + N - 1) and its chat-bridge. Creates the public room "general". Writes run/stack.json, prints where to connect and a
 # token for the user "demo", then waits; Ctrl-C or `make stop` stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +48,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# every write synced before it is acknowledged: seq numbers survive a crash
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run/redis" \
-  --appendonly yes --daemonize no > $run/redis.log 2>&1 &
+  --appendonly yes --appendfsync always --daemonize no > $run/redis.log 2>&1 &
 echo $! > $run/redis.pid
 
 # As root, mosquitto would switch to the "mosquitto" user, which cannot read
@@ -84,6 +85,27 @@ for n in $(seq 1 "$NODES"); do
   wait_port $((MQTT_PORT + n - 1)) "mosquitto node$n" $run/node$n/mosquitto.log
 done
 
+for n in $(seq 1 "$NODES"); do
+  cat > $run/node$n/bridge.conf <<CONF
+# written by scripts/run.sh
+jwt_alg HS256
+jwt_key_file $run/jwt.secret
+node_name node$n
+mqtt_port $((MQTT_PORT + n - 1))
+redis_port $REDIS_PORT
+CONF
+  env -u CHAT_CONFIG $BUILD/bridge/chat-bridge --config $run/node$n/bridge.conf \
+    > $run/node$n/bridge.log 2>&1 &
+  echo $! > $run/bridge$n.pid
+done
+for n in $(seq 1 "$NODES"); do
+  for _ in $(seq 1 100); do
+    grep -q "feed " $run/node$n/bridge.log 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q "feed " $run/node$n/bridge.log || { echo "run: bridge node$n did not start:" >&2; tail -20 $run/node$n/bridge.log >&2; exit 1; }
+done
+
 cat > $run/stack.json <<JSON
 {"nodes":[$nodes_json],
  "redis":"redis://127.0.0.1:$REDIS_PORT",
@@ -93,6 +115,10 @@ cat > $run/stack.json <<JSON
 JSON
 
 token=$($BUILD/chatctl/chatctl --config $run/chat.conf token demo --ttl 24h)
+# the room everyone can use at once (a second run just gets "conflict")
+mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -u demo -P "$token" -i demo:setup -q 1 \
+  -t chat/in/demo/rpc -m '{"id":"setup","method":"room.create","params":{"room":"general"}}'
+
 cat <<TXT
 
 chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
@@ -102,9 +128,9 @@ chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
 A token for the user "demo" (valid 24 h):
   $token
 
-Try it (two terminals):
+Try it (two terminals; with NODES=2, subscribe on one node and publish on the other):
   mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -u demo -P '$token' -i demo -t 'chat/user/demo/#' -t chat/room/general -v
-  mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -u demo -P '$token' -i demo:cli -t chat/in/demo/room/general -m 'hello'
+  mosquitto_pub -h 127.0.0.1 -p $((MQTT_PORT + NODES - 1)) -u demo -P '$token' -i demo:cli -t chat/in/demo/room/general -m 'hello'
 
 More tokens: $BUILD/chatctl/chatctl --config $run/chat.conf token USER [--ttl 1h]
 Stop: Ctrl-C here, or 'make stop' from another terminal.

@@ -50,15 +50,27 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
                                 "-i", "demo", "-t", "chat/user/demo/#", "-W", "1"],
                                capture_output=True, text=True, timeout=10)
             assert "not authori" in r.stderr.lower(), r.stderr
+        # what is published on node 1 reaches a subscriber on node 2
+        sub = subprocess.Popen(["mosquitto_sub", "-p", str(ports[1]), "-u", "demo", "-P", token,
+                                "-i", "demo:reader", "-t", "chat/room/general", "-C", "1",
+                                "-W", "10"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        subprocess.run(["mosquitto_pub", "-p", str(ports[0]), "-u", "demo", "-P", token, "-i",
+                        "demo:writer", "-q", "1", "-t", "chat/in/demo/room/general", "-m",
+                        "across nodes"], check=True, timeout=10)
+        out, _ = sub.communicate(timeout=15)
+        msg = json.loads(out)
+        assert msg["body"] == "across nodes" and msg["from"] == "demo" and msg["seq"] >= 1
         pids = [int((run_dir / f).read_text()) for f in os.listdir(run_dir) if f.endswith(".pid")]
-        assert len(pids) == 3
+        assert len(pids) == 5  # redis, two brokers, two bridges
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
         proc.wait(20)
     for n in (1, 2):
-        log = (run_dir / ("node%d" % n) / "mosquitto.log").read_text()
-        assert "Sanitizer" not in log and "runtime error:" not in log, log
+        for name in ("mosquitto.log", "bridge.log"):
+            log = (run_dir / ("node%d" % n) / name).read_text()
+            assert "Sanitizer" not in log and "runtime error:" not in log, log
     for pid in pids:
         assert not os.path.exists("/proc/%d" % pid) or \
             open("/proc/%d/stat" % pid).read().split()[2] == "Z", "pid %d still running" % pid
