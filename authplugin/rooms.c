@@ -211,7 +211,7 @@ bool rooms_visible(void *ctx, const char *user, size_t user_len, const char *roo
 
 	if (e == NULL || !e->private)
 		return true;
-	if (user_len > NAME_USER_MAX)
+	if (user_len > NAME_USER_MAX || e->nmembers == 0)
 		return false;
 	memcpy(key, user, user_len);
 	key[user_len] = '\0';
