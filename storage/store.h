@@ -1,0 +1,137 @@
+/*
+ * The durable store: message history, user accounts, rooms and their
+ * members, read markers. One interface, two backends chosen by URL:
+ *   mongodb://...   MongoDB through mongo-c-driver (production)
+ *   sqlite:PATH     an embedded SQLite file (the single-node default)
+ * Both behave the same; tests/unit/test_store.c runs one conformance suite
+ * against each.
+ *
+ * Every call is synchronous and may block on the network: call it from a
+ * worker thread or a process of its own, never from an event loop that
+ * serves clients. A handle is used by one thread at a time; open one per
+ * thread.
+ *
+ * Writes are idempotent so that a worker that crashed after the store
+ * confirmed but before it acknowledged its input can replay it harmlessly:
+ * a message is unique by (conv, seq), a room by name, a member by
+ * (room, user), and a read marker only ever moves forward.
+ */
+#ifndef CHAT_STORE_H
+#define CHAT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat/names.h"
+
+struct store; /* opaque; one per thread */
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_E_URL = -1,      /* the URL names no backend, or is malformed */
+	STORE_E_DOWN = -2,     /* the store did not answer: try again later */
+	STORE_E_CONFLICT = -3, /* the thing exists already (user create) */
+	STORE_E_NOT_FOUND = -4,
+	STORE_E_NOMEM = -5,
+	STORE_E_BAD = -6,      /* an argument is invalid (name, length, range) */
+};
+
+/* Opens the store named by url. On failure *out is NULL and err holds a
+ * line saying why. A MongoDB store that is unreachable at open still
+ * opens (calls return STORE_E_DOWN until it answers); a malformed URL
+ * does not. */
+int store_open(const char *url, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+const char *store_strerror(int err);
+
+/* STORE_OK when the store answers a round trip now. */
+int store_ping(struct store *s);
+
+/* ---- messages ---- */
+
+/* One stored message: its conversation, seq and the subscriber JSON of
+ * shared/PROTOCOL.md section 5 (NUL-terminated). */
+struct store_msg {
+	char conv[NAME_CONV_MAX + 1];
+	uint64_t seq;
+	char *json;
+};
+
+/* Writes n messages. A message whose (conv, seq) is stored already is
+ * skipped, not an error. Returns STORE_OK only when every message is
+ * durable (MongoDB: acknowledged by the majority, journaled). */
+int store_put_messages(struct store *s, const struct store_msg *msgs, size_t n);
+
+/* One page of history, ascending by seq. msgs[i].json is owned by the
+ * page; free with store_page_free. */
+struct store_page {
+	size_t n;
+	struct store_msg *msgs;
+};
+void store_page_free(struct store_page *p);
+
+/* A page of conv's history, limit 1..1000 messages:
+ *   after > 0    the first `limit` messages with seq > after
+ *   before > 0   the last `limit` messages with seq < before
+ *   neither      the last `limit` messages
+ * (after and before both > 0 is STORE_E_BAD). An empty conversation gives
+ * an empty page, not an error. */
+int store_history(struct store *s, const char *conv, uint64_t before, uint64_t after,
+                  int limit, struct store_page *out);
+
+/* The highest stored seq of conv (0 when none). */
+int store_max_seq(struct store *s, const char *conv, uint64_t *out);
+
+/* Calls fn for every conversation with its highest stored seq, until fn
+ * returns non-zero (which is then returned). For a cold start of Redis. */
+int store_each_max_seq(struct store *s, int (*fn)(void *ctx, const char *conv, uint64_t seq),
+                       void *ctx);
+
+/* ---- users ---- */
+
+/* Creates an account with its password hash (libsodium's crypto_pwhash_str
+ * string). STORE_E_CONFLICT when the user exists. */
+int store_user_create(struct store *s, const char *user, const char *pwhash,
+                      int64_t created_ms);
+
+/* Copies the user's password hash into hash (hashlen bytes with the NUL).
+ * STORE_E_NOT_FOUND when there is no such user. */
+int store_user_get(struct store *s, const char *user, char *hash, size_t hashlen);
+
+/* ---- rooms and members ---- */
+
+struct store_room {
+	char name[NAME_ROOM_MAX + 1];
+	char owner[NAME_USER_MAX + 1];
+	bool private;
+	int64_t created_ms;
+};
+
+/* Creates or replaces the room r. */
+int store_room_put(struct store *s, const struct store_room *r);
+
+/* Calls fn for every room until fn returns non-zero. */
+int store_each_room(struct store *s, int (*fn)(void *ctx, const struct store_room *r),
+                    void *ctx);
+
+/* Adds (member true) or removes user from room; doing it twice is fine. */
+int store_member_set(struct store *s, const char *room, const char *user, bool member);
+
+/* Calls fn for every (room, user) membership until fn returns non-zero. */
+int store_each_member(struct store *s,
+                      int (*fn)(void *ctx, const char *room, const char *user), void *ctx);
+
+/* ---- read markers ---- */
+
+/* Marks conv read by user up to seq; a lower seq than the stored one
+ * changes nothing. */
+int store_read_set(struct store *s, const char *user, const char *conv, uint64_t seq);
+
+/* Calls fn for every (user, conv, seq) read marker until fn returns
+ * non-zero. */
+int store_each_read(struct store *s,
+                    int (*fn)(void *ctx, const char *user, const char *conv, uint64_t seq),
+                    void *ctx);
+
+#endif
