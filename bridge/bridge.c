@@ -464,27 +464,89 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 	}
 }
 
-static void on_post(redisAsyncContext *ac, void *r, void *priv)
+/* Messages received in one turn of the loop go to Redis in one script call:
+ * under load that divides Redis's per-call cost by the batch size, and when
+ * idle a batch is a single message sent at the end of the same turn. */
+#define BATCH_MAX 128
+
+struct pending_post {
+	struct post_ctx *ctx;
+	char conv[NAME_CONV_MAX + 1];
+	char *head, *tail;
+	const char *kind;
+};
+
+struct post_batch {
+	int n;
+	struct pending_post p[BATCH_MAX];
+};
+
+static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
-	struct post_ctx *ctx = priv;
+	struct post_batch *batch = priv;
 	(void)ac;
 
-	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-		if (reply)
-			log_msg(LOG_WARN, "post script: %s", reply->str);
-		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
-		       ctx->topic, ctx->cid);
-	} else if (reply->type == REDIS_REPLY_INTEGER && reply->integer < 0) {
-		script_refusal(ctx, reply->integer);
+	bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
+	if (reply && reply->type == REDIS_REPLY_ERROR)
+		log_msg(LOG_WARN, "post script: %s", reply->str);
+	for (int i = 0; i < batch->n; i++) {
+		struct post_ctx *ctx = batch->p[i].ctx;
+		if (!ok) {
+			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
+			       ctx->topic, ctx->cid);
+		} else if (reply->element[i]->type == REDIS_REPLY_INTEGER &&
+		           reply->element[i]->integer < 0) {
+			script_refusal(ctx, reply->element[i]->integer);
+		}
+		/* accepted: delivery, to the sender's devices too, comes from the feed */
+		free(ctx);
 	}
-	/* accepted: delivery, also to the sender's devices, comes from the feed */
-	free(ctx);
+	free(batch);
+}
+
+/* Sends the waiting messages, if any, as one script call. */
+static void flush_posts(struct bridge *b)
+{
+	struct post_batch *batch = b->batch;
+	char rate[24], burst[24], keep[24], maxlen[24], count[8];
+	const char *argv[8 + 6 * BATCH_MAX];
+
+	if (batch == NULL)
+		return;
+	b->batch = NULL;
+	snprintf(rate, sizeof(rate), "%ld", b->cfg->rate_per_s);
+	snprintf(burst, sizeof(burst), "%ld", b->cfg->rate_burst);
+	snprintf(keep, sizeof(keep), "%ld", b->cfg->recent_max);
+	snprintf(maxlen, sizeof(maxlen), "%ld", b->cfg->stream_maxlen);
+	snprintf(count, sizeof(count), "%d", batch->n);
+	int argc = 0;
+	const char *fixed[] = {"EVALSHA", b->sha.post, "0", rate, burst, keep, maxlen, count};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		argv[argc++] = fixed[i];
+	for (int i = 0; i < batch->n; i++) {
+		struct pending_post *p = &batch->p[i];
+		argv[argc++] = p->conv;
+		argv[argc++] = p->head;
+		argv[argc++] = p->tail;
+		argv[argc++] = p->ctx->sender;
+		argv[argc++] = p->ctx->room;
+		argv[argc++] = p->kind;
+	}
+	/* hiredis copies the arguments into its output buffer right away */
+	int rc = b->cmd.ready ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
+	                      : REDIS_ERR;
+	for (int i = 0; i < batch->n; i++) {
+		free(batch->p[i].head);
+		free(batch->p[i].tail);
+	}
+	if (rc != REDIS_OK)
+		on_post_batch(NULL, NULL, batch);
 }
 
 static void post(struct bridge *b, struct inbound *in, const char *topic)
 {
-	char id[64], rate[24], burst[24], keep[24], maxlen[24];
+	char id[64];
 	char *head = NULL, *tail = NULL;
 
 	snprintf(id, sizeof(id), "%s%llx", b->id_prefix, ++b->id_counter);
@@ -493,21 +555,23 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		return;
 	}
 	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
-	if (ctx == NULL) {
+	if (b->batch == NULL)
+		b->batch = calloc(1, sizeof(*b->batch));
+	if (ctx == NULL || b->batch == NULL) {
+		free(ctx);
 		free(head);
 		free(tail);
+		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		return;
 	}
-	snprintf(rate, sizeof(rate), "%ld", b->cfg->rate_per_s);
-	snprintf(burst, sizeof(burst), "%ld", b->cfg->rate_burst);
-	snprintf(keep, sizeof(keep), "%ld", b->cfg->recent_max);
-	snprintf(maxlen, sizeof(maxlen), "%ld", b->cfg->stream_maxlen);
-	const char *kind = in->topic.kind == TOPIC_IN_ROOM ? "room" : "dm";
-	const char *argv[] = {"EVALSHA", b->sha.post, "0", in->conv, head, tail, rate, burst,
-	                      keep, maxlen, in->topic.sender, in->topic.target, kind};
-	redisAsyncCommandArgv(b->cmd.ac, on_post, ctx, 13, argv, NULL);
-	free(head);
-	free(tail);
+	struct pending_post *p = &b->batch->p[b->batch->n++];
+	p->ctx = ctx;
+	strcpy(p->conv, in->conv);
+	p->head = head;
+	p->tail = tail;
+	p->kind = in->topic.kind == TOPIC_IN_ROOM ? "room" : "dm";
+	if (b->batch->n == BATCH_MAX)
+		flush_posts(b);
 }
 
 static void on_typing(redisAsyncContext *ac, void *r, void *priv)
@@ -677,6 +741,8 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		return -1;
 	}
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	/* every message is small and latency-bound: no Nagle delay */
+	mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_v5_callback_set(b->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(b->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(b->mosq, on_message);
@@ -765,6 +831,7 @@ void bridge_run(struct bridge *b)
 			if (owner[i]->ac && (fds[i].revents & POLLOUT))
 				redisAsyncHandleWrite(owner[i]->ac);
 		}
+		flush_posts(b);
 		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
 		    b->mqtt_retry_at == 0) {
 			b->mqtt_up = false;
@@ -775,6 +842,7 @@ void bridge_run(struct bridge *b)
 
 void bridge_free(struct bridge *b)
 {
+	flush_posts(b);
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
 	for (int i = 0; i < 3; i++)
 		if (links[i]->ac)

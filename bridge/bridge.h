@@ -43,6 +43,8 @@ struct redis_link {
 	struct bridge *b;
 };
 
+struct post_batch; /* bridge.c */
+
 struct bridge {
 	const struct chat_config *cfg;
 	struct token_keyring keys;
@@ -57,6 +59,7 @@ struct bridge {
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
 	double next_beat;
+	struct post_batch *batch; /* messages waiting for one script call */
 	char id_prefix[24];
 	unsigned long long id_counter;
 	volatile int stop;

@@ -7,12 +7,12 @@
  *   stream              every accepted message, in seq order per conv;
  *                       fields conv, seq, msg (the subscriber JSON)
  *   recent:<conv>       the last recent_max messages' JSON
- *   rate:<user>         token bucket {tokens, ts}
+ *   ratelimit:<user>    token bucket "<tokens> <ts>"
  *   room:<room>         hash {owner, private, created}
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
- *   users               set of user ids ever seen
+ *   users               set of user ids ever connected
  *   admins              users seen with the admin role
  *   rooms:private       set of private room ids
  *   room:<room>:ver     version of a private room's member list
@@ -25,9 +25,11 @@
 #ifndef CHAT_SCRIPTS_H
 #define CHAT_SCRIPTS_H
 
-/* post: ARGV conv, head, tail, rate, burst, recent_max, stream_maxlen,
- * sender, target, kind ("room" | "dm").
- * Returns seq > 0, or -1 rate limited, -2 no such room, -3 not a member. */
+/* post: a batch of messages, each as one atomic step of the one script.
+ * ARGV rate, burst, recent_max, stream_maxlen, n, then n times: conv, head,
+ * tail, sender, target, kind ("room" | "dm"). Returns one status per
+ * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member.
+ * The recent list may run up to 64 over recent_max between trims. */
 extern const char script_post[];
 /* typing: ARGV sender, room. Returns 1 when the sender may signal typing in
  * the room, -2 no such room, -3 not a member. */
