@@ -14,6 +14,15 @@
  *       delivered messages/s, and with --broker-pid the broker's CPU time
  *       per delivered message.
  *
+ *   chatbench latency --port P [--port2 P2] --pubs N --rate R --subs S
+ *                     --seconds T [--secret-file F]
+ *       N publishers share R messages/s on a fixed schedule (R = 0: as fast
+ *       as the window allows, to find saturation); publishers and the S
+ *       subscribers alternate between the two ports. Each message carries its scheduled
+ *       send time, so a stalled system cannot hide its queue: latency counts
+ *       from when the message should have left. With F (the chat stack),
+ *       publishers post to chat/in/<me>/room/bench through the bridge; without
+ *       it (a plain broker), straight to chat/room/bench.
  *   chatbench acl [--count N]
  *       times the plugin's per-delivery read check in-process (connection
  *       lookup + topic rules) against a table of 10,000 connections.
@@ -54,7 +63,65 @@ struct conn {
 	size_t rlen;
 	uint64_t received;
 	int want_suback; /* the CONNECT bytes carry a SUBSCRIBE too */
+	struct lat_hist *hist; /* latency mode: record each PUBLISH's age */
 };
+
+/* Latency histogram: 10 us buckets up to 2 s, then one overflow bucket. */
+#define LAT_BUCKET_US 10
+#define LAT_BUCKETS 200000
+
+struct lat_hist {
+	uint64_t b[LAT_BUCKETS + 1];
+	uint64_t count;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads the send time (ns) from a payload: plain digits, or the chat
+ * envelope's "body":"<digits>". Returns 0 when there is none. */
+static uint64_t payload_time(const unsigned char *p, size_t n)
+{
+	static const char key[] = "\"body\":\"";
+	size_t i = 0;
+	if (n > 0 && p[0] == '{') {
+		const unsigned char *k = memmem(p, n, key, sizeof(key) - 1);
+		if (k == NULL)
+			return 0;
+		i = (size_t)(k - p) + sizeof(key) - 1;
+	}
+	uint64_t v = 0;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	return v;
+}
+
+static void hist_add(struct lat_hist *h, uint64_t sent_ns)
+{
+	uint64_t now = mono_ns();
+	uint64_t us = now > sent_ns ? (now - sent_ns) / 1000 : 0;
+	uint64_t i = us / LAT_BUCKET_US;
+	h->b[i < LAT_BUCKETS ? i : LAT_BUCKETS]++;
+	h->count++;
+}
+
+/* The latency (ms) below which a fraction q of the samples fall. */
+static double hist_quantile(const struct lat_hist *h, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)h->count), seen = 0;
+	if (want >= h->count && h->count > 0)
+		want = h->count - 1;
+	for (size_t i = 0; i <= LAT_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > want)
+			return (double)((i + 1) * LAT_BUCKET_US) / 1000.0;
+	}
+	return 0;
+}
 
 struct opts {
 	int port;
@@ -65,6 +132,10 @@ struct opts {
 	int payload;
 	const char *secret_file;
 	int broker_pid;
+	int port2;
+	int window; /* latency --rate 0: messages in flight per subscriber */
+	int pubs;
+	double rate;
 };
 
 static struct token_keyring keys;
@@ -206,6 +277,14 @@ static int read_packets(struct conn *c, int *refused)
 			unsigned char type = c->rbuf[off] >> 4;
 			if (type == 3) {
 				c->received++;
+				if (c->hist) {
+					size_t body = off + i;
+					size_t tl = ((size_t)c->rbuf[body] << 8) | c->rbuf[body + 1];
+					size_t pay = body + 2 + tl + ((c->rbuf[off] & 0x06) ? 2 : 0);
+					uint64_t t = payload_time(c->rbuf + pay, off + i + len - pay);
+					if (t)
+						hist_add(c->hist, t);
+				}
 			} else if (type == 2) {
 				if (c->rbuf[off + i + 1] != 0) {
 					*refused = 1;
@@ -428,6 +507,160 @@ static int run_fanout(const struct opts *o)
 	return 0;
 }
 
+/* Appends one QoS 0 PUBLISH of topic with the send time as its payload. */
+static size_t put_publish(unsigned char *p, const char *topic, uint64_t t_ns)
+{
+	char body[24];
+	size_t tl = strlen(topic);
+	int bl = snprintf(body, sizeof(body), "%llu", (unsigned long long)t_ns);
+	size_t n = 0;
+	p[n++] = 0x30;
+	n += put_len(p + n, 2 + tl + (size_t)bl);
+	n += put_str(p + n, topic, tl);
+	memcpy(p + n, body, (size_t)bl);
+	return n + (size_t)bl;
+}
+
+static int run_latency(const struct opts *o)
+{
+	int n = o->subs + o->pubs, ep = epoll_create1(0), refused = 0;
+	struct conn *cs = calloc((size_t)n, sizeof(*cs));
+	struct lat_hist *hist = calloc(1, sizeof(*hist));
+	char user[32], (*topics)[64] = calloc((size_t)o->pubs, 64);
+	const char *room = "chat/room/bench";
+
+	for (int i = 0; i < o->subs; i++) {
+		snprintf(user, sizeof(user), "r%d", i);
+		cs[i].out = build_connect(user, ROLE_USER, room, &cs[i].out_len);
+		cs[i].want_suback = 1;
+		cs[i].hist = hist;
+		open_conn(ep, (i % 2 && o->port2) ? o->port2 : o->port, &cs[i]);
+	}
+	for (int i = 0; i < o->pubs; i++) {
+		struct conn *c = &cs[o->subs + i];
+		snprintf(user, sizeof(user), "p%d", i);
+		c->out = build_connect(user, ROLE_USER, NULL, &c->out_len);
+		open_conn(ep, (i % 2 && o->port2) ? o->port2 : o->port, c);
+		if (have_keys)
+			snprintf(topics[i], 64, "chat/in/p%d/room/bench", i);
+		else
+			snprintf(topics[i], 64, "%s", room);
+	}
+	struct epoll_event evs[256];
+	int ready = 0;
+	double deadline = now_s() + 10;
+	while (ready < n) {
+		int k = epoll_wait(ep, evs, 256, 200);
+		for (int j = 0; j < k; j++) {
+			struct conn *c = evs[j].data.ptr;
+			if (evs[j].events & EPOLLOUT)
+				flush_out(ep, c);
+			if (evs[j].events & EPOLLIN) {
+				int bad = 0;
+				enum state before = c->state;
+				if (read_packets(c, &bad) < 0) {
+					fprintf(stderr, "chatbench: connection %s\n", bad ? "refused" : "closed");
+					return 1;
+				}
+				if (c->state == ST_READY && before != ST_READY)
+					ready++;
+			}
+		}
+		if (now_s() > deadline) {
+			fprintf(stderr, "chatbench: only %d of %d clients ready\n", ready, n);
+			return 1;
+		}
+	}
+	if (have_keys) {
+		/* the chat stack needs the room; "conflict" on a second run is fine */
+		unsigned char pkt[256];
+		const char *req = "{\"id\":\"b\",\"method\":\"room.create\",\"params\":{\"room\":\"bench\"}}";
+		size_t rl = strlen(req), tl = strlen("chat/in/p0/rpc"), k = 0;
+		pkt[k++] = 0x30;
+		k += put_len(pkt + k, 2 + tl + rl);
+		k += put_str(pkt + k, "chat/in/p0/rpc", tl);
+		memcpy(pkt + k, req, rl);
+		if (write(cs[o->subs].fd, pkt, k + rl) < 0)
+			die("write");
+		usleep(500000);
+	}
+	for (int i = o->subs; i < n; i++) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
+		epoll_ctl(ep, EPOLL_CTL_MOD, cs[i].fd, &ev);
+		/* publishers block when the broker pushes back */
+		fcntl(cs[i].fd, F_SETFL, fcntl(cs[i].fd, F_GETFL) & ~O_NONBLOCK);
+	}
+
+	/* fixed schedule, or with rate 0 at most `window` in flight */
+	unsigned char *buf = malloc(65536);
+	uint64_t sent = 0, total = 0, base_total = 0, base_sent = 0;
+	const uint64_t window = (uint64_t)o->window;
+	uint64_t t0 = mono_ns(), warm = t0 + 1000000000ULL;
+	uint64_t end = warm + (uint64_t)(o->seconds * 1e9);
+	int measuring = 0;
+	double step_ns = o->rate > 0 ? 1e9 / o->rate : 0;
+	while (mono_ns() < end) {
+		uint64_t now = mono_ns();
+		if (!measuring && now >= warm) {
+			measuring = 1;
+			memset(hist, 0, sizeof(*hist));
+			base_total = total;
+			base_sent = sent;
+		}
+		/* publish what is due, spread over the publishers */
+		for (int burst = 0; burst < 64; burst++) {
+			uint64_t due;
+			if (step_ns > 0) {
+				due = t0 + (uint64_t)((double)sent * step_ns);
+				if (due > now)
+					break;
+			} else {
+				if (sent * (uint64_t)o->subs - total >= window * (uint64_t)o->subs)
+					break;
+				due = now;
+			}
+			int p = (int)(sent % (uint64_t)o->pubs);
+			size_t len = put_publish(buf, topics[p], due);
+			if (write(cs[o->subs + p].fd, buf, len) != (ssize_t)len)
+				die("publish");
+			sent++;
+		}
+		int k = epoll_wait(ep, evs, 256, 0);
+		if (k == 0 && step_ns > 0) {
+			uint64_t next = t0 + (uint64_t)((double)sent * step_ns);
+			uint64_t gap = next > mono_ns() ? next - mono_ns() : 0;
+			k = epoll_wait(ep, evs, 256, gap > 1000000 ? 1 : 0);
+		}
+		for (int j = 0; j < k; j++) {
+			struct conn *c = evs[j].data.ptr;
+			uint64_t before = c->received;
+			if (read_packets(c, &refused) < 0) {
+				fprintf(stderr, "chatbench: a connection closed during the run\n");
+				return 1;
+			}
+			total += c->received - before;
+		}
+	}
+	double dt = (double)(mono_ns() - warm) / 1e9;
+	uint64_t delivered = total - base_total, published = sent - base_sent;
+	printf("pubs=%d subs=%d rate=%.0f published=%llu delivered=%llu expected=%llu seconds=%.2f "
+	       "delivered_per_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+	       o->pubs, o->subs, o->rate, (unsigned long long)published,
+	       (unsigned long long)delivered, (unsigned long long)(published * (uint64_t)o->subs),
+	       dt, (double)delivered / dt, hist_quantile(hist, 0.5), hist_quantile(hist, 0.99),
+	       hist_quantile(hist, 0.999), hist_quantile(hist, 1.0));
+	for (int i = 0; i < n; i++) {
+		close(cs[i].fd);
+		free(cs[i].out);
+	}
+	free(cs);
+	free(hist);
+	free(buf);
+	free(topics);
+	close(ep);
+	return 0;
+}
+
 /* The read check as the plugin runs it for every subscriber of every
  * message: find the connection, then apply the topic rules. */
 static int run_acl(const struct opts *o)
@@ -465,6 +698,8 @@ static void usage(void)
 	        "usage: chatbench connect --port P --count N [--inflight K] [--secret-file F]\n"
 	        "       chatbench fanout --port P [--subs S] [--seconds T] [--payload B]\n"
 	        "                        [--secret-file F] [--broker-pid PID]\n"
+	        "       chatbench latency --port P [--port2 P2] [--pubs N] [--rate R] [--subs S]\n"
+	        "                         [--seconds T] [--secret-file F] [--window W]\n"
 	        "       chatbench acl [--count N]\n");
 	exit(2);
 }
@@ -472,7 +707,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct opts o = {.port = 1883, .count = 5000, .inflight = 128, .subs = 100,
-	                 .seconds = 5, .payload = 64};
+	                 .seconds = 5, .payload = 64, .pubs = 10,
+	                 .window = 2000};
 	if (argc < 2)
 		usage();
 	for (int i = 2; i < argc; i++) {
@@ -487,10 +723,14 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--payload")) o.payload = atoi(v);
 		else if (!strcmp(k, "--secret-file")) o.secret_file = v;
 		else if (!strcmp(k, "--broker-pid")) o.broker_pid = atoi(v);
+		else if (!strcmp(k, "--port2")) o.port2 = atoi(v);
+		else if (!strcmp(k, "--pubs")) o.pubs = atoi(v);
+		else if (!strcmp(k, "--rate")) o.rate = atof(v);
+		else if (!strcmp(k, "--window")) o.window = atoi(v);
 		else usage();
 	}
 	if (o.count < 1 || o.inflight < 1 || o.subs < 1 || o.seconds <= 0 || o.payload < 0 ||
-	    o.payload > 400)
+	    o.payload > 400 || o.pubs < 1 || o.pubs > 1000 || o.rate < 0 || o.window < 1)
 		usage();
 	raise_nofile();
 	if (o.secret_file) {
@@ -511,6 +751,8 @@ int main(int argc, char **argv)
 		return run_fanout(&o);
 	if (!strcmp(argv[1], "acl"))
 		return run_acl(&o);
+	if (!strcmp(argv[1], "latency"))
+		return run_latency(&o);
 	usage();
 	return 2;
 }

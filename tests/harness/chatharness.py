@@ -154,7 +154,7 @@ class Mosquitto(Server):
                  "persistence false", "log_dest stdout", "log_type all",
                  "max_keepalive 3600",
                  # the bridge takes bursts from many clients: queue, don't drop
-                 "max_queued_messages 100000",
+                 "max_queued_messages 100000", "set_tcp_nodelay true",
                  # as root, mosquitto would switch to the "mosquitto" user
                  # and lose access to the test's private key files
                  "user %s" % getpass.getuser(),
