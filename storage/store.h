@@ -27,6 +27,13 @@
 
 struct store; /* opaque; one per thread */
 
+/* The highest seq a message or read marker may carry: seqs travel as JSON
+ * numbers, exact only up to 2^53 - 1. */
+#define STORE_SEQ_MAX ((UINT64_C(1) << 53) - 1)
+
+/* The longest password hash store_user_create accepts (bytes, no NUL). */
+#define STORE_PWHASH_MAX 511
+
 enum store_err {
 	STORE_OK = 0,
 	STORE_E_URL = -1,      /* the URL names no backend, or is malformed */
@@ -45,6 +52,11 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 
+/* A line saying why the last call on s failed (the backend's own words,
+ * e.g. "No suitable servers found"), for logs; "" after success. Owned by
+ * s, valid until the next call on it. */
+const char *store_errmsg(const struct store *s);
+
 /* STORE_OK when the store answers a round trip now. */
 int store_ping(struct store *s);
 
@@ -60,7 +72,12 @@ struct store_msg {
 
 /* Writes n messages. A message whose (conv, seq) is stored already is
  * skipped, not an error. Returns STORE_OK only when every message is
- * durable (MongoDB: acknowledged by the majority, journaled). */
+ * durable (MongoDB: acknowledged by the majority, journaled).
+ * Each json must be a subscriber JSON object whose "conv" and "seq" equal
+ * the message's, with string id, from, to, body, numeric ts and optional
+ * string cid, and seq 1..STORE_SEQ_MAX; otherwise STORE_E_BAD and nothing
+ * of the batch is written. A MongoDB store keeps the fields and gives back
+ * an equivalent object (envelope_encode's key order), SQLite the text. */
 int store_put_messages(struct store *s, const struct store_msg *msgs, size_t n);
 
 /* One page of history, ascending by seq. msgs[i].json is owned by the
@@ -96,7 +113,8 @@ int store_user_create(struct store *s, const char *user, const char *pwhash,
                       int64_t created_ms);
 
 /* Copies the user's password hash into hash (hashlen bytes with the NUL).
- * STORE_E_NOT_FOUND when there is no such user. */
+ * STORE_E_NOT_FOUND when there is no such user; STORE_E_BAD when hash is
+ * too small for it (STORE_PWHASH_MAX + 1 always suffices). */
 int store_user_get(struct store *s, const char *user, char *hash, size_t hashlen);
 
 /* ---- rooms and members ---- */
@@ -124,8 +142,8 @@ int store_each_member(struct store *s,
 
 /* ---- read markers ---- */
 
-/* Marks conv read by user up to seq; a lower seq than the stored one
- * changes nothing. */
+/* Marks conv read by user up to seq (0..STORE_SEQ_MAX); a lower seq than
+ * the stored one changes nothing. */
 int store_read_set(struct store *s, const char *user, const char *conv, uint64_t seq);
 
 /* Calls fn for every (user, conv, seq) read marker until fn returns
