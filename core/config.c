@@ -45,6 +45,16 @@ static const struct config_opt opts[] = {
 	{"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
 	{"rate_per_s", OPT_LONG, 1, 1000000, "20", NULL, OFF(rate_per_s)},
 	{"rate_burst", OPT_LONG, 1, 1000000, "40", NULL, OFF(rate_burst)},
+	{"store_url", OPT_STR, 1, 4096, "sqlite:run/chat.db", NULL, OFF(store_url)},
+	{"http_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(http_host)},
+	{"http_port", OPT_LONG, 1, 65535, "8080", NULL, OFF(http_port)},
+	{"static_dir", OPT_STR, 1, 4096, "wsfront/app/dist", NULL, OFF(static_dir)},
+	{"web_token_ttl", OPT_LONG, 60, 2592000, "43200", NULL, OFF(web_token_ttl)},
+	{"ws_buffer_max", OPT_LONG, 16384, 67108864, "2097152", NULL, OFF(ws_buffer_max)},
+	{"http_body_max", OPT_LONG, 256, 1048576, "16384", NULL, OFF(http_body_max)},
+	{"auth_burst", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_burst)},
+	{"auth_per_min", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_per_min)},
+	{"http_workers", OPT_LONG, 1, 16, "2", NULL, OFF(http_workers)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

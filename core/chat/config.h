@@ -31,6 +31,18 @@ struct chat_config {
 	long recent_max;        /* messages kept per conversation in Redis */
 	long rate_per_s;        /* per-user messages per second */
 	long rate_burst;        /* per-user burst */
+	/* the durable store (storage/store.h URL) */
+	char *store_url;        /* sqlite:PATH or mongodb://... */
+	/* the web front */
+	char *http_host;        /* address wsfront listens on */
+	long http_port;
+	char *static_dir;       /* the web app's files */
+	long web_token_ttl;     /* seconds a token from /api/login lasts */
+	long ws_buffer_max;     /* bytes queued towards one browser before it is cut off */
+	long http_body_max;     /* bytes of an HTTP request body */
+	long auth_burst;        /* login/register attempts per address and per name */
+	long auth_per_min;      /* refill of those attempts per minute */
+	long http_workers;      /* threads for hashing, store and Redis calls */
 };
 
 enum config_err {
