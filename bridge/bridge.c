@@ -127,10 +127,19 @@ static void publish(struct bridge *b, const char *topic, const char *payload, si
 	bridge_publish(b, topic, payload, len, qos, retain, NULL);
 }
 
+/* The notice codes in the order of bridge_counters.rejects. */
+static const char *const reject_codes[] = {NOTICE_BAD_REQUEST, NOTICE_TOO_LARGE,
+                                           NOTICE_FORBIDDEN,   NOTICE_NOT_FOUND,
+                                           NOTICE_RATE_LIMITED, NOTICE_UNAVAILABLE};
+#define NREJECT (sizeof(reject_codes) / sizeof(reject_codes[0]))
+
 static void notice(struct bridge *b, const char *user, const char *code, const char *message,
                    const char *about, const char *cid)
 {
 	char topic[128];
+	for (size_t i = 0; i < NREJECT; i++)
+		if (strcmp(code, reject_codes[i]) == 0)
+			b->count.rejects[i]++;
 	char *json = inbound_notice(code, message, about, cid);
 	if (json && topic_user(b->cfg->topic_prefix, user, "notice", topic, sizeof(topic)) > 0)
 		publish(b, topic, json, strlen(json), 1, false);
@@ -279,6 +288,34 @@ static void connection_report(struct bridge *b, const char *topic, const char *p
 	bridge_presence(b, op, args, 3, NULL, NULL);
 }
 
+/* The counters, for the web front's /metrics (one HSET a second). */
+static void write_metrics(struct bridge *b)
+{
+	char vals[4 + NREJECT][24], names[NREJECT][40];
+	const char *argv[3 + 2 * (4 + NREJECT)];
+	char key[64];
+	int argc = 0;
+	unsigned long long v[4] = {b->count.msgs_in, b->count.delivered, b->count.typing,
+	                           b->count.requests};
+	const char *fixed[4] = {"msgs_in", "delivered", "typing", "requests"};
+
+	snprintf(key, sizeof(key), "chat:metrics:bridge:%s", b->cfg->node_name);
+	argv[argc++] = "HSET";
+	argv[argc++] = key;
+	for (int i = 0; i < 4; i++) {
+		snprintf(vals[i], sizeof(vals[i]), "%llu", v[i]);
+		argv[argc++] = fixed[i];
+		argv[argc++] = vals[i];
+	}
+	for (size_t i = 0; i < NREJECT; i++) {
+		snprintf(names[i], sizeof(names[i]), "rejects:%s", reject_codes[i]);
+		snprintf(vals[4 + i], sizeof(vals[4 + i]), "%llu", b->count.rejects[i]);
+		argv[argc++] = names[i];
+		argv[argc++] = vals[4 + i];
+	}
+	redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, argc, argv, NULL);
+}
+
 static void heartbeat(struct bridge *b)
 {
 	const char *args[] = {NODE_TIMEOUT_S};
@@ -341,6 +378,7 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 			if (!b->mqtt_up)
 				break; /* resume from the last delivered entry later */
 			deliver(b, e->element[1]);
+			b->count.delivered++;
 			snprintf(b->stream_last, sizeof(b->stream_last), "%s", e->element[0]->str);
 		}
 		if (b->cmd.ready)
@@ -412,6 +450,8 @@ static void cmd_ready(struct bridge *b)
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_read);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_unread);
 	acl_sync(b);
 }
 
@@ -458,6 +498,16 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 		notice(ctx->b, ctx->sender, NOTICE_FORBIDDEN, "not a member of this private room",
 		       ctx->topic, ctx->cid);
 		break;
+	case -4:
+		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE,
+		       "the history store is far behind: message not accepted, try again later",
+		       ctx->topic, ctx->cid);
+		break;
+	case -5:
+		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE,
+		       "the message service is restoring its state: try again in a moment", ctx->topic,
+		       ctx->cid);
+		break;
 	default:
 		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "unexpected answer", ctx->topic,
 		       ctx->cid);
@@ -498,6 +548,8 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 		} else if (reply->element[i]->type == REDIS_REPLY_INTEGER &&
 		           reply->element[i]->integer < 0) {
 			script_refusal(ctx, reply->element[i]->integer);
+		} else {
+			ctx->b->count.msgs_in++;
 		}
 		/* accepted: delivery, to the sender's devices too, comes from the feed */
 		free(ctx);
@@ -640,9 +692,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		post(b, &in, msg->topic);
 		break;
 	case INBOUND_TYPING:
+		b->count.typing++;
 		typing(b, &in, msg->topic);
 		break;
 	case INBOUND_RPC:
+		b->count.requests++;
 		rpc_handle(b, in.topic.sender, msg->payload, (size_t)msg->payloadlen, props);
 		break;
 	}
@@ -757,6 +811,12 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		links[i]->retry_at = 0.001; /* connect on the first turn */
 	}
 	b->mqtt_retry_at = 0.001;
+	if (jobs_start(&b->jobs, cfg) != 0)
+		return -1;
+	if (persist_start(&b->persist, cfg) != 0) {
+		jobs_stop(&b->jobs);
+		return -1;
+	}
 	return 0;
 }
 
@@ -779,8 +839,8 @@ void bridge_run(struct bridge *b)
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
 
 	while (!b->stop) {
-		struct pollfd fds[4];
-		struct redis_link *owner[4];
+		struct pollfd fds[5];
+		struct redis_link *owner[5];
 		int n = 0;
 		double now = now_s();
 
@@ -790,6 +850,10 @@ void bridge_run(struct bridge *b)
 		if (b->cmd.ready && now >= b->next_beat) {
 			heartbeat(b);
 			b->next_beat = now + BEAT_S;
+		}
+		if (b->cmd.ready && now >= b->next_metrics) {
+			write_metrics(b);
+			b->next_metrics = now + 1.0;
 		}
 		acl_sync(b);
 		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
@@ -813,6 +877,9 @@ void bridge_run(struct bridge *b)
 			fds[n].events = (short)((l->want_read ? POLLIN : 0) | (l->want_write ? POLLOUT : 0));
 			owner[n++] = l;
 		}
+		/* last: the worker's finished jobs */
+		fds[n] = (struct pollfd){jobs_fd(&b->jobs), POLLIN, 0};
+		owner[n++] = NULL;
 		int ready = poll(fds, (nfds_t)n, 50);
 		if (ready < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
@@ -821,6 +888,10 @@ void bridge_run(struct bridge *b)
 		for (int i = 0; i < n && ready > 0; i++) {
 			if (fds[i].revents == 0)
 				continue;
+			if (i == n - 1) {
+				jobs_collect(&b->jobs);
+				continue;
+			}
 			if (owner[i] == NULL) {
 				mqtt_io(b, fds[i].revents);
 				continue;
@@ -843,6 +914,8 @@ void bridge_run(struct bridge *b)
 void bridge_free(struct bridge *b)
 {
 	flush_posts(b);
+	persist_stop(&b->persist);
+	jobs_stop(&b->jobs);
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
 	for (int i = 0; i < 3; i++)
 		if (links[i]->ac)

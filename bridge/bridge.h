@@ -29,6 +29,8 @@
 
 #include "chat/config.h"
 #include "chat/token.h"
+#include "jobs.h"
+#include "persist.h"
 #include "scripts.h"
 
 struct bridge;
@@ -60,6 +62,14 @@ struct bridge {
 	bool acl_syncing;
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
+	struct jobs jobs;         /* history pages, off the loop */
+	struct persist persist;   /* the store writer (one node's at a time) */
+	/* counters, written to chat:metrics:bridge:<node> every second */
+	struct bridge_counters {
+		unsigned long long msgs_in, delivered, typing, requests;
+		unsigned long long rejects[8]; /* by NOTICE_* code, see bridge.c */
+	} count;
+	double next_metrics;
 	char id_prefix[24];
 	unsigned long long id_counter;
 	volatile int stop;

@@ -12,6 +12,8 @@
 
 #include "bridge.h"
 #include "chat/log.h"
+#include "history.h"
+#include "jobs.h"
 #include "chat/names.h"
 #include "chat/topic.h"
 #include "rpc.h"
@@ -281,6 +283,217 @@ static int presence_get(struct rpc_ctx *c, const cJSON *params)
 	return 0;
 }
 
+/* Reads an optional whole-number param >= 0 into *out (-1 when absent).
+ * Returns -1 after replying when it is of the wrong type. */
+static int count_param(struct rpc_ctx *c, const cJSON *params, const char *key, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, key);
+	*out = -1;
+	if (v == NULL || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740991.0 ||
+	    v->valuedouble != (double)(int64_t)v->valuedouble) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "params.%s must be a whole number >= 0", key);
+		reply(c, NULL, "bad_request", msg);
+		return -1;
+	}
+	*out = (int64_t)v->valuedouble;
+	return 0;
+}
+
+/* ---- history: on the worker thread ---- */
+
+struct history_job {
+	struct job job;
+	struct rpc_ctx *c;
+	struct history_query q;
+	char *json;
+	const char *code, *msg;
+};
+
+static void history_run(struct job *j, redisContext *redis, struct store *store)
+{
+	struct history_job *h = (struct history_job *)j;
+	if (redis == NULL) {
+		h->code = HISTORY_E_UNAVAILABLE;
+		h->msg = "the message service is not answering: try again";
+		return;
+	}
+	h->code = history_allowed(redis, h->c->caller, h->q.conv, &h->msg);
+	if (h->code == NULL)
+		h->code = history_page(redis, store, &h->q, &h->json, &h->msg);
+}
+
+static void history_done(struct job *j)
+{
+	struct history_job *h = (struct history_job *)j;
+	if (h->code)
+		reply(h->c, NULL, h->code, h->msg ? h->msg : "not available");
+	else
+		reply(h->c, cJSON_CreateRaw(h->json), NULL, NULL);
+	free(h->json);
+	ctx_free(h->c);
+	free(h);
+}
+
+/* history {conv, before | after, limit}. Returns 0 when the job was
+ * queued (it then owns c), -1 after replying. */
+static int history(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *conv = cJSON_GetObjectItemCaseSensitive(params, "conv");
+	int64_t before, after, limit;
+	const char *code, *msg = NULL;
+
+	if (!cJSON_IsString(conv)) {
+		reply(c, NULL, "bad_request", "params.conv must be a conversation id");
+		return -1;
+	}
+	if (count_param(c, params, "before", &before) || count_param(c, params, "after", &after) ||
+	    count_param(c, params, "limit", &limit))
+		return -1;
+	struct history_job *h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		reply(c, NULL, "unavailable", "out of memory");
+		return -1;
+	}
+	code = history_query_init(&h->q, conv->valuestring, before, after, limit, &msg);
+	if (code) {
+		reply(c, NULL, code, msg);
+		free(h);
+		return -1;
+	}
+	h->c = c;
+	h->job.run = history_run;
+	h->job.done = history_done;
+	if (jobs_submit(&c->b->jobs, &h->job) != 0) {
+		reply(c, NULL, "unavailable", "too many requests in progress: try again");
+		free(h);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- read markers ---- */
+
+struct read_ctx {
+	struct rpc_ctx *c;
+	char conv[NAME_CONV_MAX + 1];
+};
+
+static void on_read(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct read_ctx *rc = priv;
+	struct rpc_ctx *c = rc->c;
+	char topic[160], *json = NULL;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+		reply(c, NULL, "unavailable", "read markers did not answer: try again");
+	} else if (rep->integer == -2) {
+		reply(c, NULL, "not_found", "no such conversation, or no message in it yet");
+	} else if (rep->integer == -3) {
+		reply(c, NULL, "forbidden", "private room: members only");
+	} else {
+		cJSON *result = cJSON_CreateObject();
+		cJSON_AddStringToObject(result, "conv", rc->conv);
+		cJSON_AddNumberToObject(result, "seq", (double)rep->integer);
+		reply(c, result, NULL, NULL);
+		/* the user's other devices update their unread counts */
+		if (topic_user(c->b->cfg->topic_prefix, c->caller, "inbox", topic, sizeof(topic)) > 0 &&
+		    asprintf(&json, "{\"v\":1,\"type\":\"read\",\"conv\":\"%s\",\"seq\":%lld}", rc->conv,
+		             rep->integer) > 0) {
+			bridge_relay(c->b, topic, json);
+			free(json);
+		}
+	}
+	ctx_free(c);
+	free(rc);
+}
+
+/* read {conv, seq}. Returns 0 when sent (on_read owns c), -1 after
+ * replying. */
+static int read_marker(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *conv = cJSON_GetObjectItemCaseSensitive(params, "conv");
+	struct conv_id id;
+	int64_t seq;
+	char seqs[24];
+
+	if (!cJSON_IsString(conv) || conv_parse(conv->valuestring, strlen(conv->valuestring), &id)) {
+		reply(c, NULL, "bad_request", "params.conv must be a conversation id");
+		return -1;
+	}
+	if (count_param(c, params, "seq", &seq))
+		return -1;
+	if (seq < 1) {
+		reply(c, NULL, "bad_request", "params.seq must be a seq >= 1");
+		return -1;
+	}
+	if (id.kind == CONV_DM && strcmp(id.a, c->caller) != 0 && strcmp(id.b, c->caller) != 0) {
+		reply(c, NULL, "forbidden", "not your conversation");
+		return -1;
+	}
+	struct read_ctx *rc = calloc(1, sizeof(*rc));
+	if (rc == NULL || !c->b->cmd.ready) {
+		free(rc);
+		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
+		return -1;
+	}
+	rc->c = c;
+	conv_format(&id, rc->conv);
+	snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+	const char *argv[] = {"EVALSHA", c->b->sha.read, "0", c->caller, rc->conv, seqs};
+	if (redisAsyncCommandArgv(c->b->cmd.ac, on_read, rc, 6, argv, NULL) != REDIS_OK) {
+		free(rc);
+		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_unread(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		reply(c, NULL, "unavailable", "read markers did not answer: try again");
+		ctx_free(c);
+		return;
+	}
+	cJSON *result = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(result, "conversations");
+	for (size_t i = 0; i < rep->elements; i++) {
+		char conv[NAME_CONV_MAX + 1];
+		long long last, read;
+		if (rep->element[i]->type != REDIS_REPLY_STRING ||
+		    sscanf(rep->element[i]->str, "%69s %lld %lld", conv, &last, &read) != 3)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "conv", conv);
+		cJSON_AddNumberToObject(o, "unread", (double)(last > read ? last - read : 0));
+		cJSON_AddNumberToObject(o, "last_seq", (double)last);
+		cJSON_AddNumberToObject(o, "read_seq", (double)read);
+		cJSON_AddItemToArray(list, o);
+	}
+	reply(c, result, NULL, NULL);
+	ctx_free(c);
+}
+
+static int unread(struct rpc_ctx *c)
+{
+	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller};
+	if (!c->b->cmd.ready ||
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 4, argv, NULL) != REDIS_OK) {
+		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
+		return -1;
+	}
+	return 0;
+}
+
 void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
                 const mosquitto_property *props)
 {
@@ -326,8 +539,16 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 			ctx_free(c);
 		return;
 	}
-	if (strcmp(c->method, "presence.get") == 0) {
-		int sent = presence_get(c, params) == 0;
+	int sent = -1;
+	if (strcmp(c->method, "history") == 0)
+		sent = history(c, params) == 0;
+	else if (strcmp(c->method, "read") == 0)
+		sent = read_marker(c, params) == 0;
+	else if (strcmp(c->method, "unread") == 0)
+		sent = unread(c) == 0;
+	else if (strcmp(c->method, "presence.get") == 0)
+		sent = presence_get(c, params) == 0;
+	if (sent >= 0) {
 		cJSON_Delete(req);
 		free(rt);
 		if (!sent)

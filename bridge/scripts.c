@@ -15,12 +15,22 @@
  * targets one standalone Redis, not a cluster. */
 const char script_post[] =
 	"local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-	"local keep, maxlen, n = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
+	"local keep, cap, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	"local out = {}\n"
+	/* after a flush, nothing is accepted until the store has given back
+	 * every conversation's seq (else a seq could be issued twice) */
+	"if redis.call('EXISTS', 'chat:restored') == 0 then\n"
+	"  for i = 1, n do out[i] = -5 end\n"
+	"  return out\n"
+	"end\n"
+	/* the stream holds what is not yet persisted: when it is full, refuse
+	 * rather than drop an accepted message */
+	"local backlog_full = redis.call('XLEN', 'chat:stream') >= cap\n"
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 	"local ms = string.format('%d', math.floor(now * 1000))\n"
-	"local out = {}\n"
 	"local function post(conv, head, tail, sender, target, kind)\n"
+	"  if backlog_full then return -4 end\n"
 	"  if kind == 'room' then\n"
 	"    local members = 'chat:room:' .. target .. ':members'\n"
 	"    if redis.call('SISMEMBER', members, sender) == 0 then\n"
@@ -29,6 +39,7 @@ const char script_post[] =
 	"      if private == '1' then return -3 end\n"
 	"      redis.call('SADD', members, sender)\n"
 	"      redis.call('SADD', 'chat:user:' .. sender .. ':rooms', target)\n"
+	"      redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', target, 'user', sender, 'in', '1')\n"
 	"    end\n"
 	"  end\n"
 	"  local bucket = 'chat:ratelimit:' .. sender\n"
@@ -45,11 +56,20 @@ const char script_post[] =
 	"  end\n"
 	"  redis.call('SET', bucket, tostring(tokens - 1) .. ' ' .. tostring(now), 'EX', 3600)\n"
 	"  local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
+	"  if seq == 1 and kind == 'dm' then\n"
+	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"
+	"    redis.call('SADD', 'chat:user:' .. a .. ':dms', conv)\n"
+	"    redis.call('SADD', 'chat:user:' .. b2 .. ':dms', conv)\n"
+	"  end\n"
 	"  local msg = head .. seq .. ',\"ts\":' .. ms .. tail\n"
-	"  redis.call('XADD', 'chat:stream', 'MAXLEN', '~', maxlen, '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
-	"  if keep > 0 then\n"
-	"    local recent = 'chat:recent:' .. conv\n"
-	"    if redis.call('RPUSH', recent, msg) > keep + 64 then redis.call('LTRIM', recent, -keep, -1) end\n"
+	"  redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
+	/* the recent list keeps at least recent_max messages and always every
+	 * message not yet persisted, so history never has a hole */
+	"  local recent = 'chat:recent:' .. conv\n"
+	"  if redis.call('RPUSH', recent, msg) > keep + 64 then\n"
+	"    local done = tonumber(redis.call('GET', 'chat:persisted:' .. conv) or '0')\n"
+	"    local need = math.max(keep, seq - done)\n"
+	"    if redis.call('LLEN', recent) > need + 64 then redis.call('LTRIM', recent, -need, -1) end\n"
 	"  end\n"
 	"  return seq\n"
 	"end\n"
@@ -79,8 +99,15 @@ const char script_typing[] =
 	"  redis.call('PUBLISH', 'chat:acl', line)\n" \
 	"end\n"
 
+/* A membership change for the store, through chat:ops. */
+#define OP_MEMBER_FN \
+	"local function op_member(room, user, flag)\n" \
+	"  redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', room, 'user', user, 'in', flag)\n" \
+	"end\n"
+
 const char script_room[] =
 	ACL_STATE_FN
+	OP_MEMBER_FN
 	"local method, caller, room, flag, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
 	"local key = 'chat:room:' .. room\n"
 	"local members = key .. ':members'\n"
@@ -109,6 +136,8 @@ const char script_room[] =
 	"  if flag == '0' then redis.call('SADD', 'chat:rooms:public', room) end\n"
 	"  redis.call('SADD', members, caller)\n"
 	"  redis.call('SADD', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  redis.call('XADD', 'chat:ops', '*', 'op', 'room', 'room', room, 'owner', caller, 'private', flag, 'created', t[1])\n"
+	"  redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', room, 'user', caller, 'in', '1')\n"
 	"  if flag == '1' then\n"
 	"    redis.call('SADD', 'chat:rooms:private', room)\n"
 	"    acl_state(room)\n"
@@ -123,10 +152,12 @@ const char script_room[] =
 	"  if priv == '1' and not is_member then return {'forbidden', 'private room: ask the owner for an invitation'} end\n"
 	"  local added = redis.call('SADD', members, caller)\n"
 	"  redis.call('SADD', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  if added == 1 then op_member(room, caller, '1') end\n"
 	"  return {'ok', tostring(added)}\n"
 	"elseif method == 'room.leave' then\n"
 	"  local removed = redis.call('SREM', members, caller)\n"
 	"  redis.call('SREM', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  if removed == 1 then op_member(room, caller, '0') end\n"
 	"  if priv == '1' and removed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(removed)}\n"
 	"elseif method == 'room.members' then\n"
@@ -146,6 +177,7 @@ const char script_room[] =
 	"    changed = redis.call('SREM', members, user)\n"
 	"    redis.call('SREM', 'chat:user:' .. user .. ':rooms', room)\n"
 	"  end\n"
+	"  if changed == 1 then op_member(room, user, method == 'room.invite' and '1' or '0') end\n"
 	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(changed), priv}\n"
 	"end\n"
@@ -232,6 +264,51 @@ const char script_presence[] =
 	"end\n"
 	"return redis.error_reply('unknown presence op')\n";
 
+/* read: ARGV user, conv, seq. Moves the user's marker forward, never past
+ * the conversation's last seq; returns the marker now in force, -2 when
+ * the room does not exist or the conversation has no messages, -3 for a
+ * private room the user is not in. A moved marker goes to the store. */
+const char script_read[] =
+	"local user, conv, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+	"local room = string.match(conv, '^room:(.+)$')\n"
+	"if room then\n"
+	"  local p = redis.call('HGET', 'chat:room:' .. room, 'private')\n"
+	"  if not p then return -2 end\n"
+	"  if p == '1' and redis.call('SISMEMBER', 'chat:room:' .. room .. ':members', user) == 0 then\n"
+	"    return -3\n"
+	"  end\n"
+	"end\n"
+	"local last = tonumber(redis.call('GET', 'chat:seq:' .. conv) or '0')\n"
+	"if last == 0 then return -2 end\n"
+	"if seq > last then seq = last end\n"
+	"local key = 'chat:read:' .. user\n"
+	"local cur = tonumber(redis.call('HGET', key, conv) or '0')\n"
+	"if seq <= cur then return cur end\n"
+	"redis.call('HSET', key, conv, seq)\n"
+	"redis.call('XADD', 'chat:ops', '*', 'op', 'read', 'user', user, 'conv', conv, 'seq', seq)\n"
+	"return seq\n";
+
+/* unread: ARGV user. For each of the user's rooms and DMs with messages:
+ * "conv last read" (the client shows last - read). */
+const char script_unread[] =
+	"local user = ARGV[1]\n"
+	"local reads = 'chat:read:' .. user\n"
+	"local out = {}\n"
+	"local convs = {}\n"
+	"for _, r in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':rooms')) do\n"
+	"  convs[#convs + 1] = 'room:' .. r\n"
+	"end\n"
+	"for _, c in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':dms')) do\n"
+	"  convs[#convs + 1] = c\n"
+	"end\n"
+	"for _, c in ipairs(convs) do\n"
+	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
+	"  if last then\n"
+	"    out[#out + 1] = c .. ' ' .. last .. ' ' .. (redis.call('HGET', reads, c) or '0')\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
 static void hex_sha1(const char *text, char out[41])
 {
 	unsigned char d[SHA_DIGEST_LENGTH];
@@ -247,4 +324,6 @@ void scripts_sha(struct script_sha *out)
 	hex_sha1(script_room, out->room);
 	hex_sha1(script_acl_snapshot, out->acl_snapshot);
 	hex_sha1(script_presence, out->presence);
+	hex_sha1(script_read, out->read);
+	hex_sha1(script_unread, out->unread);
 }

@@ -6,7 +6,16 @@
  *   seq:<conv>          last seq issued in a conversation (INCR)
  *   stream              every accepted message, in seq order per conv;
  *                       fields conv, seq, msg (the subscriber JSON)
- *   recent:<conv>       the last recent_max messages' JSON
+ *                       (never trimmed past what the store confirmed)
+ *   recent:<conv>       the last recent_max messages' JSON, and every
+ *                       message of the conversation not yet persisted
+ *   persisted:<conv>    highest seq of the conversation the store confirmed
+ *   ops                 room, membership and read-marker changes for the
+ *                       store (fields op=room|member|read, ...)
+ *   restored            set once the store's state is loaded into Redis;
+ *                       absent after a flush: posts wait for it
+ *   read:<user>         hash conv -> the user's read marker
+ *   user:<user>:dms     set of the user's DM conversation ids
  *   ratelimit:<user>    token bucket "<tokens> <ts>"
  *   room:<room>         hash {owner, private, created}
  *   room:<room>:members set of user ids
@@ -28,8 +37,11 @@
 /* post: a batch of messages, each as one atomic step of the one script.
  * ARGV rate, burst, recent_max, stream_maxlen, n, then n times: conv, head,
  * tail, sender, target, kind ("room" | "dm"). Returns one status per
- * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member.
- * The recent list may run up to 64 over recent_max between trims. */
+ * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member,
+ * -4 the stream of messages not yet persisted is full, -5 Redis lost its
+ * data and the store has not given it back yet. The recent list keeps
+ * every message not yet persisted and may run up to 64 over between
+ * trims. */
 extern const char script_post[];
 /* typing: ARGV sender, room. Returns 1 when the sender may signal typing in
  * the room, -2 no such room, -3 not a member. */
@@ -44,6 +56,9 @@ extern const char script_room[];
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];
+/* read: ARGV user, conv, seq; unread: ARGV user (see scripts.c). */
+extern const char script_read[];
+extern const char script_unread[];
 
 struct script_sha {
 	char post[41];
@@ -51,6 +66,8 @@ struct script_sha {
 	char room[41];
 	char acl_snapshot[41];
 	char presence[41];
+	char read[41];
+	char unread[41];
 };
 
 /* Fills the digests. */

@@ -11,6 +11,7 @@
 #ifndef CHAT_HISTORY_H
 #define CHAT_HISTORY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
@@ -20,10 +21,13 @@
 #define HISTORY_LIMIT_MAX 200
 #define HISTORY_LIMIT_DEFAULT 50
 
-/* What the caller asks for; before and after 0 mean absent. */
+/* What the caller asks for: the newest `limit` messages (before 0: of all,
+ * else of those below `before`), or with has_after the oldest `limit`
+ * messages above `after` (after 0: from the first). */
 struct history_query {
 	char conv[NAME_CONV_MAX + 1];
 	uint64_t before, after;
+	bool has_after;
 	int limit;
 };
 
@@ -33,10 +37,10 @@ struct history_query {
 #define HISTORY_E_NOT_FOUND "not_found"
 #define HISTORY_E_UNAVAILABLE "unavailable"
 
-/* Checks and fills q from request values: conv must be a valid
- * conversation id, before/after at most one and > 0, limit 1..200
- * (0 = the default 50). Returns NULL, or an error code with *msg a
- * human-readable reason. */
+/* Checks and fills q from request values, a negative number meaning
+ * absent: conv must be a valid conversation id; at most one of before
+ * (>= 1) and after (>= 0); limit 1..200 (absent: the default 50). Returns
+ * NULL, or an error code with *msg a human-readable reason. */
 const char *history_query_init(struct history_query *q, const char *conv, int64_t before,
                                int64_t after, int64_t limit, const char **msg);
 

@@ -278,7 +278,9 @@ class Bridge(Server):
         text = self.log()
         start = text.rfind("starting")
         text = text[start:] if start >= 0 else ""
-        return "connected to the broker" in text and "feed " in text
+        # and Redis holds the store's state (loaded by one of the bridges)
+        return ("connected to the broker" in text and "feed " in text
+                and self.redis.call("EXISTS", "chat:restored") == "1")
 
     def sanitizer_reports(self):
         return [l for l in self.log().splitlines()
@@ -318,3 +320,71 @@ class Keys:
         if r.returncode != 0:
             raise HarnessError("chatctl token %s failed: %s" % (user, r.stderr))
         return r.stdout.strip()
+
+
+def stored_messages(store_url, conv):
+    """(seq, message dict) of every stored message of conv, read straight
+    from the store's database (SQLite file or MongoDB), ascending."""
+    import json
+    if store_url.startswith("sqlite:"):
+        import sqlite3
+        db = sqlite3.connect(store_url[len("sqlite:"):], timeout=10)
+        try:
+            rows = db.execute("SELECT seq, json FROM messages WHERE conv = ? ORDER BY seq",
+                              (conv,)).fetchall()
+        finally:
+            db.close()
+        return [(seq, json.loads(text)) for seq, text in rows]
+    import pymongo
+    client = pymongo.MongoClient(store_url, serverSelectionTimeoutMS=5000)
+    try:
+        db = client.get_default_database("chat")
+        return [(d["seq"], d) for d in db.messages.find({"conv": conv}).sort("seq", 1)]
+    finally:
+        client.close()
+
+
+class WsFront(Server):
+    """chat-wsfront for one node: the web app, the HTTP API and MQTT over
+    WebSocket at /mqtt, in front of `broker`. Ready when it answers HTTP."""
+
+    name = "wsfront"
+
+    def __init__(self, workdir, broker, redis, keys, node, store_url, build_dir=None,
+                 static_dir=None, **settings):
+        super().__init__(workdir)
+        build = build_dir or BUILD_DIR
+        self.binary = os.path.join(build, "wsfront", "chat-wsfront")
+        self.conf = os.path.join(self.dir, "wsfront.conf")
+        self.settings = {"jwt_alg": "HS256", "jwt_key_file": keys.secret_file,
+                         "node_name": node, "mqtt_port": broker.port,
+                         "redis_port": redis.port, "store_url": store_url,
+                         "http_port": self.port,
+                         "static_dir": static_dir or os.path.join(build, "wsfront", "app")}
+        self.settings.update({k: str(v) for k, v in settings.items()})
+
+    def command(self):
+        with open(self.conf, "w") as f:
+            f.write("".join("%s %s\n" % kv for kv in self.settings.items()))
+        if not os.path.exists(self.binary):
+            raise HarnessError("wsfront not built: %s" % self.binary)
+        return [self.binary, "--config", self.conf]
+
+    def env(self):
+        env = dict(os.environ)
+        env.pop("CHAT_CONFIG", None)
+        if SANITIZE:
+            env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+        return env
+
+    def ready(self):
+        return port_open(self.port) and "listening on" in self.log()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def sanitizer_reports(self):
+        return [l for l in self.log().splitlines()
+                if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+                or "ERROR: LeakSanitizer" in l]

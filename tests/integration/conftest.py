@@ -67,11 +67,15 @@ def ferretdb(tmp_path_factory):
 
 
 class Cluster:
-    """Two brokers, each with its bridge, sharing one Redis."""
+    """Two brokers, each with its bridge, sharing one Redis and one store
+    (an SQLite file unless store_url is given)."""
 
     def __init__(self, tmp, keys, **bridge_settings):
         self.keys = keys
         self.started = []
+        bridge_settings.setdefault(
+            "store_url", "sqlite:%s" % os.path.join(str(tmp.mktemp("store")), "chat.db"))
+        self.store_url = bridge_settings["store_url"]
         try:
             self.redis = self._add(Redis(tmp.mktemp("redis")))
             self.brokers = [self._add(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts()))

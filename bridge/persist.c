@@ -1,0 +1,656 @@
+/*
+ * The persistence worker (see persist.h). Blocking hiredis and the store,
+ * on a thread of its own: nothing here touches the broker.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "chat/log.h"
+#include "chat/names.h"
+#include "jobs.h"
+#include "persist.h"
+#include "store.h"
+
+#define GROUP "persist"
+#define BACKOFF_MAX_S 5.0
+
+/* Takes or renews the lease; 1 when this node holds it. */
+static const char lease_lua[] =
+	"if redis.call('SET', 'chat:persist:lease', ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end\n"
+	"if redis.call('GET', 'chat:persist:lease') == ARGV[1] then\n"
+	"  redis.call('PEXPIRE', 'chat:persist:lease', ARGV[2])\n"
+	"  return 1\n"
+	"end\n"
+	"return 0\n";
+
+/* ARGV pairs key, value: each key is raised to value, never lowered. */
+static const char raise_lua[] =
+	"for i = 1, #ARGV, 2 do\n"
+	"  local cur = tonumber(redis.call('GET', ARGV[i]) or '0')\n"
+	"  if tonumber(ARGV[i + 1]) > cur then redis.call('SET', ARGV[i], ARGV[i + 1]) end\n"
+	"end\n"
+	"return 1\n";
+
+/* Every private room's state on chat:acl, with a new version: the brokers
+ * learn the restored member lists. */
+static const char acl_all_lua[] =
+	"for _, room in ipairs(redis.call('SMEMBERS', 'chat:rooms:private')) do\n"
+	"  local ver = redis.call('INCR', 'chat:room:' .. room .. ':ver')\n"
+	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
+	"  table.sort(m)\n"
+	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n"
+	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n"
+	"  redis.call('PUBLISH', 'chat:acl', line)\n"
+	"end\n"
+	"return 1\n";
+
+struct worker {
+	struct persist *p;
+	redisContext *redis;
+	struct store *store;
+	bool leader, claiming, groups_ok;
+	char claim_cursor[2][64];
+	unsigned long long persisted;
+	double next_report;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void nap(struct persist *p, double s)
+{
+	for (double end = now_s() + s; !atomic_load(&p->stop) && now_s() < end;) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static bool redis_ok(struct worker *w)
+{
+	if (w->redis && w->redis->err) {
+		redisFree(w->redis);
+		w->redis = NULL;
+	}
+	if (w->redis == NULL) {
+		w->redis = jobs_redis_connect(w->p->cfg);
+		w->leader = false;
+		w->groups_ok = false;
+	}
+	return w->redis != NULL;
+}
+
+/* Runs a command and returns its reply, or NULL (logged) on an error. */
+static redisReply *call_argv(struct worker *w, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(w->redis, argc, argv, NULL);
+	if (r && r->type == REDIS_REPLY_ERROR) {
+		log_msg(LOG_WARN, "persist: %s: %s", argv[0], r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+static bool take_lease(struct worker *w)
+{
+	char ms[16];
+	snprintf(ms, sizeof(ms), "%d", PERSIST_LEASE_MS);
+	const char *argv[] = {"EVAL", lease_lua, "0", w->p->cfg->node_name, ms};
+	redisReply *r = call_argv(w, 5, argv);
+	bool held = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	if (held && !w->leader) {
+		log_msg(LOG_INFO, "persist: this node now writes the store");
+		/* what the previous holder read and did not acknowledge first */
+		w->claiming = true;
+		strcpy(w->claim_cursor[0], "0-0");
+		strcpy(w->claim_cursor[1], "0-0");
+	}
+	w->leader = held;
+	return held;
+}
+
+/* ---- restore after Redis lost its data ---- */
+
+struct restore {
+	redisContext *redis;
+	int pending;
+};
+
+static void append(struct restore *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (redisvAppendCommand(r->redis, fmt, ap) == REDIS_OK)
+		r->pending++;
+	va_end(ap);
+}
+
+static int restore_room(void *ctx, const struct store_room *room)
+{
+	struct restore *r = ctx;
+	append(r, "HSET chat:room:%s owner %s private %s created %" PRId64, room->name, room->owner,
+	       room->private ? "1" : "0", room->created_ms / 1000);
+	append(r, "SADD chat:rooms:%s %s", room->private ? "private" : "public", room->name);
+	return 0;
+}
+
+static int restore_member(void *ctx, const char *room, const char *user)
+{
+	struct restore *r = ctx;
+	append(r, "SADD chat:room:%s:members %s", room, user);
+	append(r, "SADD chat:user:%s:rooms %s", user, room);
+	return 0;
+}
+
+static int restore_seq(void *ctx, const char *conv, uint64_t seq)
+{
+	struct restore *r = ctx;
+	struct conv_id c;
+	char s[24];
+	snprintf(s, sizeof(s), "%" PRIu64, seq);
+	const char *argv[] = {"EVAL", raise_lua, "0", NULL, s, NULL, s};
+	char k1[NAME_CONV_MAX + 16], k2[NAME_CONV_MAX + 24];
+	snprintf(k1, sizeof(k1), "chat:seq:%s", conv);
+	snprintf(k2, sizeof(k2), "chat:persisted:%s", conv);
+	argv[3] = k1;
+	argv[5] = k2;
+	if (redisAppendCommandArgv(r->redis, 7, argv, NULL) == REDIS_OK)
+		r->pending++;
+	if (conv_parse(conv, strlen(conv), &c) == 0 && c.kind == CONV_DM) {
+		append(r, "SADD chat:user:%s:dms %s", c.a, conv);
+		append(r, "SADD chat:user:%s:dms %s", c.b, conv);
+	}
+	return 0;
+}
+
+static int restore_read(void *ctx, const char *user, const char *conv, uint64_t seq)
+{
+	struct restore *r = ctx;
+	append(r, "HSET chat:read:%s %s %" PRIu64, user, conv, seq);
+	return 0;
+}
+
+/* Reads every pipelined reply; false when the link failed. */
+static bool drain(struct restore *r)
+{
+	bool ok = true;
+	for (; r->pending > 0; r->pending--) {
+		void *reply = NULL;
+		if (redisGetReply(r->redis, &reply) != REDIS_OK) {
+			ok = false;
+			break;
+		}
+		freeReplyObject(reply);
+	}
+	return ok;
+}
+
+static void restore(struct worker *w)
+{
+	struct restore r = {w->redis, 0};
+	int rc;
+
+	log_msg(LOG_WARN, "persist: Redis has no chat state: loading it from the store");
+	if ((rc = store_each_room(w->store, restore_room, &r)) != STORE_OK ||
+	    !drain(&r) || (rc = store_each_member(w->store, restore_member, &r)) != STORE_OK ||
+	    !drain(&r) || (rc = store_each_max_seq(w->store, restore_seq, &r)) != STORE_OK ||
+	    !drain(&r) || (rc = store_each_read(w->store, restore_read, &r)) != STORE_OK ||
+	    !drain(&r)) {
+		drain(&r);
+		log_msg(LOG_WARN, "persist: restore failed (%s): trying again",
+		        rc != STORE_OK ? store_strerror(rc) : "redis");
+		return;
+	}
+	const char *acl[] = {"EVAL", acl_all_lua, "0"};
+	freeReplyObject(call_argv(w, 3, acl));
+	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
+	if (done)
+		log_msg(LOG_INFO, "persist: Redis restored from the store");
+	freeReplyObject(done);
+}
+
+/* ---- draining the streams ---- */
+
+static const char *field(const redisReply *fields, const char *name, size_t *len)
+{
+	for (size_t i = 0; fields && i + 1 < fields->elements; i += 2) {
+		const redisReply *k = fields->element[i], *v = fields->element[i + 1];
+		if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+		    strcmp(k->str, name) == 0) {
+			if (len)
+				*len = v->len;
+			return v->str;
+		}
+	}
+	return NULL;
+}
+
+static void report(struct worker *w, bool store_up);
+
+/* After the store answered STORE_E_DOWN: waits *wait (doubling it up to
+ * BACKOFF_MAX_S) and says whether to try again: not when stopping or when
+ * this node lost the lease (the next holder takes the batch over). */
+static bool keep_trying(struct worker *w, double *wait)
+{
+	if (atomic_load(&w->p->stop))
+		return false;
+	report(w, false);
+	nap(w->p, *wait);
+	*wait = *wait * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : *wait * 2;
+	return redis_ok(w) && take_lease(w) && !atomic_load(&w->p->stop);
+}
+
+
+static void ack(struct worker *w, const char *stream, const redisReply *entries)
+{
+	size_t n = entries->elements;
+	const char **argv = malloc((n + 3) * sizeof(*argv));
+	int argc = 0;
+	if (argv == NULL)
+		return;
+	argv[argc++] = "XACK";
+	argv[argc++] = stream;
+	argv[argc++] = GROUP;
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type == REDIS_REPLY_ARRAY && e->elements == 2)
+			argv[argc++] = e->element[0]->str;
+	}
+	if (argc > 3)
+		freeReplyObject(call_argv(w, argc, argv));
+	free(argv);
+}
+
+/* Writes one batch of messages; true when every one is stored (or is not
+ * a message and was skipped). */
+static bool store_messages(struct worker *w, const redisReply *entries)
+{
+	size_t n = entries->elements;
+	struct store_msg *msgs = calloc(n ? n : 1, sizeof(*msgs));
+	size_t k = 0;
+	bool ok = true;
+
+	if (msgs == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue; /* deleted meanwhile */
+		size_t clen = 0;
+		const char *conv = field(e->element[1], "conv", &clen);
+		const char *seq = field(e->element[1], "seq", NULL);
+		const char *msg = field(e->element[1], "msg", NULL);
+		if (conv == NULL || seq == NULL || msg == NULL || clen > NAME_CONV_MAX) {
+			log_msg(LOG_WARN, "persist: stream entry %s is not a message: skipped",
+			        e->element[0]->str);
+			continue;
+		}
+		memcpy(msgs[k].conv, conv, clen + 1);
+		msgs[k].seq = strtoull(seq, NULL, 10);
+		msgs[k].json = (char *)msg;
+		k++;
+	}
+	if (k > 0) {
+		int rc;
+		double wait = 0.1;
+		while ((rc = store_put_messages(w->store, msgs, k)) == STORE_E_DOWN &&
+		       keep_trying(w, &wait))
+			;
+		if (rc != STORE_OK && rc != STORE_E_DOWN) {
+			/* one bad message must not hold back the others */
+			log_msg(LOG_WARN, "persist: batch refused (%s): storing one by one",
+			        store_strerror(rc));
+			for (size_t i = 0; i < k; i++)
+				if (store_put_messages(w->store, &msgs[i], 1) != STORE_OK)
+					log_msg(LOG_ERR, "persist: %s seq %" PRIu64 " cannot be stored",
+					        msgs[i].conv, msgs[i].seq);
+			rc = STORE_OK;
+		}
+		ok = rc == STORE_OK;
+	}
+	if (ok && k > 0) {
+		/* the highest stored seq per conversation, raised, in one call */
+		const char **argv = calloc(3 + 2 * k, sizeof(*argv));
+		char (*keys)[NAME_CONV_MAX + 24] = calloc(k, sizeof(*keys));
+		char (*vals)[24] = calloc(k, sizeof(*vals));
+		if (argv && keys && vals) {
+			int argc = 0;
+			argv[argc++] = "EVAL";
+			argv[argc++] = raise_lua;
+			argv[argc++] = "0";
+			for (size_t i = 0; i < k; i++) {
+				snprintf(keys[i], sizeof(keys[i]), "chat:persisted:%s", msgs[i].conv);
+				snprintf(vals[i], sizeof(vals[i]), "%" PRIu64, msgs[i].seq);
+				argv[argc++] = keys[i];
+				argv[argc++] = vals[i];
+			}
+			freeReplyObject(call_argv(w, argc, argv));
+		}
+		free(argv);
+		free(keys);
+		free(vals);
+		w->persisted += k;
+	}
+	free(msgs);
+	return ok;
+}
+
+/* Applies one batch of room, member and read-marker changes. */
+static bool store_ops(struct worker *w, const redisReply *entries)
+{
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		const redisReply *f = e->element[1];
+		const char *op = field(f, "op", NULL);
+		const char *room = field(f, "room", NULL), *user = field(f, "user", NULL);
+		const char *conv = field(f, "conv", NULL), *seq = field(f, "seq", NULL);
+		int rc = STORE_E_BAD;
+		double wait = 0.1;
+		if (op && strcmp(op, "room") == 0 && room) {
+			struct store_room r = {0};
+			const char *owner = field(f, "owner", NULL), *priv = field(f, "private", NULL);
+			const char *created = field(f, "created", NULL);
+			snprintf(r.name, sizeof(r.name), "%s", room);
+			snprintf(r.owner, sizeof(r.owner), "%s", owner ? owner : "");
+			r.private = priv && strcmp(priv, "1") == 0;
+			r.created_ms = created ? strtoll(created, NULL, 10) * 1000 : 0;
+			while ((rc = store_room_put(w->store, &r)) == STORE_E_DOWN && keep_trying(w, &wait))
+				;
+		} else if (op && strcmp(op, "member") == 0 && room && user) {
+			const char *in = field(f, "in", NULL);
+			bool member = in && strcmp(in, "1") == 0;
+			while ((rc = store_member_set(w->store, room, user, member)) == STORE_E_DOWN &&
+			       keep_trying(w, &wait))
+				;
+		} else if (op && strcmp(op, "read") == 0 && user && conv && seq) {
+			uint64_t upto = strtoull(seq, NULL, 10);
+			while ((rc = store_read_set(w->store, user, conv, upto)) == STORE_E_DOWN &&
+			       keep_trying(w, &wait))
+				;
+		}
+		if (rc == STORE_E_DOWN)
+			return false;
+		if (rc != STORE_OK)
+			log_msg(LOG_WARN, "persist: op %s skipped: %s", e->element[0]->str,
+			        store_strerror(rc));
+	}
+	return true;
+}
+
+/* One read of [messages, ops] entries: claimed ones while claiming, else
+ * new ones (waiting up to 1 s). Processes and acknowledges them. */
+static void drain_once(struct worker *w)
+{
+	static const char *const streams[2] = {"chat:stream", "chat:ops"};
+	redisReply *got[2] = {NULL, NULL};
+	const redisReply *entries[2] = {NULL, NULL};
+	char count[16];
+	snprintf(count, sizeof(count), "%d", PERSIST_BATCH);
+
+	if (w->claiming) {
+		bool more = false;
+		for (int s = 0; s < 2; s++) {
+			if (strcmp(w->claim_cursor[s], "done") == 0)
+				continue;
+			const char *argv[] = {"XAUTOCLAIM", streams[s], GROUP, w->p->cfg->node_name,
+			                      "0", w->claim_cursor[s], "COUNT", count};
+			got[s] = call_argv(w, 8, argv);
+			if (got[s] == NULL || got[s]->type != REDIS_REPLY_ARRAY || got[s]->elements < 2) {
+				freeReplyObject(got[s]);
+				got[s] = NULL;
+				more = true;
+				continue;
+			}
+			const char *next = got[s]->element[0]->str;
+			if (next == NULL || strcmp(next, "0-0") == 0)
+				strcpy(w->claim_cursor[s], "done");
+			else
+				snprintf(w->claim_cursor[s], sizeof(w->claim_cursor[s]), "%s", next);
+			more = more || strcmp(w->claim_cursor[s], "done") != 0;
+			entries[s] = got[s]->element[1];
+		}
+		if (!more) {
+			w->claiming = false;
+			log_msg(LOG_INFO, "persist: claimed what was left unacknowledged");
+		}
+	} else {
+		const char *argv[] = {"XREADGROUP", "GROUP", GROUP, w->p->cfg->node_name, "COUNT",
+		                      count, "BLOCK", "1000", "STREAMS", streams[0], streams[1],
+		                      ">", ">"};
+		got[0] = call_argv(w, 13, argv);
+		if (got[0] && got[0]->type == REDIS_REPLY_ARRAY) {
+			for (size_t i = 0; i < got[0]->elements; i++) {
+				const redisReply *st = got[0]->element[i];
+				if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+					continue;
+				int s = strcmp(st->element[0]->str, streams[0]) == 0 ? 0 : 1;
+				entries[s] = st->element[1];
+			}
+		}
+	}
+	/* ops first: a room exists in the store before messages need it */
+	if (entries[1] && entries[1]->elements > 0 && store_ops(w, entries[1]))
+		ack(w, streams[1], entries[1]);
+	if (entries[0] && entries[0]->elements > 0 && store_messages(w, entries[0]))
+		ack(w, streams[0], entries[0]);
+	freeReplyObject(got[0]);
+	freeReplyObject(got[1]);
+}
+
+static void ensure_groups(struct worker *w)
+{
+	static const char *const streams[2] = {"chat:stream", "chat:ops"};
+	bool ok = true;
+
+	for (int s = 0; s < 2; s++) {
+		redisReply *r = redisCommand(w->redis, "XGROUP CREATE %s %s 0 MKSTREAM", streams[s],
+		                             GROUP);
+		if (r == NULL || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "BUSYGROUP") == NULL))
+			ok = false;
+		freeReplyObject(r);
+	}
+	w->groups_ok = ok;
+}
+
+/* ---- trimming and figures ---- */
+
+static int id_cmp(const char *a, const char *b)
+{
+	unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+	sscanf(a, "%llu-%llu", &am, &as);
+	sscanf(b, "%llu-%llu", &bm, &bs);
+	if (am != bm)
+		return am < bm ? -1 : 1;
+	return as < bs ? -1 : as > bs;
+}
+
+/* The oldest entry of stream the group still needs: its first pending
+ * entry, else the first after what it has read. *backlog gets how many
+ * entries it has not acknowledged. Returns false when unknown. */
+static bool group_floor(struct worker *w, const char *stream, char *floor, size_t len,
+                        long long *backlog)
+{
+	bool ok = false;
+	redisReply *p = redisCommand(w->redis, "XPENDING %s %s", stream, GROUP);
+	redisReply *g = redisCommand(w->redis, "XINFO GROUPS %s", stream);
+	long long pending = 0, lag = 0;
+	const char *last = NULL;
+
+	if (g && g->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i < g->elements; i++) {
+			const redisReply *grp = g->element[i];
+			const char *name = NULL;
+			for (size_t k = 0; k + 1 < grp->elements; k += 2) {
+				const redisReply *key = grp->element[k], *v = grp->element[k + 1];
+				if (strcmp(key->str, "name") == 0)
+					name = v->str;
+				else if (strcmp(key->str, "last-delivered-id") == 0)
+					last = v->str;
+				else if (strcmp(key->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+					lag = v->integer;
+			}
+			if (name && strcmp(name, GROUP) == 0)
+				break;
+			last = NULL;
+		}
+	}
+	if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && last) {
+		pending = p->element[0]->integer;
+		if (pending > 0 && p->element[1]->type == REDIS_REPLY_STRING)
+			snprintf(floor, len, "%s", p->element[1]->str);
+		else
+			snprintf(floor, len, "%s", last);
+		*backlog = pending + lag;
+		ok = true;
+	}
+	freeReplyObject(p);
+	freeReplyObject(g);
+	return ok;
+}
+
+static void trim(struct worker *w, long long *backlog, long long *lag_ms)
+{
+	char keep[64], ops_keep[64];
+	long long ops_backlog = 0;
+
+	*backlog = -1;
+	*lag_ms = -1;
+	if (!group_floor(w, "chat:stream", keep, sizeof(keep), backlog))
+		return;
+	/* live nodes' feeds still deliver from their cursors */
+	redisReply *nodes = redisCommand(w->redis, "ZRANGE chat:nodes 0 -1");
+	for (size_t i = 0; nodes && nodes->type == REDIS_REPLY_ARRAY && i < nodes->elements; i++) {
+		redisReply *c = redisCommand(w->redis, "GET chat:cursor:%s", nodes->element[i]->str);
+		if (c && c->type == REDIS_REPLY_STRING && id_cmp(c->str, keep) < 0)
+			snprintf(keep, sizeof(keep), "%s", c->str);
+		freeReplyObject(c);
+	}
+	freeReplyObject(nodes);
+	freeReplyObject(redisCommand(w->redis, "XTRIM chat:stream MINID %s", keep));
+	if (group_floor(w, "chat:ops", ops_keep, sizeof(ops_keep), &ops_backlog))
+		freeReplyObject(redisCommand(w->redis, "XTRIM chat:ops MINID %s", ops_keep));
+
+	/* lag: age of the oldest message not yet stored */
+	*lag_ms = 0;
+	if (*backlog > 0) {
+		redisReply *p = redisCommand(w->redis, "XPENDING chat:stream %s", GROUP);
+		char oldest[64] = "";
+		if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[0]->integer > 0)
+			snprintf(oldest, sizeof(oldest), "%s", p->element[1]->str);
+		freeReplyObject(p);
+		if (oldest[0] == '\0') {
+			redisReply *r = redisCommand(w->redis, "XRANGE chat:stream (%s + COUNT 1", keep);
+			if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+				snprintf(oldest, sizeof(oldest), "%s", r->element[0]->element[0]->str);
+			freeReplyObject(r);
+		}
+		if (oldest[0]) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+			long long id_ms = strtoll(oldest, NULL, 10);
+			*lag_ms = now_ms > id_ms ? now_ms - id_ms : 0;
+		}
+	}
+}
+
+static void report(struct worker *w, bool store_up)
+{
+	long long backlog = -1, lag_ms = -1;
+	double now = now_s();
+
+	if (now < w->next_report || !redis_ok(w))
+		return;
+	w->next_report = now + 1.0;
+	if (store_up)
+		trim(w, &backlog, &lag_ms);
+	else
+		group_floor(w, "chat:stream", (char[64]){0}, 64, &backlog);
+	redisReply *r = redisCommand(w->redis,
+	                             "HSET chat:metrics:persist backlog %lld lag_ms %lld persisted %llu "
+	                             "store_up %d writer %s",
+	                             backlog, lag_ms, w->persisted, store_up ? 1 : 0,
+	                             w->p->cfg->node_name);
+	freeReplyObject(r);
+	if (!store_up || backlog > 10000)
+		log_msg(LOG_INFO, "persist: backlog %lld, lag %lld ms, store %s", backlog, lag_ms,
+		        store_up ? "up" : "DOWN");
+}
+
+static void *run(void *arg)
+{
+	struct worker w = {.p = arg};
+	char err[256];
+
+	while (!atomic_load(&w.p->stop)) {
+		if (!redis_ok(&w)) {
+			nap(w.p, 1.0);
+			continue;
+		}
+		if (w.store == NULL && store_open(w.p->cfg->store_url, &w.store, err, sizeof(err)) != 0) {
+			log_msg(LOG_ERR, "persist: store: %s", err);
+			nap(w.p, 2.0);
+			continue;
+		}
+		if (!take_lease(&w)) {
+			nap(w.p, 1.0);
+			continue;
+		}
+		redisReply *r = redisCommand(w.redis, "EXISTS chat:restored");
+		bool restored = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		freeReplyObject(r);
+		if (!restored) {
+			restore(&w);
+			w.claiming = true;
+			continue;
+		}
+		if (!w.groups_ok) {
+			ensure_groups(&w);
+			if (!w.groups_ok) {
+				nap(w.p, 1.0);
+				continue;
+			}
+		}
+		drain_once(&w);
+		report(&w, true);
+	}
+	if (w.redis)
+		redisFree(w.redis);
+	store_close(w.store);
+	return NULL;
+}
+
+int persist_start(struct persist *p, const struct chat_config *cfg)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = cfg;
+	atomic_init(&p->stop, 0);
+	if (pthread_create(&p->thread, NULL, run, p) != 0) {
+		log_msg(LOG_ERR, "persist: cannot start the thread");
+		return -1;
+	}
+	p->started = true;
+	return 0;
+}
+
+void persist_stop(struct persist *p)
+{
+	if (!p->started)
+		return;
+	atomic_store(&p->stop, 1);
+	pthread_join(p->thread, NULL);
+	p->started = false;
+}
