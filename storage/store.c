@@ -99,11 +99,16 @@ int store_ping(struct store *s)
 	return s->ops->ping(s);
 }
 
+/* A string member as valid UTF-8 (cJSON does not check; BSON requires
+ * it), else NULL. */
 static const char *json_str(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	if (!cJSON_IsString(v) ||
+	    !utf8_valid((const unsigned char *)v->valuestring, strlen(v->valuestring)))
+		return NULL;
+	return v->valuestring;
 }
 
 /* A JSON number that is a whole number in [lo, hi]; hi <= 2^53. */
