@@ -2,6 +2,10 @@
  * chatctl: the operator's command-line tool.
  *
  *   chatctl [--config FILE] token USER [--ttl 1h] [--role user|service|admin]
+ *   chatctl user add USER           password: the first line of standard input
+ *   chatctl room list               rooms in the store
+ *   chatctl history CONV [--after N | --before N] [--limit N]
+ *   chatctl status                  persistence backlog and lag, store, nodes
  *
  * Settings come from FILE (default $CHAT_CONFIG, else run/chat.conf when it
  * exists) and then CHAT_<KEY> environment variables, as for every component.
@@ -13,13 +17,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+#include <sodium.h>
+
 #include "chat/config.h"
+#include "chat/names.h"
 #include "chat/token.h"
+#include "history.h"
+#include "store.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: chatctl [--config FILE] token USER [--ttl DURATION] "
 	           "[--role user|service|admin]\n"
+	           "       chatctl [--config FILE] user add USER   (password on standard input)\n"
+	           "       chatctl [--config FILE] room list\n"
+	           "       chatctl [--config FILE] history CONV [--after N | --before N] "
+	           "[--limit N]\n"
+	           "       chatctl [--config FILE] status\n"
 	           "  DURATION: a number with s, m, h or d (default 1h)\n");
 }
 
@@ -95,6 +110,196 @@ static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 	return 0;
 }
 
+static int open_store(const struct chat_config *cfg, struct store **st)
+{
+	char err[256];
+	if (store_open(cfg->store_url, st, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "chatctl: store: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static redisContext *open_redis(const struct chat_config *cfg)
+{
+	struct timeval tv = {2, 0};
+	redisContext *r = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
+	if (r == NULL || r->err) {
+		fprintf(stderr, "chatctl: redis %s:%ld: %s\n", cfg->redis_host, cfg->redis_port,
+		        r ? r->errstr : "out of memory");
+		if (r)
+			redisFree(r);
+		return NULL;
+	}
+	redisSetTimeout(r, tv);
+	return r;
+}
+
+/* user add USER: the password is the first line of standard input, at
+ * least 8 bytes; the hash is Argon2id as the web front makes it. */
+static int cmd_user_add(const struct chat_config *cfg, int argc, char **argv)
+{
+	char pw[1024], hash[crypto_pwhash_STRBYTES];
+	struct store *st = NULL;
+
+	if (argc != 2 || strcmp(argv[0], "add") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (!name_user_valid(argv[1], strlen(argv[1]))) {
+		fprintf(stderr, "chatctl: '%s' is not a valid user id\n", argv[1]);
+		return 2;
+	}
+	if (fgets(pw, sizeof(pw), stdin) == NULL) {
+		fprintf(stderr, "chatctl: give the password on standard input\n");
+		return 2;
+	}
+	pw[strcspn(pw, "\r\n")] = '\0';
+	if (strlen(pw) < 8) {
+		fprintf(stderr, "chatctl: the password must have at least 8 characters\n");
+		return 2;
+	}
+	if (sodium_init() < 0 ||
+	    crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		fprintf(stderr, "chatctl: cannot hash the password (out of memory)\n");
+		return 1;
+	}
+	sodium_memzero(pw, sizeof(pw));
+	if (open_store(cfg, &st) != 0)
+		return 1;
+	int rc = store_user_create(st, argv[1], hash, (int64_t)time(NULL) * 1000);
+	store_close(st);
+	if (rc == STORE_E_CONFLICT) {
+		fprintf(stderr, "chatctl: user '%s' exists already\n", argv[1]);
+		return 1;
+	}
+	if (rc != STORE_OK) {
+		fprintf(stderr, "chatctl: store: %s\n", store_strerror(rc));
+		return 1;
+	}
+	printf("user %s added\n", argv[1]);
+	return 0;
+}
+
+static int print_room(void *ctx, const struct store_room *r)
+{
+	(void)ctx;
+	printf("%-24s %-8s owner %s\n", r->name, r->private ? "private" : "public", r->owner);
+	return 0;
+}
+
+static int cmd_room(const struct chat_config *cfg, int argc, char **argv)
+{
+	struct store *st = NULL;
+	if (argc != 1 || strcmp(argv[0], "list") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (open_store(cfg, &st) != 0)
+		return 1;
+	int rc = store_each_room(st, print_room, NULL);
+	store_close(st);
+	if (rc != STORE_OK) {
+		fprintf(stderr, "chatctl: store: %s\n", store_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+/* history CONV: a page as the MQTT request gives it (Redis and the store
+ * joined), one message a line. */
+static int cmd_history(const struct chat_config *cfg, int argc, char **argv)
+{
+	long long before = -1, after = -1, limit = -1;
+	struct history_query q;
+	const char *code, *msg = NULL;
+	char *json = NULL;
+
+	if (argc < 1 || argc % 2 != 1) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 1; i + 1 < argc; i += 2) {
+		char *end;
+		long long v = strtoll(argv[i + 1], &end, 10);
+		if (*end || end == argv[i + 1]) {
+			fprintf(stderr, "chatctl: %s takes a number\n", argv[i]);
+			return 2;
+		}
+		if (strcmp(argv[i], "--after") == 0)
+			after = v;
+		else if (strcmp(argv[i], "--before") == 0)
+			before = v;
+		else if (strcmp(argv[i], "--limit") == 0)
+			limit = v;
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((code = history_query_init(&q, argv[0], before, after, limit, &msg)) != NULL) {
+		fprintf(stderr, "chatctl: %s: %s\n", code, msg);
+		return 2;
+	}
+	struct store *st = NULL;
+	redisContext *r = open_redis(cfg);
+	if (r == NULL || open_store(cfg, &st) != 0) {
+		if (r)
+			redisFree(r);
+		return 1;
+	}
+	code = history_page(r, st, &q, &json, &msg);
+	redisFree(r);
+	store_close(st);
+	if (code) {
+		fprintf(stderr, "chatctl: %s: %s\n", code, msg);
+		return 1;
+	}
+	printf("%s\n", json);
+	free(json);
+	return 0;
+}
+
+/* status: what the persistence worker reports, the streams, live nodes and
+ * whether the store answers from here. */
+static int cmd_status(const struct chat_config *cfg)
+{
+	struct store *st = NULL;
+	redisContext *r = open_redis(cfg);
+	if (r == NULL)
+		return 1;
+	int rc = 0;
+	redisReply *m = redisCommand(r, "HGETALL chat:metrics:persist");
+	redisReply *x = redisCommand(r, "XLEN chat:stream");
+	redisReply *n = redisCommand(r, "ZRANGE chat:nodes 0 -1");
+	if (m && m->type == REDIS_REPLY_ARRAY && m->elements > 0) {
+		printf("persistence:");
+		for (size_t i = 0; i + 1 < m->elements; i += 2)
+			printf(" %s=%s", m->element[i]->str, m->element[i + 1]->str);
+		printf("\n");
+	} else {
+		printf("persistence: no report yet (is a bridge running?)\n");
+		rc = 1;
+	}
+	if (x && x->type == REDIS_REPLY_INTEGER)
+		printf("stream: %lld entries kept\n", x->integer);
+	printf("nodes:");
+	for (size_t i = 0; n && n->type == REDIS_REPLY_ARRAY && i < n->elements; i++)
+		printf(" %s", n->element[i]->str);
+	printf("\n");
+	freeReplyObject(m);
+	freeReplyObject(x);
+	freeReplyObject(n);
+	redisFree(r);
+	if (open_store(cfg, &st) != 0)
+		return 1;
+	int up = store_ping(st);
+	store_close(st);
+	printf("store: %s (%s)\n", up == STORE_OK ? "up" : "DOWN", cfg->store_url);
+	return up == STORE_OK ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct chat_config cfg;
@@ -124,6 +329,14 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "token") == 0) {
 		rc = cmd_token(&cfg, argc - i - 1, argv + i + 1);
+	} else if (strcmp(argv[i], "user") == 0) {
+		rc = cmd_user_add(&cfg, argc - i - 1, argv + i + 1);
+	} else if (strcmp(argv[i], "room") == 0) {
+		rc = cmd_room(&cfg, argc - i - 1, argv + i + 1);
+	} else if (strcmp(argv[i], "history") == 0) {
+		rc = cmd_history(&cfg, argc - i - 1, argv + i + 1);
+	} else if (strcmp(argv[i], "status") == 0 && argc == i + 1) {
+		rc = cmd_status(&cfg);
 	} else {
 		fprintf(stderr, "chatctl: unknown command '%s'\n", argv[i]);
 		usage(stderr);
