@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a local chat stack from the repository root: one redis-server and,
 # per node, a mosquitto broker with the chat plugin (node N listens on
-# MQTT_PORT + N - 1) and its chat-bridge. Creates the public room "general". Writes run/stack.json, prints where to connect and a
+# MQTT_PORT + N - 1), its chat-bridge and its chat-wsfront (the web app,
+# HTTP API and MQTT over WebSocket on HTTP_PORT + N - 1). Creates the public room "general". Writes run/stack.json, prints where to connect and a
 # token for the user "demo", then waits; Ctrl-C or `make stop` stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 NODES=${NODES:-1}
 MQTT_PORT=${MQTT_PORT:-1883}
 REDIS_PORT=${REDIS_PORT:-6379}
+HTTP_PORT=${HTTP_PORT:-8080}
 BUILD=${BUILD:-build}
 run=$(realpath -m "${RUN_DIR:-run}")
 
@@ -20,9 +22,10 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ls $run/*.pid >/dev/null 2>&1; then
   RUN_DIR=$run scripts/stop.sh >/dev/null 2>&1 || true
 fi
-for p in $REDIS_PORT $(seq $MQTT_PORT $((MQTT_PORT + NODES - 1))); do
+for p in $REDIS_PORT $(seq $MQTT_PORT $((MQTT_PORT + NODES - 1))) \
+         $(seq $HTTP_PORT $((HTTP_PORT + NODES - 1))); do
   if port_busy "$p"; then
-    echo "run: port $p is in use; stop what holds it, or set MQTT_PORT / REDIS_PORT" >&2
+    echo "run: port $p is in use; stop what holds it, or set MQTT_PORT / REDIS_PORT / HTTP_PORT" >&2
     exit 1
   fi
 done
@@ -67,7 +70,7 @@ for n in $(seq 1 "$NODES"); do
   env ${MOSQUITTO_PRELOAD:+LD_PRELOAD=$MOSQUITTO_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
     mosquitto -c $run/node$n/mosquitto.conf > $run/node$n/mosquitto.log 2>&1 &
   echo $! > $run/node$n.pid
-  nodes_json+="${nodes_json:+,}{\"name\":\"node$n\",\"mqtt\":{\"host\":\"127.0.0.1\",\"port\":$port},\"http\":null}"
+  nodes_json+="${nodes_json:+,}{\"name\":\"node$n\",\"mqtt\":{\"host\":\"127.0.0.1\",\"port\":$port},\"http\":{\"host\":\"127.0.0.1\",\"port\":$((HTTP_PORT + n - 1))}}"
 done
 
 wait_port() {
@@ -93,6 +96,7 @@ jwt_key_file $run/jwt.secret
 node_name node$n
 mqtt_port $((MQTT_PORT + n - 1))
 redis_port $REDIS_PORT
+store_url sqlite:$run/chat.db
 CONF
   env -u CHAT_CONFIG $BUILD/bridge/chat-bridge --config $run/node$n/bridge.conf \
     > $run/node$n/bridge.log 2>&1 &
@@ -104,6 +108,27 @@ for n in $(seq 1 "$NODES"); do
     sleep 0.1
   done
   grep -q "feed " $run/node$n/bridge.log || { echo "run: bridge node$n did not start:" >&2; tail -20 $run/node$n/bridge.log >&2; exit 1; }
+done
+
+# the web front of each node: web app, HTTP API, MQTT over WebSocket
+for n in $(seq 1 "$NODES"); do
+  cat > $run/node$n/wsfront.conf <<CONF
+# written by scripts/run.sh
+jwt_alg HS256
+jwt_key_file $run/jwt.secret
+node_name node$n
+mqtt_port $((MQTT_PORT + n - 1))
+redis_port $REDIS_PORT
+store_url sqlite:$run/chat.db
+http_port $((HTTP_PORT + n - 1))
+static_dir $(realpath -m "$BUILD/wsfront/app")
+CONF
+  env -u CHAT_CONFIG $BUILD/wsfront/chat-wsfront --config $run/node$n/wsfront.conf \
+    > $run/node$n/wsfront.log 2>&1 &
+  echo $! > $run/wsfront$n.pid
+done
+for n in $(seq 1 "$NODES"); do
+  wait_port $((HTTP_PORT + n - 1)) "wsfront node$n" $run/node$n/wsfront.log
 done
 
 cat > $run/stack.json <<JSON
@@ -124,6 +149,10 @@ cat <<TXT
 chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
   MQTT:  $(for n in $(seq 1 "$NODES"); do printf 'node%s 127.0.0.1:%s  ' "$n" $((MQTT_PORT + n - 1)); done)
   Redis: 127.0.0.1:$REDIS_PORT
+
+The web app (open it in two browser windows, sign up, and chat):
+  $(for n in $(seq 1 "$NODES"); do printf 'http://127.0.0.1:%s/  ' $((HTTP_PORT + n - 1)); done)
+  (health: http://127.0.0.1:$HTTP_PORT/healthz  metrics: http://127.0.0.1:$HTTP_PORT/metrics)
 
 A token for the user "demo" (valid 24 h):
   $token

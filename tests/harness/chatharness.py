@@ -388,3 +388,49 @@ class WsFront(Server):
         return [l for l in self.log().splitlines()
                 if "ERROR: AddressSanitizer" in l or "runtime error:" in l
                 or "ERROR: LeakSanitizer" in l]
+
+
+class WsFront(Server):
+    """chat-wsfront for one node: the web app, the HTTP API and MQTT over
+    WebSocket at /mqtt, in front of `broker`. Ready when it answers HTTP."""
+
+    name = "wsfront"
+
+    def __init__(self, workdir, broker, redis, keys, node, store_url, build_dir=None,
+                 static_dir=None, **settings):
+        super().__init__(workdir)
+        build = build_dir or BUILD_DIR
+        self.binary = os.path.join(build, "wsfront", "chat-wsfront")
+        self.conf = os.path.join(self.dir, "wsfront.conf")
+        self.settings = {"jwt_alg": "HS256", "jwt_key_file": keys.secret_file,
+                         "node_name": node, "mqtt_port": broker.port,
+                         "redis_port": redis.port, "store_url": store_url,
+                         "http_port": self.port,
+                         "static_dir": static_dir or os.path.join(build, "wsfront", "app")}
+        self.settings.update({k: str(v) for k, v in settings.items()})
+
+    def command(self):
+        with open(self.conf, "w") as f:
+            f.write("".join("%s %s\n" % kv for kv in self.settings.items()))
+        if not os.path.exists(self.binary):
+            raise HarnessError("wsfront not built: %s" % self.binary)
+        return [self.binary, "--config", self.conf]
+
+    def env(self):
+        env = dict(os.environ)
+        env.pop("CHAT_CONFIG", None)
+        if SANITIZE:
+            env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+        return env
+
+    def ready(self):
+        return port_open(self.port) and "listening on" in self.log()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def sanitizer_reports(self):
+        return [l for l in self.log().splitlines()
+                if "ERROR: AddressSanitizer" in l or "runtime error:" in l
+                or "ERROR: LeakSanitizer" in l]

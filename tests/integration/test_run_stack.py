@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
 from chatharness import SANITIZE, asan_env, free_port  # noqa: E402
@@ -21,8 +22,11 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
     mqtt, redis = free_port(), free_port()
     while redis == mqtt + 1:
         redis = free_port()
+    http = free_port()
+    while http in (mqtt, mqtt + 1, redis, redis - 1, mqtt - 1):
+        http = free_port()
     env = dict(os.environ, RUN_DIR=str(run_dir), NODES="2", MQTT_PORT=str(mqtt),
-               REDIS_PORT=str(redis), BUILD=BUILD)
+               REDIS_PORT=str(redis), HTTP_PORT=str(http), BUILD=BUILD)
     if SANITIZE:
         env["MOSQUITTO_PRELOAD"] = asan_env()["LD_PRELOAD"]
     out = open(tmp_path / "run.out", "w+")
@@ -62,13 +66,19 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
         msg = json.loads(out)
         assert msg["body"] == "across nodes" and msg["from"] == "demo" and msg["seq"] >= 1
         pids = [int((run_dir / f).read_text()) for f in os.listdir(run_dir) if f.endswith(".pid")]
-        assert len(pids) == 5  # redis, two brokers, two bridges
+        # the web app of each node is printed and answers
+        assert [n["http"]["port"] for n in stack["nodes"]] == [http, http + 1]
+        for port in (http, http + 1):
+            assert "http://127.0.0.1:%d/" % port in text
+            page = urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10).read()
+            assert b"mqtt.min.js" in page
+        assert len(pids) == 7  # redis, two brokers, two bridges, two web fronts
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
         proc.wait(20)
     for n in (1, 2):
-        for name in ("mosquitto.log", "bridge.log"):
+        for name in ("mosquitto.log", "bridge.log", "wsfront.log"):
             log = (run_dir / ("node%d" % n) / name).read_text()
             assert "Sanitizer" not in log and "runtime error:" not in log, log
     for pid in pids:

@@ -1,0 +1,548 @@
+/*
+ * The HTTP side of the web front, on the event loop: routing, the request
+ * checks that need no I/O (method, size, JSON shape, token, rate limits),
+ * static files with their content types and cache headers, and the answers
+ * of jobs that a worker finished. Nothing here blocks.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "chat/log.h"
+#include "front.h"
+
+struct http_sess {
+	struct job *job; /* at a worker */
+	enum route route;
+	int64_t t0_us;
+	char peer[64];
+	/* the request body */
+	char *body;
+	size_t body_len, body_expected;
+	/* the answer */
+	unsigned char *hdr; /* LWS_PRE + headers */
+	size_t hdr_len;
+	char *resp;
+	size_t resp_len, resp_off;
+	int hdr_sent;
+	int close_after; /* the request's body was not read: close afterwards */
+	int answered;
+};
+
+#define HDR_ROOM 2048
+
+static struct front *front_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+static void sess_reset(struct http_sess *s)
+{
+	if (s->job)
+		s->job->wsi = NULL; /* the worker's answer will be dropped */
+	free(s->body);
+	free(s->hdr);
+	free(s->resp);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Queues an answer: status, content type, body (taken over, malloc'd or
+ * NULL) and extra header lines ("name: value\r\n"...). Returns 0, or -1 to
+ * close the connection (out of memory). */
+static int respond(struct lws *wsi, struct http_sess *s, int status, const char *ctype,
+                   char *body, size_t len, const char *extra)
+{
+	unsigned char *start, *p, *end;
+
+	s->hdr = malloc(LWS_PRE + HDR_ROOM);
+	if (s->hdr == NULL) {
+		free(body);
+		return -1;
+	}
+	start = p = s->hdr + LWS_PRE;
+	end = start + HDR_ROOM - 1;
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, len, &p, end))
+		goto error;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+	                                (const unsigned char *)"nosniff", 7, &p, end))
+		goto error;
+	if (s->close_after &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+	                                (const unsigned char *)"close", 5, &p, end))
+		goto error;
+	if (extra) {
+		size_t n = strlen(extra);
+		if (n > (size_t)(end - p))
+			goto error;
+		memcpy(p, extra, n);
+		p += n;
+	}
+	if (lws_finalize_http_header(wsi, &p, end))
+		goto error;
+	s->hdr_len = (size_t)(p - start);
+	s->resp = body;
+	s->resp_len = body ? len : 0;
+	s->resp_off = 0;
+	s->answered = 1;
+	lws_callback_on_writable(wsi);
+	return 0;
+error:
+	free(body);
+	return -1;
+}
+
+/* A JSON error answer: {"error":{"code":...,"message":...}}. */
+static int respond_error(struct lws *wsi, struct http_sess *s, int status, const char *code,
+                         const char *message, int reject, const char *extra)
+{
+	struct front *f = front_of(wsi);
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", message);
+	char *body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (body == NULL)
+		return -1;
+	if (reject >= 0)
+		f->m.rejects[reject]++;
+	return respond(wsi, s, status, "application/json", body, strlen(body), extra);
+}
+
+static int write_more(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+
+	if (!s->hdr_sent) {
+		if (lws_write(wsi, s->hdr + LWS_PRE, s->hdr_len, LWS_WRITE_HTTP_HEADERS) !=
+		    (int)s->hdr_len)
+			return -1;
+		s->hdr_sent = 1;
+		if (s->resp_len > 0) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	} else if (s->resp_off < s->resp_len) {
+		unsigned char buf[LWS_PRE + 16384];
+		size_t n = s->resp_len - s->resp_off;
+		if (n > sizeof(buf) - LWS_PRE)
+			n = sizeof(buf) - LWS_PRE;
+		memcpy(buf + LWS_PRE, s->resp + s->resp_off, n);
+		s->resp_off += n;
+		int last = s->resp_off == s->resp_len;
+		if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+		    (int)n)
+			return -1;
+		if (!last) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+	}
+	metrics_latency(&f->m, s->route, (double)(now_us() - s->t0_us) / 1e6);
+	int close_after = s->close_after;
+	sess_reset(s);
+	if (close_after)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- requests ---- */
+
+enum method { M_GET, M_POST, M_OTHER };
+
+static enum method method_of(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+		return M_GET;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+		return M_POST;
+	return M_OTHER;
+}
+
+static int submit(struct lws *wsi, struct http_sess *s, struct job *j)
+{
+	struct front *f = front_of(wsi);
+
+	j->wsi = wsi;
+	j->route = s->route;
+	j->reject = -1;
+	s->job = j;
+	pool_submit(&f->pool, j);
+	return 0;
+}
+
+static struct job *job_new(enum job_kind kind)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (j)
+		j->kind = kind;
+	return j;
+}
+
+/* A query argument as a whole number >= 0: -1 when absent, -2 when
+ * present but not a number in range. */
+static int64_t arg_int(struct lws *wsi, const char *name)
+{
+	char buf[64];
+	const char *v = lws_get_urlarg_by_name(wsi, name, buf, sizeof(buf));
+	if (v == NULL)
+		return -1;
+	if (*v == '\0' || strlen(v) > 18)
+		return -2;
+	for (const char *p = v; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return -2;
+	return strtoll(v, NULL, 10);
+}
+
+static int history_request(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+	char conv[NAME_CONV_MAX + 2], auth[8200];
+	struct token_claims claims;
+	const char *msg = NULL;
+
+	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (alen <= 7 || alen >= (int)sizeof(auth) ||
+	    lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) != alen ||
+	    strncasecmp(auth, "Bearer ", 7) != 0)
+		return respond_error(wsi, s, 401, "unauthorized", "a Bearer token is required",
+		                     REJ_UNAUTHORIZED, "www-authenticate: Bearer\r\n");
+	int rc = token_verify(&f->kr, auth + 7, (size_t)alen - 7, time(NULL), &claims);
+	if (rc != TOKEN_OK)
+		return respond_error(wsi, s, 401, "unauthorized", token_strerror(rc),
+		                     REJ_UNAUTHORIZED, "www-authenticate: Bearer error=\"invalid_token\"\r\n");
+
+	const char *c = lws_get_urlarg_by_name(wsi, "conv=", conv, sizeof(conv));
+	int64_t before = arg_int(wsi, "before="), after = arg_int(wsi, "after="),
+		limit = arg_int(wsi, "limit=");
+	if (before == -2 || after == -2 || limit == -2)
+		return respond_error(wsi, s, 400, "bad_request",
+		                     "before, after and limit must be whole numbers",
+		                     REJ_BAD_REQUEST, NULL);
+	struct job *j = job_new(JOB_HISTORY);
+	if (j == NULL)
+		return -1;
+	const char *code = history_query_init(&j->q, c ? c : "", before, after, limit, &msg);
+	if (code != NULL) {
+		job_free(j);
+		return respond_error(wsi, s, 400, "bad_request", msg ? msg : code, REJ_BAD_REQUEST,
+		                     NULL);
+	}
+	memcpy(j->user, claims.sub, sizeof(j->user));
+	return submit(wsi, s, j);
+}
+
+static int metrics_request(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+	struct strbuf b;
+	struct job *j = job_new(JOB_METRICS);
+
+	if (j == NULL)
+		return -1;
+	strbuf_init(&b);
+	metrics_render(&f->m, &b);
+	j->text = strbuf_take(&b, NULL);
+	if (j->text == NULL) {
+		job_free(j);
+		return -1;
+	}
+	return submit(wsi, s, j);
+}
+
+/* ---- static files ---- */
+
+static const struct {
+	const char *ext, *type;
+} mime[] = {
+	{".html", "text/html; charset=utf-8"},
+	{".js", "text/javascript; charset=utf-8"},
+	{".mjs", "text/javascript; charset=utf-8"},
+	{".css", "text/css; charset=utf-8"},
+	{".json", "application/json"},
+	{".map", "application/json"},
+	{".webmanifest", "application/manifest+json"},
+	{".svg", "image/svg+xml"},
+	{".png", "image/png"},
+	{".ico", "image/x-icon"},
+	{".txt", "text/plain; charset=utf-8"},
+};
+
+static const char *mime_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	if (dot && strchr(dot, '/') == NULL)
+		for (size_t i = 0; i < sizeof(mime) / sizeof(mime[0]); i++)
+			if (strcasecmp(dot, mime[i].ext) == 0)
+				return mime[i].type;
+	return "application/octet-stream";
+}
+
+/* A safe path below the static folder: letters, digits, "._-/", no "..",
+ * no hidden files. */
+static int path_safe(const char *uri)
+{
+	if (uri[0] != '/' || strlen(uri) > 200)
+		return 0;
+	for (const char *p = uri; *p; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr("._-/", *p))
+			return 0;
+		if (*p == '/' && (p[1] == '.' || p[1] == '/'))
+			return 0;
+	}
+	return 1;
+}
+
+static int static_request(struct lws *wsi, struct http_sess *s, const char *uri)
+{
+	struct front *f = front_of(wsi);
+	char path[4400], etag[64], inm[128], extra[512];
+	struct stat st;
+
+	if (strcmp(uri, "/") == 0)
+		uri = "/index.html";
+	if (!path_safe(uri))
+		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
+	snprintf(path, sizeof(path), "%s%s", f->cfg->static_dir, uri);
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
+
+	const char *type = mime_of(path);
+	int html = strncmp(type, "text/html", 9) == 0;
+	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+	                 (unsigned long long)st.st_mtim.tv_nsec);
+	/* HTML revalidates every time, so a new deployment shows at once; the
+	 * rest is cached for an hour and revalidated by ETag after that. */
+	snprintf(extra, sizeof(extra), "etag: %s\r\ncache-control: %s\r\n%s", etag,
+	         html ? "no-cache" : "public, max-age=3600",
+	         html ? "content-security-policy: default-src 'self'; connect-src 'self' ws: wss:;"
+	                " img-src 'self' data:; frame-ancestors 'none'\r\n"
+	              : "");
+	int n = lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH);
+	if (n > 0 && strcmp(inm, etag) == 0)
+		return respond(wsi, s, 304, type, NULL, 0, extra);
+
+	s->answered = 1;
+	metrics_latency(&f->m, ROUTE_STATIC, (double)(now_us() - s->t0_us) / 1e6);
+	n = lws_serve_http_file(wsi, path, type, extra, (int)strlen(extra));
+	if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+		return -1;
+	return 0;
+}
+
+/* ---- routing ---- */
+
+static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
+{
+	struct front *f = front_of(wsi);
+	enum method m = method_of(wsi);
+	int is_post_route = strcmp(uri, "/api/register") == 0 || strcmp(uri, "/api/login") == 0;
+
+	s->t0_us = now_us();
+	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
+	/* a body we will not read: answer, then close */
+	if (m != M_POST || !is_post_route)
+		s->close_after = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+		                 m != M_GET;
+
+	if (is_post_route) {
+		s->route = uri[5] == 'r' ? ROUTE_REGISTER : ROUTE_LOGIN;
+		if (m != M_POST)
+			return respond_error(wsi, s, 405, "method_not_allowed", "use POST", REJ_METHOD,
+			                     "allow: POST\r\n");
+		char cl[24];
+		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+			s->close_after = 1;
+			return respond_error(wsi, s, 411, "bad_request", "Content-Length is required",
+			                     REJ_BAD_REQUEST, NULL);
+		}
+		char *end;
+		errno = 0;
+		unsigned long long len = strtoull(cl, &end, 10);
+		if (errno || *end || end == cl || len > (unsigned long long)f->cfg->http_body_max) {
+			s->close_after = 1;
+			return respond_error(wsi, s, 413, "too_large", "the body is too large",
+			                     REJ_TOO_LARGE, NULL);
+		}
+		if (len == 0)
+			return respond_error(wsi, s, 400, "bad_request", "the body is empty",
+			                     REJ_BAD_REQUEST, NULL);
+		if (!ratelimit_take(&f->rl_addr, s->peer, now_us() / 1000)) {
+			s->close_after = 1;
+			return respond_error(wsi, s, 429, "rate_limited", "too many attempts; wait a minute",
+			                     REJ_RATE, "retry-after: 60\r\n");
+		}
+		s->body_expected = (size_t)len;
+		s->body = malloc(s->body_expected + 1);
+		return s->body ? 0 : -1;
+	}
+	if (strncmp(uri, "/api/", 5) == 0 || strcmp(uri, "/healthz") == 0 ||
+	    strcmp(uri, "/metrics") == 0 || strcmp(uri, "/mqtt") == 0) {
+		s->route = strcmp(uri, "/api/history") == 0 ? ROUTE_HISTORY
+		           : strcmp(uri, "/healthz") == 0   ? ROUTE_HEALTHZ
+		           : strcmp(uri, "/metrics") == 0   ? ROUTE_METRICS
+		                                            : ROUTE_OTHER;
+		if (s->route == ROUTE_OTHER && strcmp(uri, "/mqtt") != 0)
+			return respond_error(wsi, s, 404, "not_found", "no such endpoint",
+			                     REJ_NOT_FOUND, NULL);
+		if (m != M_GET)
+			return respond_error(wsi, s, 405, "method_not_allowed", "use GET", REJ_METHOD,
+			                     "allow: GET\r\n");
+		switch (s->route) {
+		case ROUTE_HISTORY:
+			return history_request(wsi, s);
+		case ROUTE_HEALTHZ: {
+			struct job *j = job_new(JOB_HEALTH);
+			return j ? submit(wsi, s, j) : -1;
+		}
+		case ROUTE_METRICS:
+			return metrics_request(wsi, s);
+		default:
+			return respond_error(wsi, s, 426, "upgrade_required",
+			                     "/mqtt is a WebSocket (subprotocol mqtt)", REJ_SUBPROTOCOL,
+			                     "upgrade: websocket\r\n");
+		}
+	}
+	s->route = ROUTE_STATIC;
+	if (m != M_GET)
+		return respond_error(wsi, s, 405, "method_not_allowed", "use GET", REJ_METHOD,
+		                     "allow: GET\r\n");
+	return static_request(wsi, s, uri);
+}
+
+static int body_complete(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+	const char *why = NULL;
+	struct job *j;
+
+	if (s->body_len != s->body_expected)
+		return respond_error(wsi, s, 400, "bad_request", "the body is incomplete",
+		                     REJ_BAD_REQUEST, NULL);
+	j = job_new(s->route == ROUTE_REGISTER ? JOB_REGISTER : JOB_LOGIN);
+	if (j == NULL)
+		return -1;
+	int bad = credentials_parse(s->body, s->body_len, &j->cred, &why);
+	sodium_memzero(s->body, s->body_len);
+	if (bad) {
+		job_free(j);
+		return respond_error(wsi, s, 400, "bad_request", why, REJ_BAD_REQUEST, NULL);
+	}
+	if (!ratelimit_take(&f->rl_user, j->cred.user, now_us() / 1000)) {
+		job_free(j);
+		return respond_error(wsi, s, 429, "rate_limited",
+		                     "too many attempts for this user; wait a minute", REJ_RATE,
+		                     "retry-after: 60\r\n");
+	}
+	if (j->kind == JOB_REGISTER) {
+		const char *weak = password_weak(j->cred.user, j->cred.password);
+		if (weak == NULL && strcmp(j->cred.user, f->reserved_user) == 0) {
+			job_free(j);
+			return respond_error(wsi, s, 409, "conflict", "that username is taken",
+			                     REJ_CONFLICT, NULL);
+		}
+		if (weak) {
+			job_free(j);
+			return respond_error(wsi, s, 400, "weak_password", weak, REJ_BAD_REQUEST, NULL);
+		}
+	}
+	return submit(wsi, s, j);
+}
+
+void http_job_done(struct front *f, struct job *j)
+{
+	struct lws *wsi = j->wsi;
+
+	if (wsi == NULL) {
+		job_free(j);
+		return;
+	}
+	struct http_sess *s = lws_wsi_user(wsi);
+	s->job = NULL;
+	if (j->reject >= 0 && j->reject < REJ_COUNT)
+		f->m.rejects[j->reject]++;
+	char *body = j->body;
+	j->body = NULL;
+	const char *extra = "cache-control: no-store\r\n";
+	if (respond(wsi, s, j->status ? j->status : 503, j->ctype ? j->ctype : "application/json",
+	            body, j->body_len, extra) != 0)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	job_free(j);
+}
+
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+	struct http_sess *s = user;
+	struct front *f;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		sess_reset(s);
+		return start_request(wsi, s, in ? (const char *)in : "/");
+
+	case LWS_CALLBACK_HTTP_BODY:
+		if (s->body == NULL || s->answered)
+			return 0;
+		if (len > s->body_expected - s->body_len) {
+			s->close_after = 1;
+			return respond_error(wsi, s, 413, "too_large", "the body is too large",
+			                     REJ_TOO_LARGE, NULL);
+		}
+		memcpy(s->body + s->body_len, in, len);
+		s->body_len += len;
+		return 0;
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (s->answered || s->body == NULL)
+			return 0;
+		return body_complete(wsi, s);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (s->hdr == NULL)
+			return 0;
+		return write_more(wsi, s);
+
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		sess_reset(s);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (s)
+			sess_reset(s);
+		return 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* a WebSocket upgrade that named no subprotocol we speak */
+		f = front_of(wsi);
+		f->m.rejects[REJ_SUBPROTOCOL]++;
+		return 1;
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+		f = front_of(wsi);
+		struct job *j = pool_take_done(&f->pool);
+		while (j) {
+			struct job *next = j->next;
+			http_job_done(f, j);
+			j = next;
+		}
+		return 0;
+	}
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols http_protocol = {
+	"http", callback_http, sizeof(struct http_sess), 0, 0, NULL, 0};

@@ -1,0 +1,462 @@
+/*
+ * The blocking half of the HTTP API, run on worker threads: Argon2id
+ * hashing, the store (accounts, history), Redis (history, health, the
+ * bridge's counters). Each thread keeps its own store handle and Redis
+ * connection, opened on first use and reopened after a failure.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "chat/log.h"
+#include "front.h"
+#include "store.h"
+#include "strbuf.h"
+
+void worker_ctx_free(struct worker_ctx *w)
+{
+	if (w->store)
+		store_close(w->store);
+	if (w->redis)
+		redisFree(w->redis);
+	w->store = NULL;
+	w->redis = NULL;
+}
+
+static struct store *want_store(struct front *f, struct worker_ctx *w)
+{
+	char err[256];
+
+	if (w->store == NULL && store_open(f->cfg->store_url, &w->store, err, sizeof(err)) != 0) {
+		log_msg(LOG_WARN, "store %s: %s", f->cfg->store_url, err);
+		w->store = NULL;
+	}
+	return w->store;
+}
+
+static redisContext *want_redis(struct front *f, struct worker_ctx *w)
+{
+	struct timeval tv = {1, 0};
+
+	if (w->redis && w->redis->err) {
+		redisFree(w->redis);
+		w->redis = NULL;
+	}
+	if (w->redis == NULL) {
+		w->redis = redisConnectWithTimeout(f->cfg->redis_host, (int)f->cfg->redis_port, tv);
+		if (w->redis == NULL || w->redis->err) {
+			if (w->redis)
+				redisFree(w->redis);
+			w->redis = NULL;
+			return NULL;
+		}
+		struct timeval cmd = {2, 0};
+		redisSetTimeout(w->redis, cmd);
+	}
+	return w->redis;
+}
+
+/* A reply that is NULL means the connection broke: drop it. */
+static redisReply *redis_cmd(struct worker_ctx *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(w->redis, fmt, ap);
+	va_end(ap);
+	if (r == NULL) {
+		redisFree(w->redis);
+		w->redis = NULL;
+	}
+	return r;
+}
+
+static void answer(struct job *j, int status, char *body, int reject)
+{
+	j->status = status;
+	j->body = body;
+	j->body_len = body ? strlen(body) : 0;
+	j->ctype = "application/json";
+	j->reject = reject;
+}
+
+/* {"error":{"code":...,"message":...}} */
+static void fail(struct job *j, int status, const char *code, const char *message, int reject)
+{
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", message);
+	answer(j, status, cJSON_PrintUnformatted(o), reject);
+	cJSON_Delete(o);
+}
+
+static void token_answer(struct front *f, struct job *j, int status)
+{
+	int64_t now = time(NULL);
+	char *tok = NULL;
+
+	if (token_mint(&f->kr, j->cred.user, ROLE_USER, now, f->cfg->web_token_ttl, &tok) != 0) {
+		fail(j, 503, "unavailable", "cannot mint a token", -1);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "token", tok);
+	cJSON_AddNumberToObject(o, "exp", (double)(now + f->cfg->web_token_ttl));
+	cJSON_AddStringToObject(o, "user", j->cred.user);
+	answer(j, status, cJSON_PrintUnformatted(o), -1);
+	cJSON_Delete(o);
+	free(tok);
+}
+
+static void do_register(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	char hash[crypto_pwhash_STRBYTES];
+	struct store *s;
+
+	if (crypto_pwhash_str(hash, j->cred.password, strlen(j->cred.password),
+	                      crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		fail(j, 503, "unavailable", "out of memory while hashing", -1);
+		return;
+	}
+	if ((s = want_store(f, w)) == NULL) {
+		fail(j, 503, "unavailable", "the store is down", -1);
+		return;
+	}
+	int rc = store_user_create(s, j->cred.user, hash, (int64_t)time(NULL) * 1000);
+	if (rc == STORE_E_CONFLICT) {
+		fail(j, 409, "conflict", "that username is taken", REJ_CONFLICT);
+	} else if (rc != STORE_OK) {
+		if (rc == STORE_E_DOWN) {
+			store_close(w->store);
+			w->store = NULL;
+		}
+		fail(j, 503, "unavailable", store_strerror(rc), -1);
+	} else {
+		log_msg(LOG_INFO, "registered %s", j->cred.user);
+		token_answer(f, j, 201);
+	}
+}
+
+/* Every path hashes once, so the time does not tell whether the user
+ * exists: an unknown user is checked against a dummy hash. */
+static void do_login(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	char hash[crypto_pwhash_STRBYTES];
+	struct store *s = want_store(f, w);
+	int rc = s ? store_user_get(s, j->cred.user, hash, sizeof(hash)) : STORE_E_DOWN;
+	const char *pw = j->cred.password;
+
+	if (rc == STORE_OK) {
+		if (crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0) {
+			token_answer(f, j, 200);
+			return;
+		}
+	} else {
+		/* the answer is ignored: only the time it takes matters */
+		volatile int ignored = crypto_pwhash_str_verify(f->dummy_hash, pw, strlen(pw));
+		(void)ignored;
+		if (rc != STORE_E_NOT_FOUND) {
+			if (rc == STORE_E_DOWN && w->store) {
+				store_close(w->store);
+				w->store = NULL;
+			}
+			fail(j, 503, "unavailable", "the store is down", -1);
+			return;
+		}
+	}
+	fail(j, 401, "unauthorized", "wrong username or password", REJ_UNAUTHORIZED);
+}
+
+static int code_status(const char *code, int *reject)
+{
+	static const struct {
+		const char *code;
+		int status, reject;
+	} map[] = {
+		{HISTORY_E_BAD_REQUEST, 400, REJ_BAD_REQUEST},
+		{HISTORY_E_FORBIDDEN, 403, REJ_FORBIDDEN},
+		{HISTORY_E_NOT_FOUND, 404, REJ_NOT_FOUND},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(code, map[i].code) == 0) {
+			*reject = map[i].reject;
+			return map[i].status;
+		}
+	}
+	*reject = -1;
+	return 503;
+}
+
+static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	redisContext *r = want_redis(f, w);
+	const char *msg = NULL, *code;
+	char *json = NULL;
+	int reject;
+
+	if (r == NULL) {
+		fail(j, 503, "unavailable", "Redis is down", -1);
+		return;
+	}
+	code = history_allowed(r, j->user, j->q.conv, &msg);
+	if (code == NULL)
+		code = history_page(r, want_store(f, w), &j->q, &json, &msg);
+	if (r->err) {
+		redisFree(w->redis);
+		w->redis = NULL;
+	}
+	if (code != NULL) {
+		int status = code_status(code, &reject);
+		fail(j, status, code, msg ? msg : code, reject);
+		return;
+	}
+	answer(j, 200, json, -1);
+}
+
+/* The broker answers when a CONNECT gets a CONNACK (refused is fine:
+ * it proves the broker reads and answers). */
+static int broker_up(struct front *f)
+{
+	static const unsigned char connect_pkt[] = {
+		0x10, 20, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 5,
+		0, 8, 'w', 's', 'h', 'e', 'a', 'l', 't', 'h'};
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	unsigned char buf[4];
+	int fd = -1, up = 0;
+
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%ld", f->cfg->mqtt_port);
+	if (getaddrinfo(f->cfg->mqtt_host, port, &hints, &ai) != 0)
+		return 0;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto cleanup;
+	struct timeval tv = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		goto cleanup;
+	if (send(fd, connect_pkt, sizeof(connect_pkt), MSG_NOSIGNAL) != sizeof(connect_pkt))
+		goto cleanup;
+	size_t got = 0;
+	while (got < 2) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	up = got >= 2 && buf[0] == 0x20;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return up;
+}
+
+/* XINFO GROUPS chat:stream: the persist group's pending and lag. Returns 1
+ * when the group exists (*pending, *lag filled; *lag -1 when unknown). */
+static int persist_backlog(struct worker_ctx *w, long long *pending, long long *lag)
+{
+	redisReply *r = redis_cmd(w, "XINFO GROUPS chat:stream");
+	int found = 0;
+
+	if (r == NULL)
+		return 0;
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i < r->elements && !found; i++) {
+			redisReply *g = r->element[i];
+			long long p = -1, l = -1;
+			int is_persist = 0;
+			if (g->type != REDIS_REPLY_ARRAY)
+				continue;
+			for (size_t k = 0; k + 1 < g->elements; k += 2) {
+				redisReply *key = g->element[k], *v = g->element[k + 1];
+				if (key->type != REDIS_REPLY_STRING && key->type != REDIS_REPLY_STATUS)
+					continue;
+				if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+					is_persist = strcmp(v->str, "persist") == 0;
+				else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+					p = v->integer;
+				else if (strcmp(key->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+					l = v->integer;
+			}
+			if (is_persist) {
+				*pending = p;
+				*lag = l;
+				found = 1;
+			}
+		}
+	}
+	freeReplyObject(r);
+	return found;
+}
+
+static void do_health(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	int broker = broker_up(f), redis = 0, store = 0, group = 0;
+	long long pending = -1, lag = -1;
+	redisContext *r = want_redis(f, w);
+
+	if (r) {
+		redisReply *rep = redis_cmd(w, "PING");
+		redis = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+		freeReplyObject(rep);
+		if (redis && w->redis)
+			group = persist_backlog(w, &pending, &lag);
+	}
+	struct store *s = want_store(f, w);
+	store = s && store_ping(s) == STORE_OK;
+	if (s && !store) {
+		store_close(w->store);
+		w->store = NULL;
+	}
+
+	cJSON *o = cJSON_CreateObject();
+	int ok = broker && redis && store;
+	cJSON_AddStringToObject(o, "status", ok ? "ok" : "down");
+	cJSON_AddStringToObject(o, "node", f->cfg->node_name);
+	cJSON_AddStringToObject(o, "broker", broker ? "up" : "down");
+	cJSON_AddStringToObject(o, "redis", redis ? "up" : "down");
+	cJSON_AddStringToObject(o, "store", store ? "up" : "down");
+	cJSON *p = cJSON_AddObjectToObject(o, "persistence");
+	if (group) {
+		cJSON_AddNumberToObject(p, "pending", (double)pending);
+		if (lag >= 0) {
+			cJSON_AddNumberToObject(p, "lag", (double)lag);
+			cJSON_AddNumberToObject(p, "backlog", (double)(pending + lag));
+		} else {
+			cJSON_AddNullToObject(p, "lag");
+			cJSON_AddNumberToObject(p, "backlog", (double)pending);
+		}
+	} else {
+		cJSON_AddNullToObject(p, "backlog");
+		cJSON_AddStringToObject(p, "note", redis ? "no persist group on chat:stream yet"
+		                                         : "Redis is down");
+	}
+	cJSON *down = cJSON_AddArrayToObject(o, "down");
+	if (!broker)
+		cJSON_AddItemToArray(down, cJSON_CreateString("broker"));
+	if (!redis)
+		cJSON_AddItemToArray(down, cJSON_CreateString("redis"));
+	if (!store)
+		cJSON_AddItemToArray(down, cJSON_CreateString("store"));
+	answer(j, ok ? 200 : 503, cJSON_PrintUnformatted(o), -1);
+	cJSON_Delete(o);
+}
+
+/* Fields and values of an HGETALL reply (a flat array). */
+static void hash_render(redisReply *r, const char *node, struct strbuf *b)
+{
+	size_t n = r->elements / 2;
+	const char **fields = calloc(n + 1, sizeof(*fields));
+	const char **values = calloc(n + 1, sizeof(*values));
+	size_t k = 0;
+
+	if (fields && values) {
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			if (r->element[i]->type != REDIS_REPLY_STRING ||
+			    r->element[i + 1]->type != REDIS_REPLY_STRING)
+				continue;
+			fields[k] = r->element[i]->str;
+			values[k++] = r->element[i + 1]->str;
+		}
+		if (node)
+			metrics_render_bridge(b, node, fields, values, k);
+		else
+			metrics_render_persist(b, fields, values, k);
+	}
+	free(fields);
+	free(values);
+}
+
+static void do_metrics(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	struct strbuf b;
+	long long pending = -1, lag = -1;
+
+	strbuf_init(&b);
+	strbuf_add(&b, j->text, strlen(j->text));
+	int redis = want_redis(f, w) != NULL;
+	strbuf_printf(&b, "# HELP wsfront_redis_up Whether Redis answered this scrape.\n"
+	                  "# TYPE wsfront_redis_up gauge\nwsfront_redis_up %d\n", redis);
+	if (redis) {
+		/* KEYS is fine here: a handful of keys, and the pattern is narrow */
+		redisReply *keys = redis_cmd(w, "KEYS chat:metrics:bridge:*");
+		if (keys && keys->type == REDIS_REPLY_ARRAY) {
+			strbuf_printf(&b, "# HELP chat_bridge_msgs_in_total and the other chat_bridge_*"
+			                  " series: each bridge's counters (Redis hash "
+			                  "chat:metrics:bridge:<node>).\n");
+			for (size_t i = 0; i < keys->elements && w->redis; i++) {
+				if (keys->element[i]->type != REDIS_REPLY_STRING)
+					continue;
+				const char *key = keys->element[i]->str;
+				redisReply *h = redis_cmd(w, "HGETALL %s", key);
+				if (h && (h->type == REDIS_REPLY_ARRAY))
+					hash_render(h, key + strlen("chat:metrics:bridge:"), &b);
+				freeReplyObject(h);
+			}
+		}
+		freeReplyObject(keys);
+		redisReply *h = w->redis ? redis_cmd(w, "HGETALL chat:metrics:persist") : NULL;
+		if (h && (h->type == REDIS_REPLY_ARRAY))
+			hash_render(h, NULL, &b);
+		freeReplyObject(h);
+		if (w->redis && persist_backlog(w, &pending, &lag)) {
+			strbuf_printf(&b, "# HELP chat_persist_stream_pending Stream entries delivered "
+			                  "to the persist group, not yet acknowledged.\n"
+			                  "# TYPE chat_persist_stream_pending gauge\n"
+			                  "chat_persist_stream_pending %lld\n", pending);
+			if (lag >= 0)
+				strbuf_printf(&b, "# HELP chat_persist_stream_lag Stream entries not yet "
+				                  "read by the persist group.\n"
+				                  "# TYPE chat_persist_stream_lag gauge\n"
+				                  "chat_persist_stream_lag %lld\n", lag);
+		}
+	}
+	size_t len;
+	char *text = strbuf_take(&b, &len);
+	if (text == NULL) {
+		fail(j, 503, "unavailable", "out of memory", -1);
+		return;
+	}
+	j->status = 200;
+	j->body = text;
+	j->body_len = len;
+	j->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	j->reject = -1;
+}
+
+void job_run(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	switch (j->kind) {
+	case JOB_REGISTER:
+		do_register(f, w, j);
+		break;
+	case JOB_LOGIN:
+		do_login(f, w, j);
+		break;
+	case JOB_HISTORY:
+		do_history(f, w, j);
+		break;
+	case JOB_HEALTH:
+		do_health(f, w, j);
+		break;
+	case JOB_METRICS:
+		do_metrics(f, w, j);
+		break;
+	}
+	credentials_clear(&j->cred);
+	if (j->body == NULL && j->status != 0 && j->kind != JOB_METRICS)
+		j->status = 503; /* cJSON ran out of memory */
+}
