@@ -23,6 +23,11 @@
  *       from when the message should have left. With F (the chat stack),
  *       publishers post to chat/in/<me>/room/bench through the bridge; without
  *       it (a plain broker), straight to chat/room/bench.
+ *   chatbench history --port P --secret-file F [--count N] [--deep MAX]
+ *       N history requests (limit 50) on room:bench, one at a time, timed
+ *       from the request's send to its reply: the newest page (Redis's
+ *       recent list), or with MAX > 0 a page before a random seq in
+ *       1,000..MAX (the store). Prints p50/p99/p99.9.
  *   chatbench acl [--count N]
  *       times the plugin's per-delivery read check in-process (connection
  *       lookup + topic rules) against a table of 10,000 connections.
@@ -134,6 +139,7 @@ struct opts {
 	int broker_pid;
 	int port2;
 	int window; /* latency --rate 0: messages in flight per subscriber */
+	int deep;   /* history: pages before a random seq up to this */
 	int pubs;
 	double rate;
 };
@@ -630,6 +636,10 @@ static int run_latency(const struct opts *o)
 			uint64_t next = t0 + (uint64_t)((double)sent * step_ns);
 			uint64_t gap = next > mono_ns() ? next - mono_ns() : 0;
 			k = epoll_wait(ep, evs, 256, gap > 1000000 ? 1 : 0);
+		} else if (k == 0) {
+			/* the window is full: wait for deliveries instead of spinning,
+			 * so the client does not take a core from the system measured */
+			k = epoll_wait(ep, evs, 256, 1);
 		}
 		for (int j = 0; j < k; j++) {
 			struct conn *c = evs[j].data.ptr;
@@ -657,6 +667,86 @@ static int run_latency(const struct opts *o)
 	free(hist);
 	free(buf);
 	free(topics);
+	close(ep);
+	return 0;
+}
+
+/* Waits (up to 10 s) until c has read its CONNACK and SUBACK. */
+static int wait_ready(int ep, struct conn *c)
+{
+	struct epoll_event evs[4];
+	int refused = 0;
+	double deadline = now_s() + 10;
+	while (c->state != ST_READY) {
+		if (now_s() > deadline)
+			return -1;
+		int k = epoll_wait(ep, evs, 4, 100);
+		for (int j = 0; j < k; j++) {
+			if (evs[j].events & EPOLLOUT)
+				flush_out(ep, c);
+			if ((evs[j].events & EPOLLIN) && read_packets(c, &refused) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int run_history(const struct opts *o)
+{
+	static const char topic[] = "chat/in/hbench/rpc";
+	struct conn c = {0};
+	struct lat_hist *hist = calloc(1, sizeof(*hist));
+	unsigned char pkt[512];
+	char req[256];
+	int ep = epoll_create1(0), refused = 0;
+
+	if (!have_keys || hist == NULL) {
+		fprintf(stderr, "chatbench: history needs --secret-file\n");
+		return 2;
+	}
+	c.out = build_connect("hbench", ROLE_USER, "chat/user/hbench/rpc", &c.out_len);
+	c.want_suback = 1;
+	open_conn(ep, o->port, &c);
+	if (wait_ready(ep, &c) != 0) {
+		fprintf(stderr, "chatbench: history client not connected\n");
+		return 1;
+	}
+	srandom(42);
+	for (int i = 0; i < o->count; i++) {
+		int rl;
+		if (o->deep > 1000)
+			rl = snprintf(req, sizeof(req),
+			              "{\"id\":\"h%d\",\"method\":\"history\",\"params\":{\"conv\":"
+			              "\"room:bench\",\"limit\":50,\"before\":%ld}}",
+			              i, 1000 + random() % (o->deep - 1000));
+		else
+			rl = snprintf(req, sizeof(req),
+			              "{\"id\":\"h%d\",\"method\":\"history\",\"params\":{\"conv\":"
+			              "\"room:bench\",\"limit\":50}}",
+			              i);
+		size_t tl = sizeof(topic) - 1, k = 0;
+		pkt[k++] = 0x30;
+		k += put_len(pkt + k, 2 + tl + (size_t)rl);
+		k += put_str(pkt + k, topic, tl);
+		memcpy(pkt + k, req, (size_t)rl);
+		uint64_t before = c.received, t0 = mono_ns();
+		if (write(c.fd, pkt, k + (size_t)rl) != (ssize_t)(k + (size_t)rl))
+			die("write");
+		while (c.received == before) {
+			struct epoll_event ev;
+			if (epoll_wait(ep, &ev, 1, 5000) <= 0 || read_packets(&c, &refused) < 0) {
+				fprintf(stderr, "chatbench: no reply to history request %d\n", i);
+				return 1;
+			}
+		}
+		hist_add(hist, t0);
+	}
+	printf("history requests=%d deep=%d p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+	       o->count, o->deep, hist_quantile(hist, 0.5), hist_quantile(hist, 0.99),
+	       hist_quantile(hist, 0.999), hist_quantile(hist, 1.0));
+	close(c.fd);
+	free(c.out);
+	free(hist);
 	close(ep);
 	return 0;
 }
@@ -700,6 +790,7 @@ static void usage(void)
 	        "                        [--secret-file F] [--broker-pid PID]\n"
 	        "       chatbench latency --port P [--port2 P2] [--pubs N] [--rate R] [--subs S]\n"
 	        "                         [--seconds T] [--secret-file F] [--window W]\n"
+	        "       chatbench history --port P --secret-file F [--count N] [--deep MAX]\n"
 	        "       chatbench acl [--count N]\n");
 	exit(2);
 }
@@ -727,6 +818,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(k, "--pubs")) o.pubs = atoi(v);
 		else if (!strcmp(k, "--rate")) o.rate = atof(v);
 		else if (!strcmp(k, "--window")) o.window = atoi(v);
+		else if (!strcmp(k, "--deep")) o.deep = atoi(v);
 		else usage();
 	}
 	if (o.count < 1 || o.inflight < 1 || o.subs < 1 || o.seconds <= 0 || o.payload < 0 ||
@@ -753,6 +845,8 @@ int main(int argc, char **argv)
 		return run_acl(&o);
 	if (!strcmp(argv[1], "latency"))
 		return run_latency(&o);
+	if (!strcmp(argv[1], "history"))
+		return run_history(&o);
 	usage();
 	return 2;
 }

@@ -320,20 +320,30 @@ static bool store_messages(struct worker *w, const redisReply *entries)
 		ok = rc == STORE_OK;
 	}
 	if (ok && k > 0) {
-		/* the highest stored seq per conversation, raised, in one call */
+		/* the highest stored seq per conversation, raised, in one call: the
+		 * batch is in stream order, so a conversation's last entry has it */
 		const char **argv = calloc(3 + 2 * k, sizeof(*argv));
 		char (*keys)[NAME_CONV_MAX + 24] = calloc(k, sizeof(*keys));
 		char (*vals)[24] = calloc(k, sizeof(*vals));
 		if (argv && keys && vals) {
 			int argc = 0;
+			size_t nconv = 0;
 			argv[argc++] = "EVAL";
 			argv[argc++] = raise_lua;
 			argv[argc++] = "0";
-			for (size_t i = 0; i < k; i++) {
-				snprintf(keys[i], sizeof(keys[i]), "chat:persisted:%s", msgs[i].conv);
-				snprintf(vals[i], sizeof(vals[i]), "%" PRIu64, msgs[i].seq);
-				argv[argc++] = keys[i];
-				argv[argc++] = vals[i];
+			for (size_t i = k; i-- > 0;) {
+				char key[NAME_CONV_MAX + 24];
+				snprintf(key, sizeof(key), "chat:persisted:%s", msgs[i].conv);
+				bool seen = false;
+				for (size_t c = 0; c < nconv && !seen; c++)
+					seen = strcmp(keys[c], key) == 0;
+				if (seen)
+					continue;
+				memcpy(keys[nconv], key, sizeof(key));
+				snprintf(vals[nconv], sizeof(vals[nconv]), "%" PRIu64, msgs[i].seq);
+				argv[argc++] = keys[nconv];
+				argv[argc++] = vals[nconv];
+				nconv++;
 			}
 			freeReplyObject(call_argv(w, argc, argv));
 		}
@@ -478,46 +488,56 @@ static int id_cmp(const char *a, const char *b)
 }
 
 /* The oldest entry of stream the group still needs: its first pending
- * entry, else the first after what it has read. *backlog gets how many
- * entries it has not acknowledged. Returns false when unknown. */
+ * entry, else its last read one. *backlog gets how many entries it has not
+ * acknowledged: read and pending, plus added and not read yet. Returns
+ * false when the group is unknown. */
 static bool group_floor(struct worker *w, const char *stream, char *floor, size_t len,
                         long long *backlog)
 {
 	bool ok = false;
 	redisReply *p = redisCommand(w->redis, "XPENDING %s %s", stream, GROUP);
 	redisReply *g = redisCommand(w->redis, "XINFO GROUPS %s", stream);
-	long long pending = 0, lag = 0;
+	redisReply *st = redisCommand(w->redis, "XINFO STREAM %s", stream);
+	long long added = -1, read = -1, lag = -1;
 	const char *last = NULL;
 
-	if (g && g->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i < g->elements; i++) {
-			const redisReply *grp = g->element[i];
-			const char *name = NULL;
-			for (size_t k = 0; k + 1 < grp->elements; k += 2) {
-				const redisReply *key = grp->element[k], *v = grp->element[k + 1];
-				if (strcmp(key->str, "name") == 0)
-					name = v->str;
-				else if (strcmp(key->str, "last-delivered-id") == 0)
-					last = v->str;
-				else if (strcmp(key->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
-					lag = v->integer;
-			}
-			if (name && strcmp(name, GROUP) == 0)
-				break;
-			last = NULL;
+	for (size_t i = 0; st && st->type == REDIS_REPLY_ARRAY && i + 1 < st->elements; i += 2)
+		if (strcmp(st->element[i]->str, "entries-added") == 0 &&
+		    st->element[i + 1]->type == REDIS_REPLY_INTEGER)
+			added = st->element[i + 1]->integer;
+	for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+		const redisReply *grp = g->element[i];
+		const char *name = NULL;
+		for (size_t k = 0; k + 1 < grp->elements; k += 2) {
+			const redisReply *key = grp->element[k], *v = grp->element[k + 1];
+			bool num = v->type == REDIS_REPLY_INTEGER;
+			if (strcmp(key->str, "name") == 0)
+				name = v->str;
+			else if (strcmp(key->str, "last-delivered-id") == 0)
+				last = v->str;
+			else if (strcmp(key->str, "entries-read") == 0)
+				read = num ? v->integer : -1;
+			else if (strcmp(key->str, "lag") == 0)
+				lag = num ? v->integer : -1;
 		}
+		if (name && strcmp(name, GROUP) == 0)
+			break;
+		last = NULL;
 	}
 	if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && last) {
-		pending = p->element[0]->integer;
+		long long pending = p->element[0]->integer;
 		if (pending > 0 && p->element[1]->type == REDIS_REPLY_STRING)
 			snprintf(floor, len, "%s", p->element[1]->str);
 		else
 			snprintf(floor, len, "%s", last);
-		*backlog = pending + lag;
+		if (added >= 0 && read >= 0)
+			lag = added - read;
+		*backlog = pending + (lag > 0 ? lag : 0);
 		ok = true;
 	}
 	freeReplyObject(p);
 	freeReplyObject(g);
+	freeReplyObject(st);
 	return ok;
 }
 

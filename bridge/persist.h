@@ -27,7 +27,7 @@
 
 #include "chat/config.h"
 
-#define PERSIST_BATCH 500
+#define PERSIST_BATCH 2000
 #define PERSIST_LEASE_MS 10000
 
 struct persist {

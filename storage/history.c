@@ -3,7 +3,8 @@
  * holds its newest messages, contiguous in seq, and always every message
  * the store has not confirmed yet; everything older than the list's first
  * seq is in the store. A page is therefore the store's part below the list
- * and the list's part, joined.
+ * and the list's part, joined; only the entries a page needs leave
+ * Redis.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,16 +12,6 @@
 #include <string.h>
 
 #include "history.h"
-
-/* The seq of one recent-list entry: the bridge's JSON has "seq":N. */
-static uint64_t json_seq(const char *s, size_t len)
-{
-	static const char key[] = "\"seq\":";
-	const char *p = memmem(s, len, key, sizeof(key) - 1);
-	if (p == NULL)
-		return 0;
-	return strtoull(p + sizeof(key) - 1, NULL, 10);
-}
 
 const char *history_query_init(struct history_query *q, const char *conv, int64_t before,
                                int64_t after, int64_t limit, const char **msg)
@@ -122,33 +113,27 @@ static void out_msg(struct out *o, const char *json, size_t len)
 	out_add(o, json, len);
 }
 
-/* The entries of the recent list with seq in [lo, hi]: the newest `max`
- * of them when newest, else the oldest; as list indexes [*first, +*count). */
-static void pick_recent(const redisReply *list, uint64_t lo, uint64_t hi, size_t max,
-                        bool newest, size_t *first, size_t *count)
-{
-	size_t n = list->elements, a = n, b = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		uint64_t s = json_seq(list->element[i]->str, list->element[i]->len);
-		if (s >= lo && s <= hi) {
-			if (a == n)
-				a = i;
-			b = i + 1;
-		}
-	}
-	*first = *count = 0;
-	if (a == n || max == 0)
-		return;
-	size_t k = b - a;
-	if (k > max) {
-		if (newest)
-			a = b - max;
-		k = max;
-	}
-	*first = a;
-	*count = k;
-}
+/* One step in Redis: the conversation's last seq, the first seq of its
+ * recent list (which is contiguous and ends at the last seq), and the part
+ * of the list the page wants: the newest `limit` entries at or below the
+ * page's top, or with after >= 0 the oldest `limit` above after. Returns
+ * {last, first, seq of the first entry returned, entries...}. */
+static const char page_lua[] =
+	"local last = tonumber(redis.call('GET', 'chat:seq:' .. ARGV[1]) or '0')\n"
+	"local key = 'chat:recent:' .. ARGV[1]\n"
+	"local first = last - redis.call('LLEN', key) + 1\n"
+	"local after, before, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"local lo, hi = 1, last\n"
+	"if after >= 0 then lo = after + 1 end\n"
+	"if before > 0 and before - 1 < hi then hi = before - 1 end\n"
+	"local a, b = math.max(lo, first), hi\n"
+	"if a > b then return {last, first, 0} end\n"
+	"if after >= 0 then b = math.min(b, a + limit - 1) else a = math.max(a, b - limit + 1) end\n"
+	"local out = redis.call('LRANGE', key, a - first, b - first)\n"
+	"table.insert(out, 1, a)\n"
+	"table.insert(out, 1, first)\n"
+	"table.insert(out, 1, last)\n"
+	"return out\n";
 
 const char *history_page(redisContext *redis, struct store *store,
                          const struct history_query *q, char **json, const char **msg)
@@ -156,55 +141,51 @@ const char *history_page(redisContext *redis, struct store *store,
 	struct out o = {0};
 	struct store_page sp = {0};
 	const char *code = NULL;
-	size_t limit = (size_t)q->limit, first = 0, nlist = 0, nstore = 0;
+	size_t limit = (size_t)q->limit, nlist, nstore = 0;
+	char after[24], before[24], lim[24];
 
 	*json = NULL;
-	redisReply *r = redisCommand(redis, "EVAL %s 0 %s",
-	                             "return {redis.call('GET', 'chat:seq:' .. ARGV[1]) or '0', "
-	                             "redis.call('LRANGE', 'chat:recent:' .. ARGV[1], 0, -1)}",
-	                             q->conv);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+	snprintf(after, sizeof(after), "%lld", q->has_after ? (long long)q->after : -1LL);
+	snprintf(before, sizeof(before), "%llu", (unsigned long long)q->before);
+	snprintf(lim, sizeof(lim), "%d", q->limit);
+	const char *argv[] = {"EVAL", page_lua, "0", q->conv, after, before, lim};
+	redisReply *r = redisCommandArgv(redis, 7, argv, NULL);
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
 		freeReplyObject(r);
 		*msg = "the message service is not answering: try again";
 		return HISTORY_E_UNAVAILABLE;
 	}
-	uint64_t last = strtoull(r->element[0]->str, NULL, 10);
-	const redisReply *list = r->element[1];
-	uint64_t list_lo = last + 1;
-	if (list->elements > 0)
-		list_lo = json_seq(list->element[0]->str, list->element[0]->len);
+	uint64_t last = (uint64_t)r->element[0]->integer;
+	uint64_t list_lo = (uint64_t)r->element[1]->integer;
+	nlist = r->elements - 3;
 
-	/* the seqs asked for: [lo, hi] */
-	bool newest = !q->has_after;
-	uint64_t lo = newest ? 1 : q->after + 1;
+	/* the seqs asked for: [lo, hi]; below list_lo they are in the store */
+	uint64_t lo = q->has_after ? q->after + 1 : 1;
 	uint64_t hi = q->before > 0 && q->before - 1 < last ? q->before - 1 : last;
 	bool in_store = lo <= hi && lo < list_lo;
 
-	if (newest) {
-		pick_recent(list, lo, hi, limit, true, &first, &nlist);
-		if (in_store && nlist < limit) {
-			uint64_t below = list_lo < hi + 1 ? list_lo : hi + 1;
-			if (store == NULL || store_history(store, q->conv, below, 0,
-			                                   (int)(limit - nlist), &sp) != STORE_OK)
-				goto unavailable;
-		}
-	} else {
-		if (in_store && (store == NULL || store_history(store, q->conv, 0, lo - 1,
-		                                                (int)limit, &sp) != STORE_OK))
+	if (in_store && q->has_after) {
+		if (store == NULL || store_history(store, q->conv, 0, q->after, q->limit, &sp) != STORE_OK)
 			goto unavailable;
-		for (size_t i = 0; i < sp.n; i++)
-			if (sp.msgs[i].seq < list_lo && sp.msgs[i].seq <= hi)
-				nstore++;
-		pick_recent(list, lo, hi, limit - nstore, false, &first, &nlist);
+	} else if (in_store && nlist < limit) {
+		uint64_t below = list_lo < hi + 1 ? list_lo : hi + 1;
+		if (store == NULL ||
+		    store_history(store, q->conv, below, 0, (int)(limit - nlist), &sp) != STORE_OK)
+			goto unavailable;
 	}
+	for (size_t i = 0; i < sp.n; i++)
+		if (sp.msgs[i].seq >= lo && sp.msgs[i].seq <= hi && sp.msgs[i].seq < list_lo)
+			nstore++;
+	if (q->has_after && nlist > limit - nstore)
+		nlist = limit - nstore; /* the oldest first: the list part comes after */
 
 	out_add(&o, "{\"messages\":[", 13);
 	for (size_t i = 0; i < sp.n; i++)
 		if (sp.msgs[i].seq >= lo && sp.msgs[i].seq <= hi && sp.msgs[i].seq < list_lo)
 			out_msg(&o, sp.msgs[i].json, strlen(sp.msgs[i].json));
-	for (size_t i = first; i < first + nlist; i++)
-		out_msg(&o, list->element[i]->str, list->element[i]->len);
+	for (size_t i = 0; i < nlist; i++)
+		out_msg(&o, r->element[3 + i]->str, r->element[3 + i]->len);
 	out_add(&o, "]}", 2);
 	if (o.failed) {
 		code = HISTORY_E_UNAVAILABLE;
