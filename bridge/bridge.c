@@ -21,6 +21,7 @@
 #include "chat/topic.h"
 #include "inbound.h"
 #include "rpc.h"
+#include "store.h"
 
 #define RETRY_S 1.0
 #define TOKEN_TTL_S (24 * 3600)
@@ -781,6 +782,14 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		log_msg(LOG_ERR, "%s", err);
 		return -1;
 	}
+	/* a store URL that names no backend is a setting error: refuse to
+	 * start (an unreachable store is fine: the worker waits for it) */
+	struct store *st = NULL;
+	if (store_open(cfg->store_url, &st, err, sizeof(err)) == STORE_E_URL) {
+		log_msg(LOG_ERR, "store_url: %s", err);
+		return -1;
+	}
+	store_close(st);
 	scripts_sha(&b->sha);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
