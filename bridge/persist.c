@@ -212,6 +212,7 @@ static void restore(struct worker *w)
 		        rc != STORE_OK ? store_strerror(rc) : "redis");
 		return;
 	}
+	w->groups_ok = false; /* the flush took the consumer groups too */
 	const char *acl[] = {"EVAL", acl_all_lua, "0"};
 	freeReplyObject(call_argv(w, 3, acl));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
@@ -419,10 +420,11 @@ static void drain_once(struct worker *w)
 			                      "0", w->claim_cursor[s], "COUNT", count};
 			got[s] = call_argv(w, 8, argv);
 			if (got[s] == NULL || got[s]->type != REDIS_REPLY_ARRAY || got[s]->elements < 2) {
-				freeReplyObject(got[s]);
-				got[s] = NULL;
-				more = true;
-				continue;
+				freeReplyObject(got[0]);
+				freeReplyObject(got[1]);
+				w->groups_ok = false; /* NOGROUP after a flush, or a lost link */
+				nap(w->p, 0.2);
+				return;
 			}
 			const char *next = got[s]->element[0]->str;
 			if (next == NULL || strcmp(next, "0-0") == 0)
@@ -441,7 +443,11 @@ static void drain_once(struct worker *w)
 		                      count, "BLOCK", "1000", "STREAMS", streams[0], streams[1],
 		                      ">", ">"};
 		got[0] = call_argv(w, 13, argv);
-		if (got[0] && got[0]->type == REDIS_REPLY_ARRAY) {
+		if (got[0] == NULL) {
+			/* NOGROUP after a flush, or a lost link: set up again */
+			w->groups_ok = false;
+			nap(w->p, 0.2);
+		} else if (got[0]->type == REDIS_REPLY_ARRAY) {
 			for (size_t i = 0; i < got[0]->elements; i++) {
 				const redisReply *st = got[0]->element[i];
 				if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)

@@ -140,6 +140,9 @@ def test_cold_start_after_flush(make_cluster, backend):
                              wait_for(lambda: payloads(bob, "/room/warm"), timeout=1))[1],
                     timeout=15)
     assert payloads(bob, "/room/warm")[0]["seq"] == 51
+    # and the pipeline works again after the flush
+    assert wait_stored(cluster, "room:warm", 51, timeout=20)
+    assert stored_seqs(cluster, "room:warm") == list(range(1, 52))
     dm = rpc(bob, "bob", "history", {"conv": "dm:alice:bob"})["result"]["messages"]
     assert [m["body"] for m in dm] == ["hello bob"]
     assert wait_for(lambda: len(rpc(bob, "bob", "history", {"conv": "room:warm", "after": 0,
