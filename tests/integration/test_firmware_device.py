@@ -260,3 +260,30 @@ def test_catch_up_after_connection_cut(make_cluster):
         dev.stop()
         carol.close()
         proxy.close()
+
+
+def test_minimum_buffers(lab):
+    """The smallest buffers the README promises (rx 256, tx 256) are enough
+    to connect with a real token, post and receive; a message too big for
+    rx is reported and skipped by seq, never silently lost or shown twice."""
+    keys = lab.keys
+    make_room(lab, "tiny")
+    dan = user_client(lab.brokers[1].port, keys, "dan", ["chat/room/tiny"])
+    dev = Device(lab.brokers[0].port, "sensor5", keys.mint("sensor5"), room="tiny",
+                 rx=256, tx=256, history_limit=2, interval_ms=100, posts=1)
+    try:
+        dev.wait_line("connected")
+        dev.wait_line("posted")
+        got = wait_for(lambda: payloads(dan, "/room/tiny"))
+        assert got and got[0]["from"] == "sensor5", got
+        dan.publish("chat/in/dan/room/tiny", b"short one", qos=1)
+        dan.publish("chat/in/dan/room/tiny", b"L" * 400, qos=1)
+        dan.publish("chat/in/dan/room/tiny", b"after the long one", qos=1)
+        dev.wait_line("msg conv=room:tiny seq=4 from=dan body=after the long one")
+        lines = dev.snapshot()
+        assert any(l.startswith("too-big") for l in lines), lines
+        assert "skipped conv=room:tiny seq=3" in lines, lines
+        assert [s for _, s, _, _ in dev.messages("room:tiny")] == [1, 2, 4]
+    finally:
+        dev.stop()
+        dan.close()
