@@ -479,6 +479,22 @@ void http_job_done(struct front *f, struct job *j)
 	job_free(j);
 }
 
+/* The only upgrade served: GET /mqtt naming the subprotocol "mqtt" (alone
+ * or in a list). */
+static int upgrade_ok(struct lws *wsi)
+{
+	char uri[16], proto[256];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/mqtt") != 0)
+		return 0;
+	if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) <= 0)
+		return 0;
+	for (char *save = NULL, *t = strtok_r(proto, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		if (strcmp(t, "mqtt") == 0)
+			return 1;
+	return 0;
+}
+
 static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                          void *in, size_t len)
 {
@@ -520,6 +536,15 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (s)
 			sess_reset(s);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* a WebSocket upgrade that is not "mqtt" at /mqtt: libwebsockets
+		 * would refuse an unknown subprotocol by itself, but uncounted */
+		if (!upgrade_ok(wsi)) {
+			front_of(wsi)->m.rejects[REJ_SUBPROTOCOL]++;
+			return 1;
+		}
 		return 0;
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

@@ -387,7 +387,12 @@ static void do_metrics(struct front *f, struct worker_ctx *w, struct job *j)
 
 	strbuf_init(&b);
 	strbuf_add(&b, j->text, strlen(j->text));
-	int redis = want_redis(f, w) != NULL;
+	int redis = 0;
+	if (want_redis(f, w)) {
+		redisReply *pong = redis_cmd(w, "PING");
+		redis = pong && pong->type == REDIS_REPLY_STATUS;
+		freeReplyObject(pong);
+	}
 	strbuf_printf(&b, "# HELP wsfront_redis_up Whether Redis answered this scrape.\n"
 	                  "# TYPE wsfront_redis_up gauge\nwsfront_redis_up %d\n", redis);
 	if (redis) {

@@ -861,6 +861,8 @@
       if (c && document.visibilityState === 'visible') markRead(c);
     });
     window.addEventListener('online', () => { if (S.client && !S.online) S.client.reconnect(); });
+    // a room created or an invitation made elsewhere shows when the window comes back
+    window.addEventListener('focus', () => { if (S.online) refreshRooms().catch(() => null); });
   }
 
   wire();
@@ -876,5 +878,7 @@
   window.chatDebug = {
     seqs: (id) => (S.convs.get(id) ? S.convs.get(id).msgs.map((m) => m.seq) : []),
     online: () => S.online,
+    // cuts the socket as a network drop would (MQTT.js then reconnects)
+    dropSocket: () => { if (S.client && S.client.stream) S.client.stream.destroy(); },
   };
 })();
