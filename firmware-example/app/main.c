@@ -28,9 +28,9 @@ struct app {
 	struct fw_client client;
 	const char *user;
 	int answer_dm;
-	char reply_to[33];  /* a peer waiting for a reading */
+	char reply_to[33]; /* a peer waiting for a reading */
 	unsigned long readings, posted;
-	int post_pending;   /* a reading waits to be (re)sent */
+	int post_pending; /* a reading waits to be (re)sent */
 };
 
 static volatile sig_atomic_t stop;
@@ -220,8 +220,8 @@ int main(int argc, char **argv)
 	static struct fw_conv convs[4];
 	static struct fw_net net = FW_NET_INIT;
 	a.user = cfg.user;
-	int rc = fw_client_init(&a.client, &cfg, &net, rx, rx_cap, tx, tx_cap, convs, 4, on_event,
-	                        &a);
+	int rc =
+	    fw_client_init(&a.client, &cfg, &net, rx, rx_cap, tx, tx_cap, convs, 4, on_event, &a);
 	if (rc) {
 		fprintf(stderr, "fw-chat: bad settings: %s\n", fw_strerror(rc));
 		return 2;

@@ -75,9 +75,12 @@ static void on_event(void *arg, const struct fw_event *ev)
 
 int main(void)
 {
-	static const struct fw_client_config cfg = {
-		.host = "broker.local", .port = 1883, .user = "sensor1", .device = "board",
-		.token = "token", .room = "lab"};
+	static const struct fw_client_config cfg = {.host = "broker.local",
+	                                            .port = 1883,
+	                                            .user = "sensor1",
+	                                            .device = "board",
+	                                            .token = "token",
+	                                            .room = "lab"};
 	if (fw_client_init(&fw_footprint_client, &cfg, &net, fw_footprint_rx,
 	                   sizeof(fw_footprint_rx), fw_footprint_tx, sizeof(fw_footprint_tx),
 	                   fw_footprint_convs, 2, on_event, NULL) != 0)

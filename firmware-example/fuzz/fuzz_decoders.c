@@ -16,8 +16,8 @@
 #include "fw_env.h"
 #include "fw_mqtt.h"
 
-#define INSIDE(ptr, len, base, n)                                                         \
-	((const char *)(ptr) >= (const char *)(base) &&                                    \
+#define INSIDE(ptr, len, base, n)                                                                  \
+	((const char *)(ptr) >= (const char *)(base) &&                                            \
 	 (const char *)(ptr) + (len) <= (const char *)(base) + (n))
 
 static void must(int cond)

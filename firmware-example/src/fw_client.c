@@ -96,8 +96,8 @@ static struct fw_conv *conv_get(struct fw_client *c, const char *id, size_t n)
 }
 
 int fw_client_init(struct fw_client *c, const struct fw_client_config *cfg, struct fw_net *net,
-                   uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap,
-                   struct fw_conv *convs, size_t conv_cap, fw_event_cb cb, void *cb_arg)
+                   uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap, struct fw_conv *convs,
+                   size_t conv_cap, fw_event_cb cb, void *cb_arg)
 {
 	struct fw_client tmp;
 	if (!cfg || !cfg->host || !cfg->user || !cfg->token || !cb || !rx || !tx || !convs)
@@ -534,8 +534,8 @@ static void too_big(struct fw_client *c, size_t header_len, uint32_t total)
 	int is_reply = 0;
 	if ((c->rx[0] >> 4) == FW_MQTT_PUBLISH && header_len + 2 <= c->rx_fill) {
 		size_t tl = (size_t)(b[0] << 8 | b[1]);
-		is_reply = header_len + 2 + tl <= c->rx_fill &&
-		           topic_is((const char *)b + 2, tl, rpc);
+		is_reply =
+		    header_len + 2 + tl <= c->rx_fill && topic_is((const char *)b + 2, tl, rpc);
 	}
 	c->rx_fill = 0;
 	for (size_t i = 0; is_reply && i < c->nconv; i++) {
@@ -606,7 +606,7 @@ static int timers(struct fw_client *c, uint32_t now)
 		if (cv->req) {
 			if (!due(now, cv->due))
 				return FW_OK; /* one request at a time */
-			cv->req = 0; /* no answer: ask again */
+			cv->req = 0;          /* no answer: ask again */
 			cv->want = 1;
 		}
 		if (cv->want && cv->known && due(now, cv->due) && !next)

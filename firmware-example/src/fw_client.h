@@ -30,10 +30,10 @@
 struct fw_client_config {
 	const char *host;
 	uint16_t port;
-	const char *user;   /* user id = MQTT user name = the token's sub */
-	const char *device; /* client id suffix (<user>:<device>); NULL: the user id */
-	const char *token;  /* the JWT; the client keeps the pointer */
-	const char *room;   /* the room to join and follow; NULL for none */
+	const char *user;        /* user id = MQTT user name = the token's sub */
+	const char *device;      /* client id suffix (<user>:<device>); NULL: the user id */
+	const char *token;       /* the JWT; the client keeps the pointer */
+	const char *room;        /* the room to join and follow; NULL for none */
 	uint16_t keepalive_s;    /* 0: 60 */
 	uint32_t backoff_min_ms; /* first reconnect delay; 0: 1000 */
 	uint32_t backoff_max_ms; /* ceiling of the delay; 0: 60000 */
@@ -44,15 +44,15 @@ struct fw_client_config {
 /* One followed conversation; the application provides the table. */
 struct fw_conv {
 	char id[FW_CONV_MAX + 1];
-	uint32_t last;     /* highest seq shown, valid when known */
-	uint32_t seen;     /* highest seq seen live (may be ahead of last) */
-	uint32_t req;      /* id of the history request in flight, 0: none */
-	uint32_t due;      /* millis when the next history request may go */
-	uint32_t used;     /* millis of the last activity (for eviction) */
-	uint8_t known;     /* last is meaningful */
-	uint8_t want;      /* a history request is needed (from due on) */
-	uint8_t limit;     /* current page size */
-	uint8_t is_room;   /* the configured room: never evicted */
+	uint32_t last;   /* highest seq shown, valid when known */
+	uint32_t seen;   /* highest seq seen live (may be ahead of last) */
+	uint32_t req;    /* id of the history request in flight, 0: none */
+	uint32_t due;    /* millis when the next history request may go */
+	uint32_t used;   /* millis of the last activity (for eviction) */
+	uint8_t known;   /* last is meaningful */
+	uint8_t want;    /* a history request is needed (from due on) */
+	uint8_t limit;   /* current page size */
+	uint8_t is_room; /* the configured room: never evicted */
 };
 
 enum fw_event_type {
@@ -97,12 +97,12 @@ struct fw_client {
 	void *cb_arg;
 	uint8_t *rx, *tx;
 	size_t rx_cap, tx_cap, rx_fill;
-	uint32_t rx_skip;  /* bytes still to drop of a packet too big for rx */
+	uint32_t rx_skip; /* bytes still to drop of a packet too big for rx */
 	struct fw_conv *convs;
 	size_t nconv, conv_cap;
 	enum fw_state state;
-	uint32_t attempt;  /* reconnects since the last stable connection */
-	uint32_t at;       /* millis of the state's deadline or next attempt */
+	uint32_t attempt; /* reconnects since the last stable connection */
+	uint32_t at;      /* millis of the state's deadline or next attempt */
 	uint32_t online_since, last_tx, ping_at;
 	uint32_t next_req;
 	uint16_t next_pid, sub_pid, post_pid;
@@ -113,8 +113,8 @@ struct fw_client {
  * names (user, device, room) and the buffer sizes. Returns 0, or
  * FW_ERR_INVALID with *c unusable. */
 int fw_client_init(struct fw_client *c, const struct fw_client_config *cfg, struct fw_net *net,
-                   uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap,
-                   struct fw_conv *convs, size_t conv_cap, fw_event_cb cb, void *cb_arg);
+                   uint8_t *rx, size_t rx_cap, uint8_t *tx, size_t tx_cap, struct fw_conv *convs,
+                   size_t conv_cap, fw_event_cb cb, void *cb_arg);
 
 /* Does what is due: a connect attempt when the backoff has passed, reading
  * and handling what arrived (waiting up to wait_ms), keepalive, history

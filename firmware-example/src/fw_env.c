@@ -77,19 +77,19 @@ static const struct {
 	unsigned flag;
 	size_t off; /* offset of the fw_str in struct fw_env, 0 for numbers */
 } fields[] = {
-	{"type", F_TYPE, offsetof(struct fw_env, type)},
-	{"conv", F_CONV, offsetof(struct fw_env, conv)},
-	{"id", F_ID, offsetof(struct fw_env, id)},
-	{"from", F_FROM, offsetof(struct fw_env, from)},
-	{"to", F_TO, offsetof(struct fw_env, to)},
-	{"body", F_BODY, offsetof(struct fw_env, body)},
-	{"cid", F_CID, offsetof(struct fw_env, cid)},
-	{"code", F_CODE, offsetof(struct fw_env, code)},
-	{"message", F_MESSAGE, offsetof(struct fw_env, message)},
-	{"topic", F_TOPIC, offsetof(struct fw_env, topic)},
-	{"seq", F_SEQ, 0},
-	{"ts", F_TS, 0},
-	{"v", F_V, 0},
+    {"type", F_TYPE, offsetof(struct fw_env, type)},
+    {"conv", F_CONV, offsetof(struct fw_env, conv)},
+    {"id", F_ID, offsetof(struct fw_env, id)},
+    {"from", F_FROM, offsetof(struct fw_env, from)},
+    {"to", F_TO, offsetof(struct fw_env, to)},
+    {"body", F_BODY, offsetof(struct fw_env, body)},
+    {"cid", F_CID, offsetof(struct fw_env, cid)},
+    {"code", F_CODE, offsetof(struct fw_env, code)},
+    {"message", F_MESSAGE, offsetof(struct fw_env, message)},
+    {"topic", F_TOPIC, offsetof(struct fw_env, topic)},
+    {"seq", F_SEQ, 0},
+    {"ts", F_TS, 0},
+    {"v", F_V, 0},
 };
 
 int fw_env_parse(struct fw_json *j, struct fw_env *e)
@@ -225,7 +225,8 @@ int fw_reply_parse(char *buf, size_t len, struct fw_reply *r)
 		if (fw_str_eq(&key, "id")) {
 			rc = tmp.id.p ? FW_ERR_MALFORMED : fw_json_string(&j, &tmp.id);
 		} else if (fw_str_eq(&key, "result")) {
-			rc = have_result || tmp.is_error ? FW_ERR_MALFORMED : parse_result(&j, &tmp);
+			rc =
+			    have_result || tmp.is_error ? FW_ERR_MALFORMED : parse_result(&j, &tmp);
 			have_result = 1;
 		} else if (fw_str_eq(&key, "error")) {
 			rc = have_result || tmp.is_error ? FW_ERR_MALFORMED : parse_error(&j, &tmp);

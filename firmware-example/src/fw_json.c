@@ -16,8 +16,7 @@ void fw_json_init(struct fw_json *j, char *buf, size_t len)
 
 static void ws(struct fw_json *j)
 {
-	while (j->p < j->end &&
-	       (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
 		j->p++;
 }
 

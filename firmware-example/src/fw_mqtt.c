@@ -52,7 +52,8 @@ void fw_wr_json_esc(struct fw_wr *w, const char *s, size_t n)
 			uint8_t e[2] = {'\\', c};
 			fw_wr_bytes(w, e, 2);
 		} else if (c < 0x20) {
-			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+			uint8_t e[6] = {
+			    '\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
 			fw_wr_bytes(w, e, 6);
 		} else {
 			fw_wr_u8(w, c);
@@ -120,8 +121,7 @@ static void wr_pieces(struct fw_wr *w, const char *const *pieces)
 }
 
 int fw_mqtt_connect(uint8_t *buf, size_t cap, const char *client_id, const char *user,
-                    const char *password, uint16_t keepalive_s, const uint8_t **pkt,
-                    size_t *len)
+                    const char *password, uint16_t keepalive_s, const uint8_t **pkt, size_t *len)
 {
 	static const uint8_t proto[] = {0, 4, 'M', 'Q', 'T', 'T', 4};
 	struct fw_wr w;

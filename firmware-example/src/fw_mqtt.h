@@ -64,8 +64,7 @@ int fw_mqtt_end(struct fw_wr *w, uint8_t type_flags, const uint8_t **pkt, size_t
 
 /* CONNECT, MQTT 3.1.1, clean session, with user name and password. */
 int fw_mqtt_connect(uint8_t *buf, size_t cap, const char *client_id, const char *user,
-                    const char *password, uint16_t keepalive_s, const uint8_t **pkt,
-                    size_t *len);
+                    const char *password, uint16_t keepalive_s, const uint8_t **pkt, size_t *len);
 /* SUBSCRIBE to n topic filters, each given as NUL-terminated pieces that
  * are concatenated (pieces[i] ends with a NULL), all at QoS qos. */
 int fw_mqtt_subscribe(uint8_t *buf, size_t cap, uint16_t pid, const char *const *const *filters,
@@ -92,14 +91,14 @@ int fw_mqtt_header(const uint8_t *p, size_t n, uint8_t *first, uint32_t *remaini
 /* A decoded broker-to-client packet. Pointers point into the packet. */
 struct fw_mqtt_pkt {
 	uint8_t type;
-	uint8_t qos, dup, retain;     /* PUBLISH */
-	uint16_t pid;                 /* PUBLISH (qos 1), PUBACK, SUBACK, UNSUBACK */
-	uint8_t session_present, rc;  /* CONNACK */
-	const uint8_t *codes;         /* SUBACK return codes */
+	uint8_t qos, dup, retain;    /* PUBLISH */
+	uint16_t pid;                /* PUBLISH (qos 1), PUBACK, SUBACK, UNSUBACK */
+	uint8_t session_present, rc; /* CONNACK */
+	const uint8_t *codes;        /* SUBACK return codes */
 	size_t ncodes;
-	const char *topic;            /* PUBLISH, not NUL-terminated */
+	const char *topic; /* PUBLISH, not NUL-terminated */
 	size_t topic_len;
-	uint8_t *payload;             /* PUBLISH, writable (decoded in place) */
+	uint8_t *payload; /* PUBLISH, writable (decoded in place) */
 	size_t payload_len;
 };
 

@@ -15,9 +15,9 @@
 
 /* Results of the network calls (negative; 0 and positive are successes). */
 enum fw_net_result {
-	FW_NET_TIMEOUT = 0,  /* recv: nothing arrived in time (not an error) */
-	FW_NET_CLOSED = -1,  /* the peer closed the stream */
-	FW_NET_ERROR = -2,   /* any other failure: reset, no route, DNS, TLS */
+	FW_NET_TIMEOUT = 0, /* recv: nothing arrived in time (not an error) */
+	FW_NET_CLOSED = -1, /* the peer closed the stream */
+	FW_NET_ERROR = -2,  /* any other failure: reset, no route, DNS, TLS */
 };
 
 /* The port's connection state, defined by the port (a socket descriptor,

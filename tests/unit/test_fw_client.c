@@ -174,10 +174,11 @@ static void feed_publish(const char *topic, const char *payload)
 static void feed_msg(const char *topic, const char *conv, unsigned seq, const char *from)
 {
 	char p[512];
-	snprintf(p, sizeof(p),
-	         "{\"v\":1,\"type\":\"msg\",\"conv\":\"%s\",\"seq\":%u,\"id\":\"i%u\",\"from\":\"%s\","
-	         "\"to\":\"x\",\"ts\":1,\"body\":\"b%u\"}",
-	         conv, seq, seq, from, seq);
+	snprintf(
+	    p, sizeof(p),
+	    "{\"v\":1,\"type\":\"msg\",\"conv\":\"%s\",\"seq\":%u,\"id\":\"i%u\",\"from\":\"%s\","
+	    "\"to\":\"x\",\"ts\":1,\"body\":\"b%u\"}",
+	    conv, seq, seq, from, seq);
 	feed_publish(topic, p);
 }
 
@@ -210,7 +211,9 @@ static int sent(uint8_t *types, char texts[][512], int max)
 		types[n] = first;
 		size_t len = hl + rl < 511 ? hl + rl : 511;
 		for (size_t i = 0; i < len; i++)
-			texts[n][i] = outq[pos + i] >= 0x20 && outq[pos + i] < 0x7f ? (char)outq[pos + i] : '.';
+			texts[n][i] = outq[pos + i] >= 0x20 && outq[pos + i] < 0x7f
+			                  ? (char)outq[pos + i]
+			                  : '.';
 		texts[n][len] = '\0';
 		pos += hl + rl;
 		n++;
@@ -257,10 +260,17 @@ static void reset(void)
 
 static struct fw_client_config config(void)
 {
-	struct fw_client_config cfg = {.host = "h", .port = 1, .user = "sensor1", .device = "board",
-	                               .token = "TOKEN", .room = "lab", .keepalive_s = 10,
-	                               .backoff_min_ms = 1000, .backoff_max_ms = 8000,
-	                               .timeout_ms = 3000, .history_limit = 4};
+	struct fw_client_config cfg = {.host = "h",
+	                               .port = 1,
+	                               .user = "sensor1",
+	                               .device = "board",
+	                               .token = "TOKEN",
+	                               .room = "lab",
+	                               .keepalive_s = 10,
+	                               .backoff_min_ms = 1000,
+	                               .backoff_max_ms = 8000,
+	                               .timeout_ms = 3000,
+	                               .history_limit = 4};
 	return cfg;
 }
 

@@ -91,12 +91,15 @@ static void test_refusals(void)
 	    {"empty", "", FW_ERR_MALFORMED},
 	    {"array", "[]", FW_ERR_MALFORMED},
 	    {"no type", "{\"seq\":1}", FW_ERR_MALFORMED},
-	    {"msg without seq", "{\"type\":\"msg\",\"conv\":\"room:x\",\"from\":\"a\",\"body\":\"b\"}",
+	    {"msg without seq",
+	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"from\":\"a\",\"body\":\"b\"}",
 	     FW_ERR_MALFORMED},
-	    {"seq 0", "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":0,\"from\":\"a\",\"body\":\"b\"}",
+	    {"seq 0",
+	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":0,\"from\":\"a\",\"body\":\"b\"}",
 	     FW_ERR_MALFORMED},
 	    {"seq over 32 bits",
-	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":4294967296,\"from\":\"a\",\"body\":\"b\"}",
+	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":4294967296,\"from\":\"a\",\"body\":"
+	     "\"b\"}",
 	     FW_ERR_MALFORMED},
 	    {"seq huge", "{\"type\":\"msg\",\"seq\":99999999999999999999999}", FW_ERR_MALFORMED},
 	    {"seq negative", "{\"type\":\"msg\",\"seq\":-1}", FW_ERR_MALFORMED},
@@ -112,9 +115,11 @@ static void test_refusals(void)
 	    {"dm with itself",
 	     "{\"type\":\"msg\",\"conv\":\"dm:a:a\",\"seq\":1,\"from\":\"a\",\"body\":\"b\"}",
 	     FW_ERR_MALFORMED},
-	    {"bad room", "{\"type\":\"msg\",\"conv\":\"room:Bad\",\"seq\":1,\"from\":\"a\",\"body\":\"b\"}",
+	    {"bad room",
+	     "{\"type\":\"msg\",\"conv\":\"room:Bad\",\"seq\":1,\"from\":\"a\",\"body\":\"b\"}",
 	     FW_ERR_MALFORMED},
-	    {"bad from", "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"A\",\"body\":\"b\"}",
+	    {"bad from",
+	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"A\",\"body\":\"b\"}",
 	     FW_ERR_MALFORMED},
 	    {"version 2", "{\"v\":2,\"type\":\"msg\"}", FW_ERR_PROTOCOL},
 	    {"trailing garbage", "{\"type\":\"x\"} x", FW_ERR_MALFORMED},
@@ -210,14 +215,14 @@ static void test_reply(void)
 	free(b);
 
 	static const char *bad[] = {
-	    "{\"result\":{}}",                                    /* no id */
-	    "{\"id\":\"h1\"}",                                    /* neither result nor error */
+	    "{\"result\":{}}", /* no id */
+	    "{\"id\":\"h1\"}", /* neither result nor error */
 	    "{\"id\":\"h1\",\"result\":{},\"error\":{\"code\":\"x\"}}", /* both */
-	    "{\"id\":\"h1\",\"error\":{\"message\":\"x\"}}",      /* error without code */
-	    "{\"id\":\"h1\",\"result\":{\"messages\":{}}}",       /* messages not a list */
-	    "{\"id\":7,\"result\":{}}",                           /* id not a string */
-	    "{\"id\":\"h1\",\"id\":\"h2\",\"result\":{}}",        /* two ids */
-	    "{\"id\":\"h1\",\"result\":{\"messages\":[1,2]}",     /* unclosed */
+	    "{\"id\":\"h1\",\"error\":{\"message\":\"x\"}}",            /* error without code */
+	    "{\"id\":\"h1\",\"result\":{\"messages\":{}}}",             /* messages not a list */
+	    "{\"id\":7,\"result\":{}}",                                 /* id not a string */
+	    "{\"id\":\"h1\",\"id\":\"h2\",\"result\":{}}",              /* two ids */
+	    "{\"id\":\"h1\",\"result\":{\"messages\":[1,2]}",           /* unclosed */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		b = exact(bad[i], strlen(bad[i]));
@@ -228,7 +233,8 @@ static void test_reply(void)
 		free(b);
 	}
 	/* a broken message inside a well-formed list is refused when reached */
-	const char *inner = "{\"id\":\"h1\",\"result\":{\"messages\":[{\"type\":\"msg\",\"seq\":0}]}}";
+	const char *inner =
+	    "{\"id\":\"h1\",\"result\":{\"messages\":[{\"type\":\"msg\",\"seq\":0}]}}";
 	b = exact(inner, strlen(inner));
 	CHECK_INT(fw_reply_parse(b, strlen(inner), &r), 0);
 	CHECK(fw_env_next(&r, 1, &e) < 0);

@@ -30,9 +30,9 @@ static void test_connect_bytes(void)
 	uint8_t buf[128];
 	const uint8_t *pkt;
 	size_t len;
-	static const uint8_t want[] = {0x10, 27, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xc2, 0, 30,
-	                               0, 5, 'a', 'l', 'i', ':', 'x', 0, 3, 'a', 'l', 'i',
-	                               0, 3, 't', 'o', 'k'};
+	static const uint8_t want[] = {0x10, 27,  0,   4,   'M', 'Q', 'T', 'T', 4,   0xc2,
+	                               0,    30,  0,   5,   'a', 'l', 'i', ':', 'x', 0,
+	                               3,    'a', 'l', 'i', 0,   3,   't', 'o', 'k'};
 	CHECK_INT(fw_mqtt_connect(buf, sizeof(buf), "ali:x", "ali", "tok", 30, &pkt, &len), 0);
 	CHECK_INT(len, sizeof(want));
 	CHECK(len == sizeof(want) && memcmp(pkt, want, len) == 0);
@@ -55,10 +55,10 @@ static void test_subscribe_publish_bytes(void)
 	const char *f1[] = {"chat/user/", "ali", "/#", NULL};
 	const char *f2[] = {"chat/room/", "lab", NULL};
 	const char *const *filters[] = {f1, f2};
-	static const uint8_t sub[] = {0x82, 36, 0x12, 0x34, 0, 15, 'c', 'h', 'a', 't', '/', 'u',
-	                              's', 'e', 'r', '/', 'a', 'l', 'i', '/', '#', 0, 0, 13,
-	                              'c', 'h', 'a', 't', '/', 'r', 'o', 'o', 'm', '/', 'l',
-	                              'a', 'b', 0};
+	static const uint8_t sub[] = {0x82, 36,  0x12, 0x34, 0,   15,  'c', 'h', 'a', 't',
+	                              '/',  'u', 's',  'e',  'r', '/', 'a', 'l', 'i', '/',
+	                              '#',  0,   0,    13,   'c', 'h', 'a', 't', '/', 'r',
+	                              'o',  'o', 'm',  '/',  'l', 'a', 'b', 0};
 	CHECK_INT(fw_mqtt_subscribe(buf, sizeof(buf), 0x1234, filters, 2, 0, &pkt, &len), 0);
 	CHECK(len == sizeof(sub) && memcmp(pkt, sub, len) == 0);
 	CHECK_INT(fw_mqtt_subscribe(buf, sizeof(buf), 0, filters, 2, 0, &pkt, &len),
@@ -96,8 +96,8 @@ static void test_remaining_length(void)
 	static const struct {
 		uint32_t n;
 		size_t bytes;
-	} cases[] = {{0, 1}, {127, 1}, {128, 2}, {16383, 2}, {16384, 3}, {2097151, 3},
-	             {2097152, 4}};
+	} cases[] = {{0, 1},     {127, 1},     {128, 2},    {16383, 2},
+	             {16384, 3}, {2097151, 3}, {2097152, 4}};
 	static uint8_t buf[2097152 + 16];
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct fw_wr w;
@@ -189,8 +189,8 @@ static void test_decode_refusals(void)
 /* Every proper prefix of a valid packet is refused, never decoded. */
 static void test_truncation_sweep(void)
 {
-	static const uint8_t pub[] = {0x32, 18, 0, 10, 'c', 'h', 'a', 't', '/', 'r', 'o', 'o', 'm',
-	                              '/', 0, 5, '{', '}', ' ', ' '};
+	static const uint8_t pub[] = {0x32, 18,  0,   10,  'c', 'h', 'a', 't', '/', 'r',
+	                              'o',  'o', 'm', '/', 0,   5,   '{', '}', ' ', ' '};
 	struct fw_mqtt_pkt p;
 	CHECK_INT(decode_exact(pub, sizeof(pub), &p), 0);
 	CHECK_INT(p.pid, 5);

@@ -34,8 +34,8 @@ static int wait_fd(int fd, short events, uint32_t timeout_ms)
 /* A non-blocking connect to one address, finished within timeout_ms. */
 static int connect_one(const struct addrinfo *ai, uint32_t timeout_ms)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	                ai->ai_protocol);
+	int fd =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0)
 		return -1;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
@@ -85,7 +85,8 @@ int fw_net_send(struct fw_net *net, const uint8_t *buf, size_t len, uint32_t tim
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			uint32_t spent = fw_millis() - start;
-			if (spent >= timeout_ms || wait_fd(net->fd, POLLOUT, timeout_ms - spent) != 1)
+			if (spent >= timeout_ms ||
+			    wait_fd(net->fd, POLLOUT, timeout_ms - spent) != 1)
 				return FW_NET_ERROR;
 			continue;
 		}

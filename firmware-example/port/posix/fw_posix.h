@@ -11,6 +11,9 @@ struct fw_net {
 	int fd; /* -1 when closed */
 };
 
-#define FW_NET_INIT {-1}
+#define FW_NET_INIT                                                                                \
+	{                                                                                          \
+		-1                                                                                 \
+	}
 
 #endif
