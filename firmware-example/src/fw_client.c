@@ -493,7 +493,8 @@ static int on_packet(struct fw_client *c, uint8_t *pkt, size_t len)
 			return send_request(c, 'j', c->next_req++, NULL);
 		return FW_OK;
 	case FW_MQTT_PUBLISH:
-		if (c->state != FW_ST_ONLINE)
+		/* MQTT 3.1.1 (3.8.4) lets a broker deliver before the SUBACK */
+		if (c->state != FW_ST_ONLINE && c->state != FW_ST_SUBACK)
 			return FW_ERR_PROTOCOL;
 		if (p.qos == 2)
 			return FW_ERR_PROTOCOL; /* we subscribe at QoS 0 */

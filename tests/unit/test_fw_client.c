@@ -392,6 +392,23 @@ static void test_order_dedup_and_gap(void)
 	CHECK_STR(shown("room:lab"), "5,6,7,8,9,10,11");
 }
 
+/* A broker may deliver before it sends the SUBACK (MQTT 3.1.1, 3.8.4). */
+static void test_publish_before_suback(void)
+{
+	static const uint8_t connack[] = {0x20, 2, 0, 0};
+	start(sizeof(rx));
+	run(1);
+	feed(connack, sizeof(connack));
+	run(2);
+	feed_msg("chat/room/lab", "room:lab", 1, "bob");
+	uint8_t suback[] = {0x90, 4, (uint8_t)(client.sub_pid >> 8), (uint8_t)client.sub_pid, 0, 0};
+	feed(suback, sizeof(suback));
+	run(4);
+	CHECK(fw_client_online(&client));
+	CHECK_STR(shown("room:lab"), "1");
+	CHECK_INT(count(FW_EV_DISCONNECTED), 0);
+}
+
 static void test_byte_at_a_time(void)
 {
 	start(sizeof(rx));
@@ -591,6 +608,7 @@ int main(void)
 	test_init_checks();
 	test_handshake();
 	test_order_dedup_and_gap();
+	test_publish_before_suback();
 	test_byte_at_a_time();
 	test_reconnect_backoff_and_catch_up();
 	test_refused();
