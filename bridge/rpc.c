@@ -453,6 +453,9 @@ static int read_marker(struct rpc_ctx *c, const cJSON *params)
 	return 0;
 }
 
+/* the sscanf width below */
+_Static_assert(NAME_CONV_MAX == 69, "on_unread reads a conv with %69s");
+
 static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *rep = r;

@@ -166,7 +166,11 @@ const char *history_page(redisContext *redis, struct store *store,
 	bool in_store = lo <= hi && lo < list_lo;
 
 	if (in_store && q->has_after) {
-		if (store == NULL || store_history(store, q->conv, 0, q->after, q->limit, &sp) != STORE_OK)
+		/* seqs are gapless from 1, so the first `limit` above `after` are
+		 * those below after + limit + 1: the store's "after" cannot say
+		 * "after 0" (0 means absent there) */
+		if (store == NULL || store_history(store, q->conv, q->after + (uint64_t)q->limit + 1,
+		                                   0, q->limit, &sp) != STORE_OK)
 			goto unavailable;
 	} else if (in_store && nlist < limit) {
 		uint64_t below = list_lo < hi + 1 ? list_lo : hi + 1;

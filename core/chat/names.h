@@ -11,8 +11,8 @@
 
 #define NAME_USER_MAX 32
 #define NAME_ROOM_MAX 64
-/* "dm:" + 32 + ":" + 32 */
-#define NAME_CONV_MAX (3 + NAME_USER_MAX + 1 + NAME_USER_MAX)
+/* the longer of "room:" + 64 (69) and "dm:" + 32 + ":" + 32 (68) */
+#define NAME_CONV_MAX (5 + NAME_ROOM_MAX)
 
 enum conv_kind { CONV_ROOM, CONV_DM };
 

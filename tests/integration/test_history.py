@@ -207,3 +207,16 @@ def _stored_read(store_url, user, conv):
     finally:
         db.close()
     return row[0] if row else None
+
+
+def test_longest_room_name(hist):
+    """A 64-byte room id makes the longest conversation id (69 bytes)."""
+    cluster, ann, ben = hist
+    room = "r" * 64
+    assert "result" in rpc(ann, "ann", "room.create", {"room": room})
+    ann.publish("chat/in/ann/room/" + room, "long", qos=1)
+    assert wait_for(lambda: rpc(ann, "ann", "history", {"conv": "room:" + room})
+                    ["result"]["messages"], timeout=5)
+    assert "result" in rpc(ann, "ann", "read", {"conv": "room:" + room, "seq": 1})
+    convs = [c["conv"] for c in rpc(ann, "ann", "unread")["result"]["conversations"]]
+    assert "room:" + room in convs

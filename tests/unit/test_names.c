@@ -63,6 +63,22 @@ int main(void)
 	conv_format(&c, buf);
 	CHECK_STR(buf, "room:lobby");
 
+	/* the longest ids fit NAME_CONV_MAX: a 64-byte room, two 32-byte users */
+	char longest[NAME_CONV_MAX + 1];
+	char room[NAME_ROOM_MAX + 1], u1[NAME_USER_MAX + 1], u2[NAME_USER_MAX + 1];
+	memset(room, 'r', NAME_ROOM_MAX);
+	room[NAME_ROOM_MAX] = '\0';
+	memset(u1, 'a', NAME_USER_MAX);
+	u1[NAME_USER_MAX] = '\0';
+	memset(u2, 'b', NAME_USER_MAX);
+	u2[NAME_USER_MAX] = '\0';
+	snprintf(longest, sizeof(longest), "room:%s", room);
+	CHECK_INT(conv_parse(longest, strlen(longest), &c), 0);
+	CHECK_INT(conv_format(&c, buf), NAME_CONV_MAX);
+	CHECK_STR(buf, longest);
+	CHECK_INT(conv_dm(u2, u1, &c), 0);
+	CHECK_INT(conv_format(&c, buf), 3 + 2 * NAME_USER_MAX + 1);
+
 	CHECK(utf8_valid((const unsigned char *)S("hello")));
 	CHECK(utf8_valid((const unsigned char *)S("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80")));
 	CHECK(!utf8_valid((const unsigned char *)S("\xc3")));             /* truncated */
