@@ -389,6 +389,40 @@ static double broker_cpu_s(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Drives the set-up of n fresh connections (CONNECT, and SUBSCRIBE where
+ * asked) until all are ready. Returns 0, or -1 with a line on stderr when
+ * one is refused or closed, or 10 s pass. */
+static int wait_ready(int ep, int n)
+{
+	struct epoll_event evs[256];
+	int ready = 0;
+	double deadline = now_s() + 10;
+	while (ready < n) {
+		int k = epoll_wait(ep, evs, 256, 200);
+		for (int j = 0; j < k; j++) {
+			struct conn *c = evs[j].data.ptr;
+			if (evs[j].events & EPOLLOUT)
+				flush_out(ep, c);
+			if (evs[j].events & EPOLLIN) {
+				int bad = 0;
+				enum state before = c->state;
+				if (read_packets(c, &bad) < 0) {
+					fprintf(stderr, "chatbench: connection %s during set-up\n",
+					        bad ? "refused" : "closed");
+					return -1;
+				}
+				if (c->state == ST_READY && before != ST_READY)
+					ready++;
+			}
+		}
+		if (now_s() > deadline) {
+			fprintf(stderr, "chatbench: only %d of %d clients ready\n", ready, n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int run_fanout(const struct opts *o)
 {
 	int n = o->subs + 1, ep = epoll_create1(0), refused = 0;
@@ -419,32 +453,9 @@ static int run_fanout(const struct opts *o)
 	for (int i = 0; i < BATCH; i++)
 		memcpy(batch + (size_t)i * pk, pkt, pk);
 
+	if (wait_ready(ep, n) != 0)
+		return 1;
 	struct epoll_event evs[256];
-	int ready = 0;
-	double deadline = now_s() + 10;
-	while (ready < n) {
-		int k = epoll_wait(ep, evs, 256, 1000);
-		for (int j = 0; j < k; j++) {
-			struct conn *c = evs[j].data.ptr;
-			if (evs[j].events & EPOLLOUT)
-				flush_out(ep, c);
-			if (evs[j].events & EPOLLIN) {
-				int bad = 0;
-				enum state before = c->state;
-				if (read_packets(c, &bad) < 0) {
-					fprintf(stderr, "chatbench: connection %s\n",
-					        bad ? "refused" : "closed during set-up");
-					return 1;
-				}
-				if (c->state == ST_READY && before != ST_READY)
-					ready++;
-			}
-		}
-		if (now_s() > deadline) {
-			fprintf(stderr, "chatbench: only %d of %d clients ready\n", ready, n);
-			return 1;
-		}
-	}
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = pub};
 	epoll_ctl(ep, EPOLL_CTL_MOD, pub->fd, &ev);
 
@@ -552,31 +563,9 @@ static int run_latency(const struct opts *o)
 		else
 			snprintf(topics[i], 64, "%s", room);
 	}
+	if (wait_ready(ep, n) != 0)
+		return 1;
 	struct epoll_event evs[256];
-	int ready = 0;
-	double deadline = now_s() + 10;
-	while (ready < n) {
-		int k = epoll_wait(ep, evs, 256, 200);
-		for (int j = 0; j < k; j++) {
-			struct conn *c = evs[j].data.ptr;
-			if (evs[j].events & EPOLLOUT)
-				flush_out(ep, c);
-			if (evs[j].events & EPOLLIN) {
-				int bad = 0;
-				enum state before = c->state;
-				if (read_packets(c, &bad) < 0) {
-					fprintf(stderr, "chatbench: connection %s\n", bad ? "refused" : "closed");
-					return 1;
-				}
-				if (c->state == ST_READY && before != ST_READY)
-					ready++;
-			}
-		}
-		if (now_s() > deadline) {
-			fprintf(stderr, "chatbench: only %d of %d clients ready\n", ready, n);
-			return 1;
-		}
-	}
 	if (have_keys) {
 		/* the chat stack needs the room; "conflict" on a second run is fine */
 		unsigned char pkt[256];
@@ -671,26 +660,6 @@ static int run_latency(const struct opts *o)
 	return 0;
 }
 
-/* Waits (up to 10 s) until c has read its CONNACK and SUBACK. */
-static int wait_ready(int ep, struct conn *c)
-{
-	struct epoll_event evs[4];
-	int refused = 0;
-	double deadline = now_s() + 10;
-	while (c->state != ST_READY) {
-		if (now_s() > deadline)
-			return -1;
-		int k = epoll_wait(ep, evs, 4, 100);
-		for (int j = 0; j < k; j++) {
-			if (evs[j].events & EPOLLOUT)
-				flush_out(ep, c);
-			if ((evs[j].events & EPOLLIN) && read_packets(c, &refused) < 0)
-				return -1;
-		}
-	}
-	return 0;
-}
-
 static int run_history(const struct opts *o)
 {
 	static const char topic[] = "chat/in/hbench/rpc";
@@ -707,10 +676,8 @@ static int run_history(const struct opts *o)
 	c.out = build_connect("hbench", ROLE_USER, "chat/user/hbench/rpc", &c.out_len);
 	c.want_suback = 1;
 	open_conn(ep, o->port, &c);
-	if (wait_ready(ep, &c) != 0) {
-		fprintf(stderr, "chatbench: history client not connected\n");
+	if (wait_ready(ep, 1) != 0)
 		return 1;
-	}
 	srandom(42);
 	for (int i = 0; i < o->count; i++) {
 		int rl;

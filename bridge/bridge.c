@@ -782,10 +782,11 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		log_msg(LOG_ERR, "%s", err);
 		return -1;
 	}
-	/* a store URL that names no backend is a setting error: refuse to
-	 * start (an unreachable store is fine: the worker waits for it) */
+	/* a store that cannot be opened (no backend, an SQLite file in a
+	 * missing folder) is a setting error: refuse to start. An unreachable
+	 * MongoDB opens and is waited for by the persistence worker. */
 	struct store *st = NULL;
-	if (store_open(cfg->store_url, &st, err, sizeof(err)) == STORE_E_URL) {
+	if (store_open(cfg->store_url, &st, err, sizeof(err)) != STORE_OK) {
 		log_msg(LOG_ERR, "store_url: %s", err);
 		return -1;
 	}

@@ -58,12 +58,15 @@ i=0
 for port in $n1 $n2; do
   i=$((i + 1))
   # the benchmark's publishers are not people: no per-user rate limit
-  printf 'jwt_alg HS256\njwt_key_file %s\nnode_name bench%s\nmqtt_port %s\nredis_port %s\nrate_per_s 1000000\nrate_burst 1000000\n' \
-    "$work/secret" "$i" "$port" "$redis" > "$work/bridge$i.conf"
+  printf 'jwt_alg HS256\njwt_key_file %s\nnode_name bench%s\nmqtt_port %s\nredis_port %s\nstore_url sqlite:%s/chat.db\nrate_per_s 1000000\nrate_burst 1000000\n' \
+    "$work/secret" "$i" "$port" "$redis" "$work" > "$work/bridge$i.conf"
   env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$work/bridge$i.conf" > "$work/bridge$i.log" 2>&1 & pids+=($!)
 done
 for i in 1 2; do
-  for _ in $(seq 100); do grep -q "feed " "$work/bridge$i.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    grep -q "feed " "$work/bridge$i.log" && [ "$(redis-cli -p "$redis" EXISTS chat:restored)" = 1 ] && break
+    sleep 0.1
+  done
   grep -q "feed " "$work/bridge$i.log" || { echo "bench: bridge $i did not start" >&2; cat "$work/bridge$i.log" >&2; exit 1; }
 done
 

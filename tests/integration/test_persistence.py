@@ -159,12 +159,14 @@ def test_cold_start_after_flush(make_cluster, backend):
     bob.close()
 
 
-def test_bridge_refuses_a_store_url_naming_no_backend(tmp_path, keys):
+@pytest.mark.parametrize("url", ["mysql://db/chat", "sqlite:/nonexistent/folder/chat.db",
+                                 "mongodb://"])
+def test_bridge_refuses_a_store_it_cannot_open(tmp_path, keys, url):
     import os
     import subprocess
     from chatharness import BUILD_DIR
     conf = tmp_path / "bridge.conf"
-    conf.write_text("jwt_key_file %s\nstore_url mysql://db/chat\n" % keys.secret_file)
+    conf.write_text("jwt_key_file %s\nstore_url %s\n" % (keys.secret_file, url))
     env = {k: v for k, v in os.environ.items() if k != "CHAT_CONFIG"}
     r = subprocess.run([os.path.join(BUILD_DIR, "bridge", "chat-bridge"), "--config", str(conf)],
                        capture_output=True, text=True, timeout=20, env=env)
