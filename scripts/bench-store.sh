@@ -7,7 +7,9 @@
 # conversations, then times history pages of 50 before a random seq of a
 # random conversation (QUERIES pages, or fewer when QUERY_SECONDS runs out).
 # FerretDB's SQLite backend scans the whole collection for every page (it
-# pushes down only _id equality), so its page budget is small by default.
+# pushes down only _id equality), so its page budget is small by default,
+# and its URL raises socketTimeoutMS (the store's default is 30 s, less than
+# one such scan at 1 M messages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -18,7 +20,7 @@ QUERIES=${QUERIES:-10000}
 FERRET_MESSAGES=${FERRET_MESSAGES:-$MESSAGES}
 FERRET_INSERT_SECONDS=${FERRET_INSERT_SECONDS:-600}
 FERRET_QUERIES=${FERRET_QUERIES:-1000}
-FERRET_QUERY_SECONDS=${FERRET_QUERY_SECONDS:-300}
+FERRET_QUERY_SECONDS=${FERRET_QUERY_SECONDS:-240}
 bench=$BUILD/bench/storebench
 [ -x "$bench" ] || { echo "bench-store: build first (make build)" >&2; exit 1; }
 ferretdb=$(command -v ferretdb || echo "$HOME/.cache/chatbroker/bin/ferretdb")
@@ -44,6 +46,6 @@ port=$(free_port)
   > "$work/ferretdb.log" 2>&1 &
 ferret_pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-"$bench" "mongodb://127.0.0.1:$port/bench" --messages "$FERRET_MESSAGES" --convs "$CONVS" \
+"$bench" "mongodb://127.0.0.1:$port/bench?socketTimeoutMS=900000" --messages "$FERRET_MESSAGES" --convs "$CONVS" \
   --batch "$BATCH" --insert-seconds "$FERRET_INSERT_SECONDS" --queries "$FERRET_QUERIES" \
   --query-seconds "$FERRET_QUERY_SECONDS" 2> >(grep -v endSessions >&2)
