@@ -16,13 +16,17 @@ run_packages=(build-essential cmake ninja-build pkg-config git openssl
   libwebsockets-dev libhiredis-dev libmongoc-dev libbson-dev libjwt-dev
   libcjson-dev libsodium-dev libsqlite3-dev libssl-dev redis-server)
 test_packages=(python3 python3-pytest python3-paho-mqtt python3-pymongo
-  gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
+  chromium fonts-dejavu-core)
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
 packages=("${run_packages[@]}")
 [ $want_test -eq 1 ] && packages+=("${test_packages[@]}")
+# the web app's build runs npm (MQTT.js; playwright-core for its tests); a
+# Node.js that brings its own npm is fine, else Debian's
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
