@@ -553,6 +553,51 @@ static void test_read_markers_only_move_forward(struct store *s)
 	CHECK_INT(store_each_read(s, NULL, NULL), STORE_E_BAD);
 }
 
+/* The longest ids of PROTOCOL.md section 1 go through whole: a 64-byte room
+ * (conv of 69 bytes), a DM of two 32-byte users, a 32-byte owner. */
+static int count_room(void *ctx, const struct store_room *r)
+{
+	struct seen *v = ctx;
+
+	if (strlen(r->name) == NAME_ROOM_MAX && strlen(r->owner) == NAME_USER_MAX)
+		v->n++;
+	return 0;
+}
+
+static void test_longest_ids_are_stored_whole(struct store *s)
+{
+	char room[NAME_ROOM_MAX + 1], user[NAME_USER_MAX + 1], user2[NAME_USER_MAX + 1];
+	char rconv[NAME_CONV_MAX + 1], dconv[NAME_CONV_MAX + 1];
+	uint64_t max = 0;
+
+	memset(room, 'r', NAME_ROOM_MAX);
+	room[NAME_ROOM_MAX] = '\0';
+	memset(user, 'u', NAME_USER_MAX);
+	user[NAME_USER_MAX] = '\0';
+	memcpy(user2, user, sizeof(user2));
+	user2[NAME_USER_MAX - 1] = 'v';
+	snprintf(rconv, sizeof(rconv), "room:%s", room);
+	snprintf(dconv, sizeof(dconv), "dm:%s:%s", user, user2);
+	CHECK_INT(strlen(rconv), NAME_CONV_MAX);
+	CHECK_INT(put_range(s, rconv, 1, 3, 3), STORE_OK);
+	CHECK_INT(put_range(s, dconv, 1, 2, 3), STORE_OK);
+	EXPECT_PAGE(s, rconv, 0, 0, 50, 1, 3);
+	EXPECT_PAGE(s, dconv, 3, 0, 50, 1, 2);
+	CHECK_INT(store_max_seq(s, rconv, &max), STORE_OK);
+	CHECK_INT(max, 3);
+	struct store_room r = {.created_ms = 5};
+	memcpy(r.name, room, sizeof(room));
+	memcpy(r.owner, user, sizeof(user));
+	CHECK_INT(store_room_put(s, &r), STORE_OK);
+	struct seen v = {0};
+	CHECK_INT(store_each_room(s, count_room, &v), STORE_OK);
+	CHECK_INT(v.n, 1);
+	CHECK_INT(store_member_set(s, room, user, true), STORE_OK);
+	CHECK_INT(store_member_set(s, room, user, false), STORE_OK);
+	CHECK_INT(store_read_set(s, user, rconv, 2), STORE_OK);
+	CHECK_INT(store_read_set(s, user, rconv, 1), STORE_OK);
+}
+
 static void test_a_fresh_handle_sees_what_another_wrote(void)
 {
 	struct store *s = open_or_die();
@@ -602,6 +647,7 @@ int main(int argc, char **argv)
 	test_rooms_put_replace_and_each(s);
 	test_members_add_remove_twice_and_each(s);
 	test_read_markers_only_move_forward(s);
+	test_longest_ids_are_stored_whole(s);
 	store_close(s);
 	test_a_fresh_handle_sees_what_another_wrote();
 
