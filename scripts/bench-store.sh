@@ -43,6 +43,7 @@ mkdir -p "$work/ferret"
 port=$(free_port)
 "$ferretdb" --handler=sqlite --sqlite-url="file:$work/ferret/" \
   --listen-addr="127.0.0.1:$port" --telemetry=disable --debug-addr=- --log-level=error \
+  --state-dir="$work/ferret" \
   > "$work/ferretdb.log" 2>&1 &
 ferret_pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
