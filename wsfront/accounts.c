@@ -6,8 +6,7 @@
 
 #include "accounts.h"
 
-int credentials_parse(const char *body, size_t len, struct credentials *out,
-                      const char **why)
+int credentials_parse(const char *body, size_t len, struct credentials *out, const char **why)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	const cJSON *u, *p = NULL;
@@ -51,10 +50,10 @@ cleanup:
 }
 
 static const char *const common[] = {
-	"password", "password1", "12345678", "123456789", "1234567890", "qwertyuiop",
-	"iloveyou", "sunshine", "princess", "football", "baseball", "welcome1",
-	"abc12345", "passw0rd", "letmein1", "trustno1", "11111111", "qwerty123",
-	"1q2w3e4r", "superman", "starwars", "password123", "admin123", "changeme",
+    "password", "password1", "12345678", "123456789",   "1234567890", "qwertyuiop",
+    "iloveyou", "sunshine",  "princess", "football",    "baseball",   "welcome1",
+    "abc12345", "passw0rd",  "letmein1", "trustno1",    "11111111",   "qwerty123",
+    "1q2w3e4r", "superman",  "starwars", "password123", "admin123",   "changeme",
 };
 
 /* Counts characters, not bytes: a UTF-8 continuation byte starts none. */

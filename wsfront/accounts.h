@@ -21,8 +21,7 @@ struct credentials {
 /* Parses a body of len bytes. Returns 0 and fills out, or -1 with *why a
  * reason for the 400 answer (bad JSON, missing field, wrong type, invalid
  * user id, password too long or not UTF-8). Does not judge strength. */
-int credentials_parse(const char *body, size_t len, struct credentials *out,
-                      const char **why);
+int credentials_parse(const char *body, size_t len, struct credentials *out, const char **why);
 
 /* NULL when pw may be a new account's password for user, else why not:
  * shorter than PASSWORD_MIN characters, fewer than 5 different characters,

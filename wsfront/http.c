@@ -56,8 +56,8 @@ static void sess_reset(struct http_sess *s)
 /* Queues an answer: status, content type, body (taken over, malloc'd or
  * NULL) and extra header lines ("name: value\r\n"...). Returns 0, or -1 to
  * close the connection (out of memory). */
-static int respond(struct lws *wsi, struct http_sess *s, int status, const char *ctype,
-                   char *body, size_t len, const char *extra)
+static int respond(struct lws *wsi, struct http_sess *s, int status, const char *ctype, char *body,
+                   size_t len, const char *extra)
 {
 	unsigned char *start, *p, *end;
 
@@ -137,8 +137,8 @@ static int write_more(struct lws *wsi, struct http_sess *s)
 		memcpy(buf + LWS_PRE, s->resp + s->resp_off, n);
 		s->resp_off += n;
 		int last = s->resp_off == s->resp_len;
-		if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-		    (int)n)
+		if (lws_write(wsi, buf + LWS_PRE, n,
+		              last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
 			return -1;
 		if (!last) {
 			lws_callback_on_writable(wsi);
@@ -218,11 +218,12 @@ static int history_request(struct lws *wsi, struct http_sess *s)
 	int rc = token_verify(&f->kr, auth + 7, (size_t)alen - 7, time(NULL), &claims);
 	if (rc != TOKEN_OK)
 		return respond_error(wsi, s, 401, "unauthorized", token_strerror(rc),
-		                     REJ_UNAUTHORIZED, "www-authenticate: Bearer error=\"invalid_token\"\r\n");
+		                     REJ_UNAUTHORIZED,
+		                     "www-authenticate: Bearer error=\"invalid_token\"\r\n");
 
 	const char *c = lws_get_urlarg_by_name(wsi, "conv=", conv, sizeof(conv));
 	int64_t before = arg_int(wsi, "before="), after = arg_int(wsi, "after="),
-		limit = arg_int(wsi, "limit=");
+	        limit = arg_int(wsi, "limit=");
 	if (before == -2 || after == -2 || limit == -2)
 		return respond_error(wsi, s, 400, "bad_request",
 		                     "before, after and limit must be whole numbers",
@@ -263,17 +264,17 @@ static int metrics_request(struct lws *wsi, struct http_sess *s)
 static const struct {
 	const char *ext, *type;
 } mime[] = {
-	{".html", "text/html; charset=utf-8"},
-	{".js", "text/javascript; charset=utf-8"},
-	{".mjs", "text/javascript; charset=utf-8"},
-	{".css", "text/css; charset=utf-8"},
-	{".json", "application/json"},
-	{".map", "application/json"},
-	{".webmanifest", "application/manifest+json"},
-	{".svg", "image/svg+xml"},
-	{".png", "image/png"},
-	{".ico", "image/x-icon"},
-	{".txt", "text/plain; charset=utf-8"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".map", "application/json"},
+    {".webmanifest", "application/manifest+json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".txt", "text/plain; charset=utf-8"},
 };
 
 static const char *mime_of(const char *path)
@@ -319,7 +320,7 @@ static int static_request(struct lws *wsi, struct http_sess *s, const char *uri)
 	int html = strncmp(type, "text/html", 9) == 0;
 	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
 	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
-	                 (unsigned long long)st.st_mtim.tv_nsec);
+	             (unsigned long long)st.st_mtim.tv_nsec);
 	/* HTML revalidates every time, so a new deployment shows at once; the
 	 * rest is cached for an hour and revalidated by ETag after that. */
 	snprintf(extra, sizeof(extra), "etag: %s\r\ncache-control: %s\r\n%s", etag,
@@ -351,19 +352,19 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
 	/* a body we will not read: answer, then close */
 	if (m != M_POST || !is_post_route)
-		s->close_after = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-		                 m != M_GET;
+		s->close_after =
+		    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 && m != M_GET;
 
 	if (is_post_route) {
 		s->route = uri[5] == 'r' ? ROUTE_REGISTER : ROUTE_LOGIN;
 		if (m != M_POST)
-			return respond_error(wsi, s, 405, "method_not_allowed", "use POST", REJ_METHOD,
-			                     "allow: POST\r\n");
+			return respond_error(wsi, s, 405, "method_not_allowed", "use POST",
+			                     REJ_METHOD, "allow: POST\r\n");
 		char cl[24];
 		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
 			s->close_after = 1;
-			return respond_error(wsi, s, 411, "bad_request", "Content-Length is required",
-			                     REJ_BAD_REQUEST, NULL);
+			return respond_error(wsi, s, 411, "bad_request",
+			                     "Content-Length is required", REJ_BAD_REQUEST, NULL);
 		}
 		char *end;
 		errno = 0;
@@ -378,8 +379,9 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 			                     REJ_BAD_REQUEST, NULL);
 		if (!ratelimit_take(&f->rl_addr, s->peer, now_us() / 1000)) {
 			s->close_after = 1;
-			return respond_error(wsi, s, 429, "rate_limited", "too many attempts; wait a minute",
-			                     REJ_RATE, "retry-after: 60\r\n");
+			return respond_error(wsi, s, 429, "rate_limited",
+			                     "too many attempts; wait a minute", REJ_RATE,
+			                     "retry-after: 60\r\n");
 		}
 		s->body_expected = (size_t)len;
 		s->body = malloc(s->body_expected + 1);
@@ -395,8 +397,8 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 			return respond_error(wsi, s, 404, "not_found", "no such endpoint",
 			                     REJ_NOT_FOUND, NULL);
 		if (m != M_GET)
-			return respond_error(wsi, s, 405, "method_not_allowed", "use GET", REJ_METHOD,
-			                     "allow: GET\r\n");
+			return respond_error(wsi, s, 405, "method_not_allowed", "use GET",
+			                     REJ_METHOD, "allow: GET\r\n");
 		switch (s->route) {
 		case ROUTE_HISTORY:
 			return history_request(wsi, s);
@@ -408,8 +410,8 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 			return metrics_request(wsi, s);
 		default:
 			return respond_error(wsi, s, 426, "upgrade_required",
-			                     "/mqtt is a WebSocket (subprotocol mqtt)", REJ_SUBPROTOCOL,
-			                     "upgrade: websocket\r\n");
+			                     "/mqtt is a WebSocket (subprotocol mqtt)",
+			                     REJ_SUBPROTOCOL, "upgrade: websocket\r\n");
 		}
 	}
 	s->route = ROUTE_STATIC;
@@ -452,7 +454,8 @@ static int body_complete(struct lws *wsi, struct http_sess *s)
 		}
 		if (weak) {
 			job_free(j);
-			return respond_error(wsi, s, 400, "weak_password", weak, REJ_BAD_REQUEST, NULL);
+			return respond_error(wsi, s, 400, "weak_password", weak, REJ_BAD_REQUEST,
+			                     NULL);
 		}
 	}
 	return submit(wsi, s, j);
@@ -485,18 +488,20 @@ static int upgrade_ok(struct lws *wsi)
 {
 	char uri[16], proto[256];
 
-	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/mqtt") != 0)
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, "/mqtt") != 0)
 		return 0;
 	if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) <= 0)
 		return 0;
-	for (char *save = NULL, *t = strtok_r(proto, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+	for (char *save = NULL, *t = strtok_r(proto, ", ", &save); t;
+	     t = strtok_r(NULL, ", ", &save))
 		if (strcmp(t, "mqtt") == 0)
 			return 1;
 	return 0;
 }
 
-static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len)
+static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
 	struct http_sess *s = user;
 	struct front *f;
@@ -570,4 +575,4 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols http_protocol = {
-	"http", callback_http, sizeof(struct http_sess), 0, 0, NULL, 0};
+    "http", callback_http, sizeof(struct http_sess), 0, 0, NULL, 0};

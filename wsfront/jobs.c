@@ -183,9 +183,9 @@ static int code_status(const char *code, int *reject)
 		const char *code;
 		int status, reject;
 	} map[] = {
-		{HISTORY_E_BAD_REQUEST, 400, REJ_BAD_REQUEST},
-		{HISTORY_E_FORBIDDEN, 403, REJ_FORBIDDEN},
-		{HISTORY_E_NOT_FOUND, 404, REJ_NOT_FOUND},
+	    {HISTORY_E_BAD_REQUEST, 400, REJ_BAD_REQUEST},
+	    {HISTORY_E_FORBIDDEN, 403, REJ_FORBIDDEN},
+	    {HISTORY_E_NOT_FOUND, 404, REJ_NOT_FOUND},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		if (strcmp(code, map[i].code) == 0) {
@@ -227,9 +227,9 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
  * it proves the broker reads and answers). */
 static int broker_up(struct front *f)
 {
-	static const unsigned char connect_pkt[] = {
-		0x10, 20, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 5,
-		0, 8, 'w', 's', 'h', 'e', 'a', 'l', 't', 'h'};
+	static const unsigned char connect_pkt[] = {0x10, 20,   0,   4,   'M', 'Q', 'T', 'T',
+	                                            4,    0x02, 0,   5,   0,   8,   'w', 's',
+	                                            'h',  'e',  'a', 'l', 't', 'h'};
 	struct addrinfo hints = {0}, *ai = NULL;
 	char port[16];
 	unsigned char buf[4];
@@ -282,13 +282,16 @@ static int persist_backlog(struct worker_ctx *w, long long *pending, long long *
 				continue;
 			for (size_t k = 0; k + 1 < g->elements; k += 2) {
 				redisReply *key = g->element[k], *v = g->element[k + 1];
-				if (key->type != REDIS_REPLY_STRING && key->type != REDIS_REPLY_STATUS)
+				if (key->type != REDIS_REPLY_STRING &&
+				    key->type != REDIS_REPLY_STATUS)
 					continue;
 				if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
 					is_persist = strcmp(v->str, "persist") == 0;
-				else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+				else if (strcmp(key->str, "pending") == 0 &&
+				         v->type == REDIS_REPLY_INTEGER)
 					p = v->integer;
-				else if (strcmp(key->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
+				else if (strcmp(key->str, "lag") == 0 &&
+				         v->type == REDIS_REPLY_INTEGER)
 					l = v->integer;
 			}
 			if (is_persist) {
@@ -341,8 +344,8 @@ static void do_health(struct front *f, struct worker_ctx *w, struct job *j)
 		}
 	} else {
 		cJSON_AddNullToObject(p, "backlog");
-		cJSON_AddStringToObject(p, "note", redis ? "no persist group on chat:stream yet"
-		                                         : "Redis is down");
+		cJSON_AddStringToObject(
+		    p, "note", redis ? "no persist group on chat:stream yet" : "Redis is down");
 	}
 	cJSON *down = cJSON_AddArrayToObject(o, "down");
 	if (!broker)
@@ -393,15 +396,18 @@ static void do_metrics(struct front *f, struct worker_ctx *w, struct job *j)
 		redis = pong && pong->type == REDIS_REPLY_STATUS;
 		freeReplyObject(pong);
 	}
-	strbuf_printf(&b, "# HELP wsfront_redis_up Whether Redis answered this scrape.\n"
-	                  "# TYPE wsfront_redis_up gauge\nwsfront_redis_up %d\n", redis);
+	strbuf_printf(&b,
+	              "# HELP wsfront_redis_up Whether Redis answered this scrape.\n"
+	              "# TYPE wsfront_redis_up gauge\nwsfront_redis_up %d\n",
+	              redis);
 	if (redis) {
 		/* KEYS is fine here: a handful of keys, and the pattern is narrow */
 		redisReply *keys = redis_cmd(w, "KEYS chat:metrics:bridge:*");
 		if (keys && keys->type == REDIS_REPLY_ARRAY) {
-			strbuf_printf(&b, "# HELP chat_bridge_msgs_in_total and the other chat_bridge_*"
-			                  " series: each bridge's counters (Redis hash "
-			                  "chat:metrics:bridge:<node>).\n");
+			strbuf_printf(&b,
+			              "# HELP chat_bridge_msgs_in_total and the other chat_bridge_*"
+			              " series: each bridge's counters (Redis hash "
+			              "chat:metrics:bridge:<node>).\n");
 			for (size_t i = 0; i < keys->elements && w->redis; i++) {
 				if (keys->element[i]->type != REDIS_REPLY_STRING)
 					continue;
@@ -418,15 +424,20 @@ static void do_metrics(struct front *f, struct worker_ctx *w, struct job *j)
 			hash_render(h, NULL, &b);
 		freeReplyObject(h);
 		if (w->redis && persist_backlog(w, &pending, &lag)) {
-			strbuf_printf(&b, "# HELP chat_persist_stream_pending Stream entries delivered "
-			                  "to the persist group, not yet acknowledged.\n"
-			                  "# TYPE chat_persist_stream_pending gauge\n"
-			                  "chat_persist_stream_pending %lld\n", pending);
+			strbuf_printf(&b,
+			              "# HELP chat_persist_stream_pending Stream entries delivered "
+			              "to the persist group, not yet acknowledged.\n"
+			              "# TYPE chat_persist_stream_pending gauge\n"
+			              "chat_persist_stream_pending %lld\n",
+			              pending);
 			if (lag >= 0)
-				strbuf_printf(&b, "# HELP chat_persist_stream_lag Stream entries not yet "
-				                  "read by the persist group.\n"
-				                  "# TYPE chat_persist_stream_lag gauge\n"
-				                  "chat_persist_stream_lag %lld\n", lag);
+				strbuf_printf(
+				    &b,
+				    "# HELP chat_persist_stream_lag Stream entries not yet "
+				    "read by the persist group.\n"
+				    "# TYPE chat_persist_stream_lag gauge\n"
+				    "chat_persist_stream_lag %lld\n",
+				    lag);
 		}
 	}
 	size_t len;

@@ -141,8 +141,9 @@ int main(int argc, char **argv)
 	the_ctx = f.ctx;
 	if (pool_start(&f.pool, &f, (int)cfg.http_workers) != 0)
 		goto cleanup_ctx;
-	log_msg(LOG_INFO, "wsfront %s listening on http://%s:%ld/ (broker %s:%ld, redis %s:%ld, "
-	                  "store %s)",
+	log_msg(LOG_INFO,
+	        "wsfront %s listening on http://%s:%ld/ (broker %s:%ld, redis %s:%ld, "
+	        "store %s)",
 	        cfg.node_name, cfg.http_host, cfg.http_port, cfg.mqtt_host, cfg.mqtt_port,
 	        cfg.redis_host, cfg.redis_port, cfg.store_url);
 	while (!stopping)

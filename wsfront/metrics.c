@@ -9,10 +9,10 @@ static const double bounds[LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0
                                            0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 
 static const char *const reject_names[REJ_COUNT] = {
-	"subprotocol", "auth", "slow_consumer", "broker_down", "rate_limited", "bad_request",
-	"too_large", "method", "not_found", "unauthorized", "forbidden", "conflict"};
-static const char *const route_names[ROUTE_COUNT] = {
-	"static", "register", "login", "history", "healthz", "metrics", "other"};
+    "subprotocol", "auth",   "slow_consumer", "broker_down",  "rate_limited", "bad_request",
+    "too_large",   "method", "not_found",     "unauthorized", "forbidden",    "conflict"};
+static const char *const route_names[ROUTE_COUNT] = {"static",  "register", "login", "history",
+                                                     "healthz", "metrics",  "other"};
 
 const char *reject_name(enum reject_reason r)
 {
@@ -38,25 +38,30 @@ void metrics_latency(struct metrics *m, enum route r, double seconds)
 
 void metrics_render(const struct metrics *m, struct strbuf *b)
 {
-	strbuf_printf(b, "# HELP wsfront_ws_connections WebSocket (MQTT) connections open now.\n"
-	                 "# TYPE wsfront_ws_connections gauge\nwsfront_ws_connections %llu\n",
+	strbuf_printf(b,
+	              "# HELP wsfront_ws_connections WebSocket (MQTT) connections open now.\n"
+	              "# TYPE wsfront_ws_connections gauge\nwsfront_ws_connections %llu\n",
 	              (unsigned long long)m->ws_open);
-	strbuf_printf(b, "# HELP wsfront_ws_connections_total WebSocket connections accepted.\n"
-	                 "# TYPE wsfront_ws_connections_total counter\n"
-	                 "wsfront_ws_connections_total %llu\n",
+	strbuf_printf(b,
+	              "# HELP wsfront_ws_connections_total WebSocket connections accepted.\n"
+	              "# TYPE wsfront_ws_connections_total counter\n"
+	              "wsfront_ws_connections_total %llu\n",
 	              (unsigned long long)m->ws_total);
-	strbuf_printf(b, "# HELP wsfront_mqtt_messages_in_total PUBLISH packets from browsers.\n"
-	                 "# TYPE wsfront_mqtt_messages_in_total counter\n"
-	                 "wsfront_mqtt_messages_in_total %llu\n",
+	strbuf_printf(b,
+	              "# HELP wsfront_mqtt_messages_in_total PUBLISH packets from browsers.\n"
+	              "# TYPE wsfront_mqtt_messages_in_total counter\n"
+	              "wsfront_mqtt_messages_in_total %llu\n",
 	              (unsigned long long)m->mqtt_in);
-	strbuf_printf(b, "# HELP wsfront_mqtt_messages_out_total PUBLISH packets to browsers.\n"
-	                 "# TYPE wsfront_mqtt_messages_out_total counter\n"
-	                 "wsfront_mqtt_messages_out_total %llu\n",
+	strbuf_printf(b,
+	              "# HELP wsfront_mqtt_messages_out_total PUBLISH packets to browsers.\n"
+	              "# TYPE wsfront_mqtt_messages_out_total counter\n"
+	              "wsfront_mqtt_messages_out_total %llu\n",
 	              (unsigned long long)m->mqtt_out);
-	strbuf_printf(b, "# HELP wsfront_bytes_total MQTT bytes carried over WebSocket.\n"
-	                 "# TYPE wsfront_bytes_total counter\n"
-	                 "wsfront_bytes_total{direction=\"in\"} %llu\n"
-	                 "wsfront_bytes_total{direction=\"out\"} %llu\n",
+	strbuf_printf(b,
+	              "# HELP wsfront_bytes_total MQTT bytes carried over WebSocket.\n"
+	              "# TYPE wsfront_bytes_total counter\n"
+	              "wsfront_bytes_total{direction=\"in\"} %llu\n"
+	              "wsfront_bytes_total{direction=\"out\"} %llu\n",
 	              (unsigned long long)m->bytes_in, (unsigned long long)m->bytes_out);
 	strbuf_printf(b, "# HELP wsfront_rejects_total Refused or cut-off requests and "
 	                 "connections, by reason.\n# TYPE wsfront_rejects_total counter\n");
@@ -74,13 +79,14 @@ void metrics_render(const struct metrics *m, struct strbuf *b)
 			              "le=\"%g\"} %llu\n",
 			              route_names[r], bounds[i], (unsigned long long)cum);
 		}
-		strbuf_printf(b,
-		              "wsfront_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
-		              " %llu\n"
-		              "wsfront_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-		              "wsfront_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-		              route_names[r], (unsigned long long)m->http[r], route_names[r],
-		              m->lat_sum[r], route_names[r], (unsigned long long)m->http[r]);
+		strbuf_printf(
+		    b,
+		    "wsfront_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
+		    " %llu\n"
+		    "wsfront_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+		    "wsfront_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		    route_names[r], (unsigned long long)m->http[r], route_names[r], m->lat_sum[r],
+		    route_names[r], (unsigned long long)m->http[r]);
 	}
 }
 
@@ -125,7 +131,8 @@ void metrics_render_bridge(struct strbuf *b, const char *node, const char *const
 			continue;
 		if (strncmp(fields[i], "rejects:", 8) == 0) {
 			label_value(code, sizeof(code), fields[i] + 8);
-			strbuf_printf(b, "chat_bridge_rejects_total{node=\"%s\",code=\"%s\"} %.17g\n",
+			strbuf_printf(b,
+			              "chat_bridge_rejects_total{node=\"%s\",code=\"%s\"} %.17g\n",
 			              lnode, code, v);
 			continue;
 		}
@@ -134,8 +141,8 @@ void metrics_render_bridge(struct strbuf *b, const char *node, const char *const
 	}
 }
 
-void metrics_render_persist(struct strbuf *b, const char *const *fields,
-                            const char *const *values, size_t n)
+void metrics_render_persist(struct strbuf *b, const char *const *fields, const char *const *values,
+                            size_t n)
 {
 	char name[96];
 	double v;

@@ -16,9 +16,9 @@ struct mqttscan {
 	uint32_t remaining; /* body bytes still to skip */
 	uint32_t length;    /* body length of the current packet */
 	int shift;
-	uint32_t pos;       /* body bytes seen of the current packet */
-	int connack_code;   /* -1 until a CONNACK was seen */
-	int malformed;      /* a length field longer than 4 bytes */
+	uint32_t pos;     /* body bytes seen of the current packet */
+	int connack_code; /* -1 until a CONNACK was seen */
+	int malformed;    /* a length field longer than 4 bytes */
 	uint64_t packets[16];
 };
 

@@ -27,12 +27,12 @@ struct link {
 	struct lws *ws, *tcp;
 	struct bufq to_ws, to_tcp;
 	struct mqttscan scan_in, scan_out;
-	unsigned tcp_up : 1;     /* connected to the broker */
-	unsigned tcp_gone : 1;   /* the broker side closed or never connected */
-	unsigned ws_gone : 1;    /* the browser side closed */
-	unsigned ws_paused : 1;  /* not reading from the browser */
-	unsigned cut : 1;        /* cut off for not reading */
-	uint16_t close_status;   /* for the browser, when the broker side ends */
+	unsigned tcp_up : 1;    /* connected to the broker */
+	unsigned tcp_gone : 1;  /* the broker side closed or never connected */
+	unsigned ws_gone : 1;   /* the browser side closed */
+	unsigned ws_paused : 1; /* not reading from the browser */
+	unsigned cut : 1;       /* cut off for not reading */
+	uint16_t close_status;  /* for the browser, when the broker side ends */
 };
 
 struct ws_sess {
@@ -116,8 +116,8 @@ static void count_in(struct front *f, struct link *l, const void *in, size_t len
 	f->m.bytes_in += len;
 }
 
-static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len)
+static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
 	struct ws_sess *s = user;
 	struct front *f = front_of(wsi);
@@ -224,8 +224,8 @@ static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void
 	return 0;
 }
 
-static int callback_broker(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int callback_broker(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
 	struct front *f = front_of(wsi);
 	struct link *l = lws_get_opaque_user_data(wsi);
@@ -267,8 +267,10 @@ static int callback_broker(struct lws *wsi, enum lws_callback_reasons reason, vo
 			/* the browser does not read: cut it off, not the others */
 			f->m.rejects[REJ_SLOW]++;
 			l->cut = 1;
-			log_msg(LOG_WARN, "cutting off a WebSocket client that does not read "
-			                  "(%zu bytes queued)", l->to_ws.bytes);
+			log_msg(LOG_WARN,
+			        "cutting off a WebSocket client that does not read "
+			        "(%zu bytes queued)",
+			        l->to_ws.bytes);
 			bufq_free(&l->to_ws);
 			kill_async(l->ws);
 			return -1;
@@ -325,6 +327,5 @@ static int callback_broker(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 const struct lws_protocols mqtt_protocol = {
-	"mqtt", callback_mqtt, sizeof(struct ws_sess), 4096, 0, NULL, 0};
-const struct lws_protocols broker_protocol = {
-	"wsfront-broker", callback_broker, 0, 0, 0, NULL, 0};
+    "mqtt", callback_mqtt, sizeof(struct ws_sess), 4096, 0, NULL, 0};
+const struct lws_protocols broker_protocol = {"wsfront-broker", callback_broker, 0, 0, 0, NULL, 0};

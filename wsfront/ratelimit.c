@@ -72,7 +72,8 @@ bool ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms)
 		}
 		if (oldest == NULL || b->at_ms < oldest->at_ms)
 			oldest = b;
-		if (full == NULL && b->tokens + (double)(now_ms - b->at_ms) * rl->per_ms >= rl->burst)
+		if (full == NULL &&
+		    b->tokens + (double)(now_ms - b->at_ms) * rl->per_ms >= rl->burst)
 			full = b;
 	}
 	struct rl_bucket *v = free_slot ? free_slot : full ? full : oldest;

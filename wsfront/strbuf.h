@@ -11,8 +11,7 @@ struct strbuf {
 };
 
 void strbuf_init(struct strbuf *b);
-void strbuf_printf(struct strbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_add(struct strbuf *b, const char *s, size_t n);
 /* Hands the string to the caller (free()), or NULL after an out-of-memory;
  * the buffer is empty afterwards. */

@@ -100,7 +100,7 @@ static void test_ratelimit(void)
 	CHECK(ratelimit_take(&rl, "1.2.3.4", 0));
 	CHECK(ratelimit_take(&rl, "1.2.3.4", 0));
 	CHECK(!ratelimit_take(&rl, "1.2.3.4", 10));
-	CHECK(ratelimit_take(&rl, "5.6.7.8", 10)); /* others are not affected */
+	CHECK(ratelimit_take(&rl, "5.6.7.8", 10));   /* others are not affected */
 	CHECK(ratelimit_take(&rl, "1.2.3.4", 1010)); /* refilled one */
 	CHECK(!ratelimit_take(&rl, "1.2.3.4", 1020));
 	/* a full table still answers, and never for more than the burst */
@@ -122,8 +122,9 @@ static void test_accounts(void)
 	struct credentials c;
 	const char *why = NULL;
 
-	CHECK_INT(credentials_parse(S("{\"username\":\"alice\",\"password\":\"secret pass\"}"), &c,
-	                            &why), 0);
+	CHECK_INT(
+	    credentials_parse(S("{\"username\":\"alice\",\"password\":\"secret pass\"}"), &c, &why),
+	    0);
 	CHECK_STR(c.user, "alice");
 	CHECK_STR(c.password, "secret pass");
 	CHECK_INT(credentials_parse(S("not json"), &c, &why), -1);
@@ -132,9 +133,11 @@ static void test_accounts(void)
 	CHECK_STR(why, "username and password are required");
 	CHECK_INT(credentials_parse(S("{\"username\":5,\"password\":\"x\"}"), &c, &why), -1);
 	CHECK_STR(why, "username and password must be strings");
-	CHECK_INT(credentials_parse(S("{\"username\":\"Alice\",\"password\":\"x\"}"), &c, &why), -1);
-	CHECK_INT(credentials_parse(S("{\"username\":\"alice\",\"password\":\"\\u0000abc\"}"), &c,
-	                            &why), 0); /* cJSON stops at the NUL: an empty password */
+	CHECK_INT(credentials_parse(S("{\"username\":\"Alice\",\"password\":\"x\"}"), &c, &why),
+	          -1);
+	CHECK_INT(
+	    credentials_parse(S("{\"username\":\"alice\",\"password\":\"\\u0000abc\"}"), &c, &why),
+	    0); /* cJSON stops at the NUL: an empty password */
 	char big[400];
 	snprintf(big, sizeof(big), "{\"username\":\"a\",\"password\":\"%0200d\"}", 1);
 	CHECK_INT(credentials_parse(big, strlen(big), &c, &why), -1);
@@ -147,7 +150,7 @@ static void test_accounts(void)
 	CHECK(password_weak("alice", "password123") != NULL);
 	CHECK(password_weak("alice", "blue-kettle-42") == NULL);
 	CHECK(password_weak("alice", "ééééçàüö") == NULL); /* 8 characters, 16 bytes */
-	CHECK(password_weak("alice", "éééé") != NULL);   /* 8 bytes, 4 characters */
+	CHECK(password_weak("alice", "éééé") != NULL);     /* 8 bytes, 4 characters */
 }
 
 static void test_metrics(void)
@@ -171,8 +174,10 @@ static void test_metrics(void)
 	CHECK(text != NULL);
 	CHECK(strstr(text, "wsfront_ws_connections 3\n") != NULL);
 	CHECK(strstr(text, "wsfront_rejects_total{reason=\"auth\"} 2\n") != NULL);
-	CHECK(strstr(text, "wsfront_http_request_duration_seconds_bucket{route=\"login\",le=\"0.1\"} 0\n"));
-	CHECK(strstr(text, "wsfront_http_request_duration_seconds_bucket{route=\"login\",le=\"0.25\"} 1\n"));
+	CHECK(strstr(
+	    text, "wsfront_http_request_duration_seconds_bucket{route=\"login\",le=\"0.1\"} 0\n"));
+	CHECK(strstr(
+	    text, "wsfront_http_request_duration_seconds_bucket{route=\"login\",le=\"0.25\"} 1\n"));
 	CHECK(strstr(text, "wsfront_http_request_duration_seconds_count{route=\"login\"} 1\n"));
 	CHECK(strstr(text, "chat_bridge_msgs_in{node=\"node_1\"} 12\n") != NULL);
 	CHECK(strstr(text, "chat_bridge_rejects_total{node=\"node_1\",code=\"not_member\"} 4\n"));

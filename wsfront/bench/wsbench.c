@@ -30,7 +30,6 @@
 #include "chat/token.h"
 #include "mqttscan.h"
 
-
 struct conn {
 	struct lws *wsi;
 	struct bufq out;
@@ -231,10 +230,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-	{"mqtt", callback, 0, 65536, 0, NULL, 0},
-	{"bench-raw", callback, 0, 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0}};
+static const struct lws_protocols protocols[] = {{"mqtt", callback, 0, 65536, 0, NULL, 0},
+                                                 {"bench-raw", callback, 0, 0, 0, NULL, 0},
+                                                 {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 static int open_conn(struct conn *c, int i)
 {
@@ -374,8 +372,8 @@ int main(int argc, char **argv)
 			run_until(never, 0.02);
 	}
 	if (run_until(all_subscribed, 60) != 0) {
-		fprintf(stderr, "wsbench: %d of %d connected, %d subscribed, %d failed\n", B.connected,
-		        B.n, B.subscribed, B.failed);
+		fprintf(stderr, "wsbench: %d of %d connected, %d subscribed, %d failed\n",
+		        B.connected, B.n, B.subscribed, B.failed);
 		return 1;
 	}
 	if (idle) {
