@@ -8,7 +8,8 @@
 # mosquitto.conf) and false. build/wsfront/bench/wsbench is the client.
 #
 # Settings (environment): SUBS (100), SECONDS_PER_RUN (5), SIZE (64),
-# REPEAT (3, alternating targets; the median is reported), IDLE_CONNS (2000).
+# REPEAT (3, alternating targets; the median is reported), IDLE_CONNS (2000),
+# MOSQUITTO_PRELOAD (as for run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +64,9 @@ listener $tcp 127.0.0.1
 listener $mws 127.0.0.1
 protocol websockets
 CONF
-  mosquitto -c $work/$name-mosquitto.conf 2> $work/$name-mosquitto.log &
+  # MOSQUITTO_PRELOAD: the ASan runtime, when the plugin is a sanitized build
+  env ${MOSQUITTO_PRELOAD:+LD_PRELOAD=$MOSQUITTO_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
+    mosquitto -c $work/$name-mosquitto.conf 2> $work/$name-mosquitto.log &
   pids+=($!)
   cat > $work/$name-wsfront.conf <<CONF
 jwt_alg HS256

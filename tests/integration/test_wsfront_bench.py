@@ -6,13 +6,15 @@ import os
 import re
 import subprocess
 
-from chatharness import BUILD_DIR, SANITIZE
+from chatharness import BUILD_DIR, SANITIZE, asan_env
 from wsutil import ROOT
 
 
 def test_bench_script_short_run():
     env = dict(os.environ, BUILD=BUILD_DIR, REPEAT="1", SECONDS_PER_RUN="1", SUBS="20",
                IDLE_CONNS="500")
+    if SANITIZE:
+        env["MOSQUITTO_PRELOAD"] = asan_env()["LD_PRELOAD"]
     r = subprocess.run([os.path.join(ROOT, "scripts", "bench-wsfront.sh")], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

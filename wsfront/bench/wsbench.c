@@ -382,7 +382,7 @@ int main(int argc, char **argv)
 		printf("{\"mode\":\"idle\",\"connections\":%d,\"rss_before_kib\":%ld,"
 		       "\"rss_after_kib\":%ld,\"bytes_per_connection\":%.0f}\n",
 		       B.n, rss0, rss1, (double)(rss1 - rss0) * 1024.0 / B.n);
-		return 0;
+		goto cleanup;
 	}
 	double seconds = atof(argv[a + 2]);
 	B.started = 1;
@@ -401,6 +401,7 @@ int main(int argc, char **argv)
 	       "\"seconds\":%.2f,\"delivered\":%llu,\"delivered_per_s\":%.0f}\n",
 	       B.port_path ? "ws" : "tcp", subs, B.size, dt, (unsigned long long)(d1 - d0),
 	       (double)(d1 - d0) / dt);
+cleanup:
 	lws_context_destroy(B.ctx);
 	for (int i = 0; i < B.n; i++)
 		bufq_free(&B.conns[i].out);
