@@ -70,7 +70,11 @@ async function main(browser) {
   const ctxB = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const a = await ctxA.newPage(), b = await ctxB.newPage();
   const errors = [];
-  for (const p of [a, b]) p.on('pageerror', (e) => errors.push(String(e)));
+  for (const p of [a, b]) {
+    p.on('pageerror', (e) => errors.push(String(e)));
+    // what the Content-Security-Policy blocks would break the app silently
+    p.on('console', (m) => { if (m.type() === 'error' && /Refused to/.test(m.text())) errors.push(m.text()); });
+  }
 
   // sign up on two different nodes
   await a.goto(env.URL1);
