@@ -48,7 +48,7 @@ static const struct config_opt opts[] = {
 	{"store_url", OPT_STR, 1, 4096, "sqlite:run/chat.db", NULL, OFF(store_url)},
 	{"http_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(http_host)},
 	{"http_port", OPT_LONG, 1, 65535, "8080", NULL, OFF(http_port)},
-	{"static_dir", OPT_STR, 1, 4096, "wsfront/app/dist", NULL, OFF(static_dir)},
+	{"static_dir", OPT_STR, 1, 4096, "build/wsfront/app", NULL, OFF(static_dir)},
 	{"web_token_ttl", OPT_LONG, 60, 2592000, "43200", NULL, OFF(web_token_ttl)},
 	{"ws_buffer_max", OPT_LONG, 16384, 67108864, "2097152", NULL, OFF(ws_buffer_max)},
 	{"http_body_max", OPT_LONG, 256, 1048576, "16384", NULL, OFF(http_body_max)},

@@ -205,7 +205,7 @@ static int64_t arg_int(struct lws *wsi, const char *name)
 static int history_request(struct lws *wsi, struct http_sess *s)
 {
 	struct front *f = front_of(wsi);
-	char conv[NAME_CONV_MAX + 2], auth[8200];
+	char conv[256], auth[8200];
 	struct token_claims claims;
 	const char *msg = NULL;
 
@@ -221,7 +221,11 @@ static int history_request(struct lws *wsi, struct http_sess *s)
 		                     REJ_UNAUTHORIZED,
 		                     "www-authenticate: Bearer error=\"invalid_token\"\r\n");
 
+	/* a longer value is refused below, never cut to a shorter valid id */
 	const char *c = lws_get_urlarg_by_name(wsi, "conv=", conv, sizeof(conv));
+	if (c && strlen(c) > NAME_CONV_MAX)
+		return respond_error(wsi, s, 400, "bad_request", "conv is too long", REJ_BAD_REQUEST,
+		                     NULL);
 	int64_t before = arg_int(wsi, "before="), after = arg_int(wsi, "after="),
 	        limit = arg_int(wsi, "limit=");
 	if (before == -2 || after == -2 || limit == -2)

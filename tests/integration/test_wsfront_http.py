@@ -268,7 +268,8 @@ def test_history_refusals(web, chat):
               "conv=room:vault&limit=0", "conv=room:vault&limit=201", "conv=room:vault&limit=x",
               "conv=room:vault&before=0", "conv=room:vault&before=-1",
               "conv=room:vault&before=3&after=1", "conv=room:vault&after=1e3",
-              "conv=room:vault&after=99999999999999999999"):
+              "conv=room:vault&after=99999999999999999999", "conv=room:" + "a" * 65,
+              "conv=room:" + "a" * 300, "conv=dm:hana:" + "i" * 100):
         st, _, body = history(front, q, keys.mint("hana"))
         assert st == 400 and error_code(body) == "bad_request", (q, st, body)
 
