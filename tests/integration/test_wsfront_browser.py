@@ -38,6 +38,7 @@ def test_two_people_chat_in_browsers_on_two_nodes(web):
     res = result_of(proc)
     assert res["ok"]
     assert res["room"][:2] == ["hello from alice", "hi alice, bob here"]
+    assert ["bulk %d" % i for i in range(1, 56)] == [b for b in res["room"] if b.startswith("bulk ")]
     assert res["room"][-3:] == ["while you were away %d" % i for i in (1, 2, 3)]
     assert res["seqs"] == list(range(1, len(res["room"]) + 1))
     for name in ("01-sign-in", "02-room-typing", "04-dm", "05-history-after-reload",

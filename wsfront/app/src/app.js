@@ -425,18 +425,23 @@
     renderLists();
   }
 
-  let readTimer = null;
+  /* Tells the server (and so my other devices) how far I have read: at
+   * once, one request at a time per conversation, again if more arrived
+   * meanwhile. */
   function markRead(c) {
     if (!c.last || document.visibilityState !== 'visible' || S.current !== c.id) return;
     c.unread = 0;
     renderLists();
-    if ((c.readSeq || 0) >= c.last) return;
-    clearTimeout(readTimer);
-    readTimer = setTimeout(() => {
-      const seq = c.last;
-      rpc('read', { conv: c.id, seq }).then(() => { c.readSeq = Math.max(c.readSeq || 0, seq); })
-        .catch(() => { /* retried with the next message */ });
-    }, 300);
+    if ((c.readSeq || 0) >= c.last || c.reading || !S.online) return;
+    const seq = c.last;
+    c.reading = true;
+    rpc('read', { conv: c.id, seq })
+      .then(() => {
+        c.readSeq = Math.max(c.readSeq || 0, seq);
+        c.reading = false;
+        if (c.readSeq < c.last) markRead(c);
+      })
+      .catch(() => { c.reading = false; /* retried with the next message */ });
   }
 
   function onReadElsewhere(m) {

@@ -151,10 +151,37 @@ async function main(browser) {
   await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
   await openConv(b, 'room:' + room);
   await waitBodies(b, ['hello from ' + A, 'hi ' + A + ', ' + B + ' here', ...lines], 'history after reload');
+  await b.waitForTimeout(500); // the unread counts have come
+  if (await b.$('#dm-list li[data-conv="' + dm + '"] .badge')) {
+    fail('a DM read before the reload shows unread after it: ' +
+      await b.textContent('#dm-list li[data-conv="' + dm + '"] .badge'));
+  }
   await shot(b, '05-history-after-reload');
 
-  // a network drop on a: b posts meanwhile; a catches up with no gap, no duplicate
+  // a long room: the newest page first, older ones when scrolled to the top
   await openConv(a, 'room:' + room);
+  const bulk = [];
+  for (let i = 1; i <= 55; i++) {
+    bulk.push('bulk ' + i);
+    await send(a, 'bulk ' + i);
+    await a.waitForTimeout(60); // under the bridge's 20 messages a second
+  }
+  await waitBodies(a, bulk.slice(-3), A + "'s bulk messages");
+  await b.reload();
+  await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
+  await openConv(b, 'room:' + room);
+  await waitBodies(b, bulk.slice(-50), 'the newest page');
+  const firstPage = (await bodies(b)).length;
+  if (firstPage !== 50) fail('the first page holds 50 messages, got ' + firstPage);
+  await b.$eval('#messages', (e) => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); });
+  await waitBodies(b, ['hello from ' + A, 'bulk 1', 'bulk 2'], 'older messages after scrolling up');
+  const all = await b.evaluate((c) => window.chatDebug.seqs(c), 'room:' + room);
+  if (JSON.stringify(all) !== JSON.stringify(all.map((_, i) => i + 1))) {
+    fail('after scrolling up every seq from 1 once: ' + JSON.stringify(all));
+  }
+  await shot(b, '05b-older-on-scroll');
+
+  // a network drop on a: b posts meanwhile; a catches up with no gap, no duplicate
   await ctxA.setOffline(true);
   await a.evaluate(() => window.chatDebug.dropSocket());
   await a.waitForFunction(() => !window.chatDebug.online(), null, { timeout: 10000 });
