@@ -583,8 +583,7 @@
       const c = S.convs.get(id);
       const li = el('li', S.current === id ? 'active' : '');
       li.dataset.conv = id;
-      li.appendChild(el('span', 'hash', r.private ? '' : '#'));
-      if (r.private) li.firstChild.textContent = '🔒';
+      li.appendChild(r.private ? lockIcon() : el('span', 'hash', '#'));
       li.appendChild(el('span', 'name', r.room));
       if (c && c.unread > 0 && r.member) li.appendChild(el('span', 'badge', String(c.unread)));
       if (r.member) rooms.appendChild(li);
@@ -605,6 +604,26 @@
     });
     const total = Array.from(S.convs.values()).reduce((n, c) => n + (c.unread || 0), 0);
     document.title = total ? '(' + total + ') Chat' : 'Chat';
+  }
+
+  /* A padlock drawn as SVG: emoji fonts are not everywhere. */
+  function lockIcon() {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 16 16');
+    svg.setAttribute('class', 'hash lock');
+    svg.setAttribute('aria-label', 'private');
+    const body = document.createElementNS(NS, 'rect');
+    [['x', 3], ['y', 7], ['width', 10], ['height', 8], ['rx', 1.5]].forEach(([k, v]) => body.setAttribute(k, v));
+    const shackle = document.createElementNS(NS, 'path');
+    shackle.setAttribute('d', 'M5 7V5a3 3 0 0 1 6 0v2');
+    shackle.setAttribute('fill', 'none');
+    shackle.setAttribute('stroke', 'currentColor');
+    shackle.setAttribute('stroke-width', '1.6');
+    body.setAttribute('fill', 'currentColor');
+    svg.appendChild(shackle);
+    svg.appendChild(body);
+    return svg;
   }
 
   function lastTs(c) { return c.msgs.length ? c.msgs[c.msgs.length - 1].ts : 0; }
@@ -697,6 +716,7 @@
     $('dialog-error').textContent = '';
     $('dialog-ok').textContent = okText || 'OK';
     $('dialog-ok').hidden = !onOk;
+    $('dialog-cancel').textContent = onOk ? 'Cancel' : 'Close';
     d.onsubmit = async (ev) => {
       ev.preventDefault();
       if (!onOk) { d.close(); return; }

@@ -146,6 +146,22 @@ async function main(browser) {
   await waitBodies(a, ['psst, a secret', 'your secret is safe'], A + ' gets the DM reply');
   await shot(a, '04-dm');
 
+  // a private room: a creates it and invites b
+  await a.click('#new-room');
+  await a.fill('#room-name', 'hideout');
+  await a.check('#room-private');
+  await a.click('#dialog-ok');
+  await a.waitForSelector('#room-list li.active[data-conv="room:hideout"]');
+  await a.waitForSelector('#invite:not([hidden])');
+  await a.click('#invite');
+  await a.fill('#invite-user', B);
+  await a.click('#dialog-ok');
+  try {
+    await a.waitForSelector('#dialog', { state: 'hidden', timeout: 10000 });
+  } catch (e) {
+    fail('invite: the dialog stayed open with "' + await a.textContent('#dialog-error') + '"');
+  }
+
   // reload: history comes back from the server
   await b.reload();
   await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
@@ -157,6 +173,21 @@ async function main(browser) {
       await b.textContent('#dm-list li[data-conv="' + dm + '"] .badge'));
   }
   await shot(b, '05-history-after-reload');
+  // the invitation shows after the reload: b posts in the private room
+  await b.waitForSelector('#room-list li[data-conv="room:hideout"]', { timeout: 10000 });
+  await openConv(b, 'room:hideout');
+  await send(b, 'made it in');
+  await waitBodies(a, ['made it in'], A + ' sees ' + B + ' in the private room');
+  await a.click('#members-btn');
+  try {
+    await a.waitForFunction((u) => Array.from(document.querySelectorAll('#dialog-body li'))
+      .some((li) => li.textContent === u && li.querySelector('.dot.on')), B, { timeout: 10000 });
+  } catch (e) {
+    fail('members of the private room: expected ' + B + ' online, got ' + await a.textContent('#dialog-body'));
+  }
+  await shot(a, '05a-private-members');
+  await a.click('#dialog-cancel');
+  await a.waitForSelector('#dialog', { state: 'hidden' });
 
   // a long room: the newest page first, older ones when scrolled to the top
   await openConv(a, 'room:' + room);
