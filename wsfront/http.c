@@ -224,8 +224,8 @@ static int history_request(struct lws *wsi, struct http_sess *s)
 	/* a longer value is refused below, never cut to a shorter valid id */
 	const char *c = lws_get_urlarg_by_name(wsi, "conv=", conv, sizeof(conv));
 	if (c && strlen(c) > NAME_CONV_MAX)
-		return respond_error(wsi, s, 400, "bad_request", "conv is too long", REJ_BAD_REQUEST,
-		                     NULL);
+		return respond_error(wsi, s, 400, "bad_request", "conv is too long",
+		                     REJ_BAD_REQUEST, NULL);
 	int64_t before = arg_int(wsi, "before="), after = arg_int(wsi, "after="),
 	        limit = arg_int(wsi, "limit=");
 	if (before == -2 || after == -2 || limit == -2)
