@@ -156,12 +156,16 @@ def test_login_time_does_not_tell_whether_the_user_exists(web):
         assert st == 401
         return time.perf_counter() - t
     took("timed"), took("ghost")  # warm both paths
-    known = [took("timed") for _ in range(5)]
-    unknown = [took("ghost%d" % i) for i in range(5)]
+    # alternate, so both see the same load on a shared machine
+    known, unknown = [], []
+    for i in range(7):
+        known.append(took("timed"))
+        unknown.append(took("ghost%d" % i))
     mk, mu = statistics.median(known), statistics.median(unknown)
-    # both paths run Argon2id (tens of ms), so neither is a fast "no such user"
+    # both paths run Argon2id (tens of ms), so neither is a fast "no such
+    # user": skipping the hash would make the unknown path ~100x faster
     assert mk > 0.01 and mu > 0.01, (known, unknown)
-    assert 0.6 < mu / mk < 1.6, (known, unknown)
+    assert 0.5 < mu / mk < 2.0, (known, unknown)
 
 
 def conn_from(addr, front):
