@@ -414,6 +414,31 @@ static const struct store_ops sqlite_ops = {
 
 /* Opens (creating) the file, sets the journal, creates the schema and
  * prepares the statements. Any failure closes everything again. */
+/* WAL, durability and cache settings, and the schema. Returns an SQLite
+ * result code. */
+static int sqlite_setup(sqlite3 *db)
+{
+	/* journal_mode answers with a row, so it is checked on its own. */
+	sqlite3_stmt *wal = NULL;
+	int src = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &wal, NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(wal)) == SQLITE_ROW) {
+		const unsigned char *mode = sqlite3_column_text(wal, 0);
+		/* ":memory:" has no WAL; it says "memory", which is fine */
+		src = mode && (strcmp((const char *)mode, "wal") == 0 ||
+		               strcmp((const char *)mode, "memory") == 0)
+		              ? SQLITE_OK
+		              : SQLITE_CANTOPEN;
+	}
+	sqlite3_finalize(wal);
+	if (src != SQLITE_OK)
+		return src;
+	src = sqlite3_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;", NULL, NULL,
+	                   NULL);
+	if (src != SQLITE_OK)
+		return src;
+	return sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+}
+
 int store__sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
 {
 	struct sqlite_store *q;
@@ -436,25 +461,19 @@ int store__sqlite_open(const char *path, struct store **out, char *err, size_t e
 		goto error;
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
-	/* journal_mode answers with a row, so it is checked on its own. */
-	sqlite3_stmt *wal = NULL;
-	src = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &wal, NULL);
-	if (src == SQLITE_OK && (src = sqlite3_step(wal)) == SQLITE_ROW) {
-		const unsigned char *mode = sqlite3_column_text(wal, 0);
-		/* ":memory:" has no WAL; it says "memory", which is fine */
-		src = mode && (strcmp((const char *)mode, "wal") == 0 ||
-		               strcmp((const char *)mode, "memory") == 0)
-		              ? SQLITE_OK
-		              : SQLITE_CANTOPEN;
+	/* Several processes opening a new file at once (the bridges of a
+	 * node, their threads) contend for the journal-mode switch and the
+	 * schema, where SQLite answers BUSY without calling the busy handler
+	 * (waiting could deadlock): try again for up to the busy timeout. */
+	for (int waited_ms = 0;; waited_ms += 20) {
+		src = sqlite_setup(q->db);
+		if ((src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
+			break;
+		if (waited_ms >= BUSY_TIMEOUT_MS)
+			break;
+		sqlite3_sleep(20);
 	}
-	sqlite3_finalize(wal);
 	if (src != SQLITE_OK)
-		goto error;
-	src = sqlite3_exec(q->db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;", NULL,
-	                   NULL, NULL);
-	if (src != SQLITE_OK)
-		goto error;
-	if ((src = sqlite3_exec(q->db, schema_sql, NULL, NULL, NULL)) != SQLITE_OK)
 		goto error;
 	for (int i = 0; i < ST_COUNT; i++)
 		if ((src = sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,

@@ -3,3 +3,4 @@
 # FerretDB started by the harness.
 chat_unit_test(test_store chatstore)
 chat_pytest(integration_store_conformance test_store_conformance.py)
+chat_unit_test(test_store_sqlite_open chatstore)
