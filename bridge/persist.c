@@ -460,10 +460,16 @@ static void drain_once(struct worker *w)
 	/* ops first: a room exists in the store before messages need it */
 	if (entries[1] && entries[1]->elements > 0 && store_ops(w, entries[1]))
 		ack(w, streams[1], entries[1]);
-	if (entries[0] && entries[0]->elements > 0 && store_messages(w, entries[0]))
+	size_t n = entries[0] ? entries[0]->elements : 0;
+	if (n > 0 && store_messages(w, entries[0]))
 		ack(w, streams[0], entries[0]);
 	freeReplyObject(got[0]);
 	freeReplyObject(got[1]);
+	/* A small batch means the worker keeps up: let the next one gather
+	 * for a moment, so a trickle of messages is not one store commit
+	 * (an fsync, beside Redis's own) each. History does not wait for it. */
+	if (n > 0 && n < PERSIST_BATCH / 4)
+		nap(w->p, PERSIST_GATHER_S);
 }
 
 static void ensure_groups(struct worker *w)

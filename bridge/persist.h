@@ -29,6 +29,7 @@
 
 #define PERSIST_BATCH 2000
 #define PERSIST_LEASE_MS 10000
+#define PERSIST_GATHER_S 0.05 /* a trickle is written at most 20 times a second */
 
 struct persist {
 	const struct chat_config *cfg;
