@@ -6,7 +6,8 @@ ASAN_BUILD ?= build-asan
 NODES ?= 1
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
-.PHONY: all deps deps-test build build-asan run stop test test-unit test-asan bench clean
+.PHONY: all deps deps-test build build-asan run stop test test-unit test-asan clean \
+        bench bench-auth bench-cluster bench-persist bench-store bench-wsfront
 
 all: build
 
@@ -43,8 +44,11 @@ test: deps-test build
 test-asan: deps-test build-asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure
 
-bench: deps-test build
-	scripts/bench.sh
+# Every benchmark, each printing its figures and ratios (README, Performance).
+bench: bench-auth bench-cluster bench-persist bench-store bench-wsfront
+
+bench-auth bench-cluster bench-persist bench-store bench-wsfront: deps-test build
+	BUILD=$(BUILD) scripts/$(subst bench-auth,bench,$@).sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
