@@ -4,9 +4,7 @@
  * until SIGINT or SIGTERM.
  */
 #include <signal.h>
-#include <stdlib.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "bridge.h"
 #include "chat/log.h"
@@ -22,23 +20,10 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	struct chat_config cfg;
-	const char *path = getenv("CHAT_CONFIG");
-	char err[512];
+	int rc = config_from_args(&cfg, argc, argv, "chat-bridge");
 
-	if (argc == 3 && strcmp(argv[1], "--config") == 0) {
-		path = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: chat-bridge [--config FILE]\n");
-		return 2;
-	}
-	if (config_init(&cfg) != CONFIG_OK)
-		return 1;
-	if ((path && config_load_file(&cfg, path, err, sizeof(err)) != CONFIG_OK) ||
-	    config_load_env(&cfg, err, sizeof(err)) != CONFIG_OK) {
-		log_msg(LOG_ERR, "%s", err);
-		config_free(&cfg);
-		return 1;
-	}
+	if (rc != 0)
+		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -195,6 +195,30 @@ int config_load_file(struct chat_config *cfg, const char *path, char *err,
 	return rc;
 }
 
+int config_from_args(struct chat_config *cfg, int argc, char **argv, const char *prog)
+{
+	const char *path = getenv("CHAT_CONFIG");
+	char err[512];
+
+	if (argc == 3 && strcmp(argv[1], "--config") == 0) {
+		path = argv[2];
+	} else if (argc != 1) {
+		fprintf(stderr, "usage: %s [--config FILE]\n", prog);
+		return 2;
+	}
+	if (config_init(cfg) != CONFIG_OK) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return 1;
+	}
+	if ((path && config_load_file(cfg, path, err, sizeof(err)) != CONFIG_OK) ||
+	    config_load_env(cfg, err, sizeof(err)) != CONFIG_OK) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		config_free(cfg);
+		return 1;
+	}
+	return 0;
+}
+
 int config_load_env(struct chat_config *cfg, char *err, size_t errlen)
 {
 	char var[80];

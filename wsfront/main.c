@@ -92,24 +92,11 @@ int main(int argc, char **argv)
 	struct lws_context_creation_info info;
 	struct chat_config cfg;
 	struct front f;
-	const char *path = getenv("CHAT_CONFIG");
-	char err[512];
-	int rc = 1;
+	int rc = config_from_args(&cfg, argc, argv, "chat-wsfront");
 
-	if (argc == 3 && strcmp(argv[1], "--config") == 0) {
-		path = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: chat-wsfront [--config FILE]\n");
-		return 2;
-	}
-	if (config_init(&cfg) != CONFIG_OK)
-		return 1;
-	if ((path && config_load_file(&cfg, path, err, sizeof(err)) != CONFIG_OK) ||
-	    config_load_env(&cfg, err, sizeof(err)) != CONFIG_OK) {
-		log_msg(LOG_ERR, "%s", err);
-		config_free(&cfg);
-		return 1;
-	}
+	if (rc != 0)
+		return rc;
+	rc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -70,6 +70,12 @@ int config_load_file(struct chat_config *cfg, const char *path, char *err,
 /* Applies CHAT_<KEY> environment variables (e.g. CHAT_JWT_ALG). */
 int config_load_env(struct chat_config *cfg, char *err, size_t errlen);
 
+/* For a daemon's main: the settings from "--config FILE" in argv (else
+ * $CHAT_CONFIG, else none), then CHAT_<KEY> variables. Initialises cfg.
+ * Returns 0, or the exit status after a line on stderr: 2 for a usage
+ * error, 1 for a bad setting (cfg is then freed). */
+int config_from_args(struct chat_config *cfg, int argc, char **argv, const char *prog);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer (free()). */
 int config_read_file(const char *path, unsigned char **out, size_t *len);
 
