@@ -96,6 +96,10 @@ class Cluster:
         return list(reversed(self.started))
 
     def finish(self):
+        # stop every server before judging any, so a sanitizer report in one
+        # does not leave the others running
+        for s in self.servers():
+            s.stop()
         for s in self.servers():
             _finish(s)
 
