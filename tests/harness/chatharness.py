@@ -29,6 +29,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """A base port whose n consecutive ports are all free now, for a stack
+    that numbers its nodes' ports from a base (make run). Taken below the
+    kernel's ephemeral range (32768 and up), so an outgoing connection of
+    another test cannot take one of them between the check and the use."""
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise HarnessError("no %d consecutive free ports" % n)
+
+
 def find_binary(name, extra_dirs=()):
     path = shutil.which(name)
     if path:

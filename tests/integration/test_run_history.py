@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from chatharness import SANITIZE, asan_env, free_port  # noqa: E402
+from chatharness import SANITIZE, asan_env, free_ports  # noqa: E402
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
@@ -59,7 +59,8 @@ def post(port, token, body):
 
 def test_history_survives_restarts_and_a_lost_redis(tmp_path):
     run_dir = tmp_path / "run"
-    mqtt, redis, http = free_port(), free_port(), free_port()
+    base = free_ports(3)
+    mqtt, http, redis = base, base + 1, base + 2
     env = dict(os.environ, RUN_DIR=str(run_dir), NODES="1", MQTT_PORT=str(mqtt),
                REDIS_PORT=str(redis), HTTP_PORT=str(http), BUILD=BUILD)
     if SANITIZE:

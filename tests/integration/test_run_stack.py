@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from chatharness import SANITIZE, asan_env, free_port  # noqa: E402
+from chatharness import SANITIZE, asan_env, free_ports  # noqa: E402
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
@@ -19,12 +19,9 @@ BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
 
 def test_run_two_nodes_connect_and_stop(tmp_path):
     run_dir = tmp_path / "run"
-    mqtt, redis = free_port(), free_port()
-    while redis == mqtt + 1:
-        redis = free_port()
-    http = free_port()
-    while http in (mqtt, mqtt + 1, redis, redis - 1, mqtt - 1):
-        http = free_port()
+    # node ports count up from a base: mqtt, mqtt+1, http, http+1, redis
+    base = free_ports(5)
+    mqtt, http, redis = base, base + 2, base + 4
     env = dict(os.environ, RUN_DIR=str(run_dir), NODES="2", MQTT_PORT=str(mqtt),
                REDIS_PORT=str(redis), HTTP_PORT=str(http), BUILD=BUILD)
     if SANITIZE:
