@@ -13,6 +13,8 @@
 #   2. fixed load: PUBS publishers at RATE msgs/s in all to SUBS subscribers
 #      (default 10,000 delivered msgs/s); p50/p99/p99.9 (target p99 <= 5 ms)
 # Each figure is the median of REPEAT runs, alternating plain and cluster.
+# NODELAY=false runs every broker with Nagle's coalescing (set_tcp_nodelay
+# false) instead of our mosquitto.conf's true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -40,7 +42,7 @@ common="per_listener_settings false
 max_connections -1
 persistence false
 max_queued_messages 100000
-set_tcp_nodelay true
+set_tcp_nodelay ${NODELAY:-true}
 user $(id -un)"
 printf '%s\nallow_anonymous true\nlistener %s 127.0.0.1\n' "$common" "$plain" > "$work/plain.conf"
 for port in $n1 $n2; do
