@@ -423,9 +423,26 @@ static int wait_ready(int ep, int n)
 	return 0;
 }
 
+/* Reads what the k ready connections received and adds their PUBLISH
+ * count to *total. Returns -1 (with a line) when one closed. */
+static int read_deliveries(const struct epoll_event *evs, int k, uint64_t *total)
+{
+	int refused = 0;
+	for (int j = 0; j < k; j++) {
+		struct conn *c = evs[j].data.ptr;
+		uint64_t before = c->received;
+		if (read_packets(c, &refused) < 0) {
+			fprintf(stderr, "chatbench: a connection closed during the run\n");
+			return -1;
+		}
+		*total += c->received - before;
+	}
+	return 0;
+}
+
 static int run_fanout(const struct opts *o)
 {
-	int n = o->subs + 1, ep = epoll_create1(0), refused = 0;
+	int n = o->subs + 1, ep = epoll_create1(0);
 	struct conn *cs = calloc((size_t)n, sizeof(*cs));
 	struct conn *pub = &cs[o->subs];
 	char user[32];
@@ -494,15 +511,8 @@ static int run_fanout(const struct opts *o)
 			}
 		}
 		int k = epoll_wait(ep, evs, 256, 1);
-		for (int j = 0; j < k; j++) {
-			struct conn *c = evs[j].data.ptr;
-			uint64_t before = c->received;
-			if (read_packets(c, &refused) < 0) {
-				fprintf(stderr, "chatbench: a connection closed during the run\n");
-				return 1;
-			}
-			total += c->received - before;
-		}
+		if (read_deliveries(evs, k, &total) != 0)
+			return 1;
 	}
 	double dt = now_s() - t0;
 	double cpu = o->broker_pid ? broker_cpu_s(o->broker_pid) - cpu0 : 0;
@@ -540,7 +550,7 @@ static size_t put_publish(unsigned char *p, const char *topic, uint64_t t_ns)
 
 static int run_latency(const struct opts *o)
 {
-	int n = o->subs + o->pubs, ep = epoll_create1(0), refused = 0;
+	int n = o->subs + o->pubs, ep = epoll_create1(0);
 	struct conn *cs = calloc((size_t)n, sizeof(*cs));
 	struct lat_hist *hist = calloc(1, sizeof(*hist));
 	char user[32], (*topics)[64] = calloc((size_t)o->pubs, 64);
@@ -630,15 +640,8 @@ static int run_latency(const struct opts *o)
 			 * so the client does not take a core from the system measured */
 			k = epoll_wait(ep, evs, 256, 1);
 		}
-		for (int j = 0; j < k; j++) {
-			struct conn *c = evs[j].data.ptr;
-			uint64_t before = c->received;
-			if (read_packets(c, &refused) < 0) {
-				fprintf(stderr, "chatbench: a connection closed during the run\n");
-				return 1;
-			}
-			total += c->received - before;
-		}
+		if (read_deliveries(evs, k, &total) != 0)
+			return 1;
 	}
 	double dt = (double)(mono_ns() - warm) / 1e9;
 	uint64_t delivered = total - base_total, published = sent - base_sent;
@@ -739,7 +742,7 @@ static int run_acl(const struct opts *o)
 	}
 	double t0 = now_s();
 	for (int i = 0; i < o->count; i++) {
-		const struct client_entry *e = clients_get(&t, &conns[(i * 7919) % CONNS]);
+		const struct client_entry *e = clients_get(&t, &conns[(size_t)i * 7919 % CONNS]);
 		allowed += acl_allowed(&rules, &e->acl, ACL_READ, topics[i & 3], false);
 	}
 	double dt = now_s() - t0;
