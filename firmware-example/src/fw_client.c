@@ -169,14 +169,12 @@ static uint32_t backoff(struct fw_client *c)
 	return d / 2 + fw_random() % (d / 2 + 1);
 }
 
-/* Closes the stream, tells the application why, and schedules the next
- * attempt. Leaves the client OFFLINE with nothing in flight. Returns why. */
-static int drop(struct fw_client *c, int why)
+/* Closes the stream and forgets what was in flight on it: OFFLINE, empty
+ * receive buffer, no ping or history request outstanding; a post not yet
+ * acknowledged is reported lost. */
+static void go_offline(struct fw_client *c)
 {
-	uint32_t now = fw_millis();
 	fw_net_close(c->net);
-	if (c->state == FW_ST_ONLINE && now - c->online_since >= FW_STABLE_MS)
-		c->attempt = 0;
 	c->state = FW_ST_OFFLINE;
 	c->rx_fill = 0;
 	c->rx_skip = 0;
@@ -187,6 +185,16 @@ static int drop(struct fw_client *c, int why)
 		c->post_out = 0;
 		emit(c, FW_EV_POST_LOST, 0);
 	}
+}
+
+/* Closes the stream, tells the application why, and schedules the next
+ * attempt. Leaves the client OFFLINE with nothing in flight. Returns why. */
+static int drop(struct fw_client *c, int why)
+{
+	uint32_t now = fw_millis();
+	if (c->state == FW_ST_ONLINE && now - c->online_since >= FW_STABLE_MS)
+		c->attempt = 0;
+	go_offline(c);
 	if (why != FW_ERR_REFUSED)
 		emit(c, FW_EV_DISCONNECTED, why);
 	uint32_t delay = backoff(c);
@@ -716,16 +724,6 @@ void fw_client_close(struct fw_client *c)
 		return;
 	uint8_t bye[2];
 	fw_net_send(c->net, bye, fw_mqtt_disconnect(bye), c->cfg.timeout_ms);
-	fw_net_close(c->net);
-	c->state = FW_ST_OFFLINE;
-	c->rx_fill = 0;
-	c->rx_skip = 0;
-	c->ping_out = 0;
-	for (size_t i = 0; i < c->nconv; i++)
-		c->convs[i].req = 0;
-	if (c->post_out) {
-		c->post_out = 0;
-		emit(c, FW_EV_POST_LOST, 0);
-	}
+	go_offline(c);
 	c->at = fw_millis() + c->cfg.backoff_min_ms;
 }
