@@ -52,6 +52,35 @@ def free_ports(n):
     raise HarnessError("no %d consecutive free ports" % n)
 
 
+def start_run_stack(workdir, env, timeout=40):
+    """scripts/run.sh (make run) with env, its output in workdir/run.out.
+    Waits for its closing "Stop:" line and returns (process, output); if it
+    exits or takes longer, stops it and raises HarnessError with the output."""
+    root = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    outfile = os.path.join(str(workdir), "run.out")
+    with open(outfile, "w") as out:
+        proc = subprocess.Popen([os.path.join(root, "scripts", "run.sh")], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline and "Stop:" not in text and proc.poll() is None:
+        time.sleep(0.2)
+        with open(outfile) as f:
+            text = f.read()
+    if "Stop:" not in text:
+        stop_run_stack(proc)
+        with open(outfile) as f:
+            raise HarnessError("make run did not come up:\n" + f.read())
+    return proc, text
+
+
+def stop_run_stack(proc):
+    """Ctrl-C to run.sh, as a person would; waits for it to finish."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(30)
+
+
 def find_binary(name, extra_dirs=()):
     path = shutil.which(name)
     if path:

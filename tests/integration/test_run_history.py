@@ -5,36 +5,21 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from chatharness import SANITIZE, asan_env, free_ports  # noqa: E402
+from chatharness import (SANITIZE, asan_env, free_ports, start_run_stack,  # noqa: E402
+                         stop_run_stack)
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
 
 
 def start(tmp_path, env):
-    out = open(tmp_path / "run.out", "w")
-    proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh")], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 40
-    text = ""
-    while time.time() < deadline and "Stop:" not in text:
-        assert proc.poll() is None, open(tmp_path / "run.out").read()
-        time.sleep(0.2)
-        text = open(tmp_path / "run.out").read()
-    assert "Stop:" in text, text
+    proc, text = start_run_stack(tmp_path, env)
     return proc, re.search(r"-u demo -P '([^']+)'", text).group(1)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(30)
 
 
 def history(port, token, after):
@@ -74,14 +59,14 @@ def test_history_survives_restarts_and_a_lost_redis(tmp_path):
             time.sleep(0.5)
         time.sleep(2)  # the persistence worker writes the store
     finally:
-        stop(proc)
+        stop_run_stack(proc)
 
     # a plain restart: Redis's append-only file and the store both kept it
     proc, token = start(tmp_path, env)
     try:
         assert [m["body"] for m in history(mqtt, token, 0)] == ["one", "two", "three"]
     finally:
-        stop(proc)
+        stop_run_stack(proc)
 
     # Redis's data lost: the store gives it back, seq continues after 3
     shutil.rmtree(run_dir / "redis")
@@ -100,4 +85,4 @@ def test_history_survives_restarts_and_a_lost_redis(tmp_path):
         assert [(m["seq"], m["body"]) for m in msgs] == \
             [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
     finally:
-        stop(proc)
+        stop_run_stack(proc)

@@ -4,14 +4,14 @@ stopped completely by Ctrl-C."""
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
-from chatharness import SANITIZE, asan_env, free_ports  # noqa: E402
+from chatharness import (SANITIZE, asan_env, free_ports, start_run_stack,  # noqa: E402
+                         stop_run_stack)
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 BUILD = os.environ.get("CHAT_BUILD_DIR") or os.path.join(ROOT, "build")
@@ -26,17 +26,8 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
                REDIS_PORT=str(redis), HTTP_PORT=str(http), BUILD=BUILD)
     if SANITIZE:
         env["MOSQUITTO_PRELOAD"] = asan_env()["LD_PRELOAD"]
-    out = open(tmp_path / "run.out", "w+")
-    proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh")], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc, text = start_run_stack(tmp_path, env)
     try:
-        deadline = time.time() + 30
-        text = ""
-        while time.time() < deadline and "Stop:" not in text:
-            assert proc.poll() is None, open(tmp_path / "run.out").read()
-            time.sleep(0.2)
-            text = open(tmp_path / "run.out").read()
-        assert "Stop:" in text, text
         stack = json.loads((run_dir / "stack.json").read_text())
         ports = [n["mqtt"]["port"] for n in stack["nodes"]]
         assert ports == [mqtt, mqtt + 1]
@@ -71,9 +62,7 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
             assert b"mqtt.min.js" in page
         assert len(pids) == 7  # redis, two brokers, two bridges, two web fronts
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(20)
+        stop_run_stack(proc)
     for n in (1, 2):
         for name in ("mosquitto.log", "bridge.log", "wsfront.log"):
             log = (run_dir / ("node%d" % n) / name).read_text()
