@@ -166,10 +166,20 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-	    reply->element[1]->type != REDIS_REPLY_STRING ||
-	    reply->element[2]->type != REDIS_REPLY_STRING)
-		return; /* a subscribe confirmation, or a lost link */
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return; /* a lost link */
 	const char *channel = reply->element[1]->str;
+	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+		/* chat:acl is at-most-once: whatever changed while this link was
+		 * away is lost, so once it listens again, send the plugin every
+		 * room's state anew (versioned: an older state never wins) */
+		if (strcmp(channel, "chat:acl") == 0)
+			b->acl_stale = true;
+		return;
+	}
+	if (reply->element[2]->type != REDIS_REPLY_STRING)
+		return;
 	const char *s = reply->element[2]->str;
 	size_t len = reply->element[2]->len;
 
@@ -215,6 +225,7 @@ static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
 		if (reply && reply->type == REDIS_REPLY_ERROR)
 			log_msg(LOG_WARN, "room snapshot: %s", reply->str);
+		b->acl_stale = b->acl_synced;
 		return; /* tried again on the next turn */
 	}
 	/* one $CONTROL message per 500 rooms */
@@ -223,8 +234,10 @@ static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 		for (size_t k = i; k < end; k++)
 			total += reply->element[k]->len + 1;
 		char *buf = malloc(total);
-		if (buf == NULL)
+		if (buf == NULL) {
+			b->acl_stale = b->acl_synced;
 			return;
+		}
 		char *p = buf;
 		for (size_t k = i; k < end; k++) {
 			memcpy(p, reply->element[k]->str, reply->element[k]->len);
@@ -243,9 +256,10 @@ static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 
 static void acl_sync(struct bridge *b)
 {
-	if (b->acl_synced || b->acl_syncing || !b->mqtt_up || !b->cmd.ready)
+	if ((b->acl_synced && !b->acl_stale) || b->acl_syncing || !b->mqtt_up || !b->cmd.ready)
 		return;
 	b->acl_syncing = true;
+	b->acl_stale = false;
 	redisAsyncCommand(b->cmd.ac, on_acl_snapshot, b, "EVALSHA %s 0", b->sha.acl_snapshot);
 }
 

@@ -60,6 +60,7 @@ struct bridge {
 	bool feed_pending;
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
+	bool acl_stale;       /* chat:acl was not listened to for a while */
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct jobs jobs;         /* history pages, off the loop */

@@ -1,0 +1,3 @@
+# Faults: processes killed, stopped or cut off under traffic, and what the
+# contract promises through them (issue 9).
+chat_pytest(integration_bridge_acl_converge test_bridge_acl_converge.py)
