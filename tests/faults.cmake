@@ -1,3 +1,4 @@
 # Faults: processes killed, stopped or cut off under traffic, and what the
 # contract promises through them (issue 9).
 chat_pytest(integration_bridge_acl_converge test_bridge_acl_converge.py)
+chat_pytest(integration_faults test_faults.py)
