@@ -1,0 +1,4 @@
+# Store bounds and Redis AUTH (issue 9 sections 2-3, issue 10 finding 13):
+# every store call returns within store_timeout_ms whatever the store does,
+# and every component authenticates to Redis.
+chat_unit_test(test_store_bounds chatstore)
