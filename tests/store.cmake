@@ -2,3 +2,4 @@
 # every store call returns within store_timeout_ms whatever the store does,
 # and every component authenticates to Redis.
 chat_unit_test(test_store_bounds chatstore)
+chat_unit_test(test_redis_auth_config chatcore)
