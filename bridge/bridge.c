@@ -826,6 +826,10 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		return -1;
 	}
 	store_close(st);
+	/* credentials Redis refuses are a setting error too (after the store
+	 * check, so each refusal names its own setting) */
+	if (rconn_check_at_start(cfg, "chat-bridge") != 0)
+		return -1;
 	scripts_sha(&b->sha);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));

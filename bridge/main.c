@@ -8,7 +8,6 @@
 
 #include "bridge.h"
 #include "chat/log.h"
-#include "rconn.h"
 
 static struct bridge the_bridge;
 
@@ -25,10 +24,6 @@ int main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc;
-	if (rconn_check_at_start(&cfg, "chat-bridge") != 0) {
-		config_free(&cfg);
-		return 1;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
