@@ -114,7 +114,8 @@ static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 static int open_store(const struct chat_config *cfg, struct store **st)
 {
 	char err[256];
-	if (store_open(cfg->store_url, st, err, sizeof(err)) != STORE_OK) {
+	if (store_open_timeout(cfg->store_url, (int)cfg->store_timeout_ms, st, err, sizeof(err)) !=
+	    STORE_OK) {
 		fprintf(stderr, "chatctl: store: %s\n", err);
 		return 1;
 	}

@@ -43,7 +43,10 @@ def person(port, keys, user, *subs):
 def timed_rpc(client, user, method, params, timeout=30):
     t0 = time.time()
     reply = rpc(client, user, method, params, timeout=timeout)
-    return reply, time.time() - t0
+    took = time.time() - t0
+    print("history %s: %s in %.3f s" % (params, "error " + reply["error"]["code"]
+                                         if "error" in reply else "ok", took))
+    return reply, took
 
 
 def seqs(reply):
