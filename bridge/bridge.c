@@ -20,10 +20,12 @@
 #include "chat/names.h"
 #include "chat/topic.h"
 #include "inbound.h"
+#include "rconn.h"
 #include "rpc.h"
 #include "store.h"
 
 #define RETRY_S 1.0
+#define AUTH_RETRY_S 10.0
 #define TOKEN_TTL_S (24 * 3600)
 #define FEED_BATCH 1000
 #define BEAT_S 5.0
@@ -49,18 +51,46 @@ static void ev_cleanup(void *p)
 	l->want_read = l->want_write = false;
 }
 
+/* The link is usable once Redis accepted our AUTH (or, with no password,
+ * answered a PING, so a server that wants one is told at once). A refusal
+ * is logged as the setting to fix and the link retries every
+ * AUTH_RETRY_S, in case the password is being rotated. */
+static void on_redis_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redis_link *l = priv;
+	char err[256];
+
+	if (r == NULL)
+		return; /* the link was lost meanwhile: the disconnect callback retries */
+	if (rconn_refused(l->b->cfg, r, err, sizeof(err))) {
+		log_msg(LOG_ERR, "redis %s: %s", l->name, err);
+		l->refused = true;
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	l->refused = false;
+	log_msg(LOG_INFO, "redis %s: connected", l->name);
+	l->ready = true;
+	l->on_ready(l->b);
+}
+
 static void on_redis_connect(const redisAsyncContext *ac, int status)
 {
 	struct redis_link *l = ac->data;
+	const char *argv[3];
+
 	if (status != REDIS_OK) {
 		log_msg(LOG_WARN, "redis %s: connect failed: %s", l->name, ac->errstr);
 		l->ac = NULL; /* hiredis frees it */
 		l->retry_at = now_s() + RETRY_S;
 		return;
 	}
-	log_msg(LOG_INFO, "redis %s: connected", l->name);
-	l->ready = true;
-	l->on_ready(l->b);
+	int argc = rconn_auth_argv(l->b->cfg, argv);
+	if (argc == 0)
+		argv[argc++] = "PING";
+	if (redisAsyncCommandArgv((redisAsyncContext *)ac, on_redis_auth, l, argc, argv, NULL) !=
+	    REDIS_OK)
+		redisAsyncDisconnect((redisAsyncContext *)ac);
 }
 
 static void on_redis_disconnect(const redisAsyncContext *ac, int status)
@@ -71,7 +101,7 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 	l->ac = NULL;
 	l->ready = false;
 	l->want_read = l->want_write = false;
-	l->retry_at = now_s() + RETRY_S;
+	l->retry_at = now_s() + (l->refused ? AUTH_RETRY_S : RETRY_S);
 	if (l == &l->b->feed)
 		l->b->feed_pending = false;
 	/* Without Redis nothing can be accepted: leave the broker so that
@@ -800,11 +830,20 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 	 * missing folder) is a setting error: refuse to start. An unreachable
 	 * MongoDB opens and is waited for by the persistence worker. */
 	struct store *st = NULL;
-	if (store_open(cfg->store_url, &st, err, sizeof(err)) != STORE_OK) {
+	int src =
+	    store_open_timeout(cfg->store_url, (int)cfg->store_timeout_ms, &st, err, sizeof(err));
+	if (src == STORE_E_DOWN) {
+		/* locked or slow now: the workers wait for it, bounded */
+		log_msg(LOG_WARN, "store_url: %s: starting without it", err);
+	} else if (src != STORE_OK) {
 		log_msg(LOG_ERR, "store_url: %s", err);
 		return -1;
 	}
 	store_close(st);
+	/* credentials Redis refuses are a setting error too (after the store
+	 * check, so each refusal names its own setting) */
+	if (rconn_check_at_start(cfg, "chat-bridge") != 0)
+		return -1;
 	scripts_sha(&b->sha);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));

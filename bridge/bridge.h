@@ -40,6 +40,7 @@ struct redis_link {
 	redisAsyncContext *ac;
 	bool want_read, want_write;
 	bool ready;
+	bool refused; /* Redis refused our AUTH: retry slowly */
 	double retry_at;
 	void (*on_ready)(struct bridge *b);
 	struct bridge *b;

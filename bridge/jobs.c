@@ -4,22 +4,38 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chat/log.h"
 #include "jobs.h"
+#include "rconn.h"
 
+/* A refused password is a setting to fix: said at most every 10 s by
+ * each thread that retries, not at every attempt. */
 redisContext *jobs_redis_connect(const struct chat_config *cfg)
 {
-	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-	if (c == NULL || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
+	static _Thread_local time_t said;
+	char err[256];
+	int rc;
+	redisContext *c = rconn_connect(cfg, 2000, 2000, &rc, err, sizeof(err));
+
+	if (c == NULL && rc == RCONN_E_AUTH && time(NULL) >= said + 10) {
+		said = time(NULL);
+		log_msg(LOG_ERR, "%s", err);
 	}
-	redisSetTimeout(c, tv);
 	return c;
+}
+
+/* Drops a connection that failed, then connects if there is none; NULL
+ * when Redis does not answer. */
+static redisContext *fresh_redis(const struct jobs *js, redisContext *redis)
+{
+	if (redis && redis->err) {
+		redisFree(redis);
+		redis = NULL;
+	}
+	return redis ? redis : jobs_redis_connect(js->cfg);
 }
 
 static void *worker(void *arg)
@@ -29,6 +45,11 @@ static void *worker(void *arg)
 	struct store *store = NULL;
 	char err[256];
 
+	/* Opened at the first job that needs the store, so a page Redis holds
+	 * never waits for a store that is locked or down. */
+	if (store_open_lazy(js->cfg->store_url, (int)js->cfg->store_timeout_ms, &store, err,
+	                    sizeof(err)) != STORE_OK)
+		log_msg(LOG_WARN, "jobs: store: %s", err);
 	for (;;) {
 		pthread_mutex_lock(&js->lock);
 		while (js->todo == NULL && !js->stop)
@@ -47,15 +68,19 @@ static void *worker(void *arg)
 			continue;
 
 		if (!stop) {
-			if (redis && redis->err) {
-				redisFree(redis);
-				redis = NULL;
-			}
-			if (redis == NULL)
-				redis = jobs_redis_connect(js->cfg);
-			if (store == NULL && store_open(js->cfg->store_url, &store, err, sizeof(err)) != 0)
-				log_msg(LOG_WARN, "jobs: store: %s", err);
+			redis = fresh_redis(js, redis);
 			j->run(j, redis, store);
+			/* An idle connection learns only now that Redis restarted
+			 * (or dropped it): connect again and run the job once more,
+			 * so the user sees no error for it. */
+			if (redis && redis->err) {
+				log_msg(LOG_INFO,
+				        "jobs: redis connection lost (%s): retrying on a new one",
+				        redis->errstr);
+				redis = fresh_redis(js, redis);
+				if (redis)
+					j->run(j, redis, store);
+			}
 		}
 		pthread_mutex_lock(&js->lock);
 		j->next = js->finished;

@@ -18,7 +18,11 @@
 
 struct job {
 	struct job *next;
-	/* on the worker: redis and store may be NULL when not reachable */
+	/* on the worker: redis may be NULL when not reachable; store opens
+	 * at its first call (store_open_lazy), NULL only for a bad URL. When
+	 * redis failed during run, run is called once more on a new
+	 * connection: it must then start over, keeping nothing of the first
+	 * call. */
 	void (*run)(struct job *j, redisContext *redis, struct store *store);
 	/* back on the event loop; frees the job */
 	void (*done)(struct job *j);
@@ -49,7 +53,8 @@ void jobs_collect(struct jobs *js);
 /* Stops the worker; jobs not run yet are finished with run skipped. */
 void jobs_stop(struct jobs *js);
 
-/* A blocking Redis connection with 2 s timeouts, or NULL. */
+/* A blocking, authenticated Redis connection with 2 s timeouts, or NULL
+ * (a refused password is logged). */
 redisContext *jobs_redis_connect(const struct chat_config *cfg);
 
 #endif

@@ -252,7 +252,6 @@ static bool keep_trying(struct worker *w, double *wait)
 	return redis_ok(w) && take_lease(w) && !atomic_load(&w->p->stop);
 }
 
-
 static void ack(struct worker *w, const char *stream, const redisReply *entries)
 {
 	size_t n = entries->elements;
@@ -553,6 +552,34 @@ static bool group_floor(struct worker *w, const char *stream, char *floor, size_
 	return ok;
 }
 
+/* The age (ms) of the oldest message not yet stored: the group's first
+ * pending entry, else the first entry after floor (its last read one);
+ * 0 when there is none. A stream id starts with its time in ms. */
+static long long oldest_age_ms(struct worker *w, const char *floor)
+{
+	char oldest[64] = "";
+	redisReply *p = redisCommand(w->redis, "XPENDING chat:stream %s", GROUP);
+
+	if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 &&
+	    p->element[0]->type == REDIS_REPLY_INTEGER && p->element[0]->integer > 0 &&
+	    p->element[1]->type == REDIS_REPLY_STRING)
+		snprintf(oldest, sizeof(oldest), "%s", p->element[1]->str);
+	freeReplyObject(p);
+	if (oldest[0] == '\0') {
+		redisReply *r = redisCommand(w->redis, "XRANGE chat:stream (%s + COUNT 1", floor);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+			snprintf(oldest, sizeof(oldest), "%s", r->element[0]->element[0]->str);
+		freeReplyObject(r);
+	}
+	if (oldest[0] == '\0')
+		return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	long long id_ms = strtoll(oldest, NULL, 10);
+	return now_ms > id_ms ? now_ms - id_ms : 0;
+}
+
 static void trim(struct worker *w, long long *backlog, long long *lag_ms)
 {
 	char keep[64], ops_keep[64];
@@ -575,28 +602,7 @@ static void trim(struct worker *w, long long *backlog, long long *lag_ms)
 	if (group_floor(w, "chat:ops", ops_keep, sizeof(ops_keep), &ops_backlog))
 		freeReplyObject(redisCommand(w->redis, "XTRIM chat:ops MINID %s", ops_keep));
 
-	/* lag: age of the oldest message not yet stored */
-	*lag_ms = 0;
-	if (*backlog > 0) {
-		redisReply *p = redisCommand(w->redis, "XPENDING chat:stream %s", GROUP);
-		char oldest[64] = "";
-		if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[0]->integer > 0)
-			snprintf(oldest, sizeof(oldest), "%s", p->element[1]->str);
-		freeReplyObject(p);
-		if (oldest[0] == '\0') {
-			redisReply *r = redisCommand(w->redis, "XRANGE chat:stream (%s + COUNT 1", keep);
-			if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
-				snprintf(oldest, sizeof(oldest), "%s", r->element[0]->element[0]->str);
-			freeReplyObject(r);
-		}
-		if (oldest[0]) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-			long long id_ms = strtoll(oldest, NULL, 10);
-			*lag_ms = now_ms > id_ms ? now_ms - id_ms : 0;
-		}
-	}
+	*lag_ms = *backlog > 0 ? oldest_age_ms(w, keep) : 0;
 }
 
 static void report(struct worker *w, bool store_up)
@@ -607,19 +613,31 @@ static void report(struct worker *w, bool store_up)
 	if (now < w->next_report || !redis_ok(w))
 		return;
 	w->next_report = now + 1.0;
-	if (store_up)
+	if (store_up) {
 		trim(w, &backlog, &lag_ms);
-	else
-		group_floor(w, "chat:stream", (char[64]){0}, 64, &backlog);
+	} else {
+		char floor[64];
+		if (group_floor(w, "chat:stream", floor, sizeof(floor), &backlog))
+			lag_ms = backlog > 0 ? oldest_age_ms(w, floor) : 0;
+	}
 	redisReply *r = redisCommand(w->redis,
 	                             "HSET chat:metrics:persist backlog %lld lag_ms %lld persisted %llu "
 	                             "store_up %d writer %s",
 	                             backlog, lag_ms, w->persisted, store_up ? 1 : 0,
 	                             w->p->cfg->node_name);
 	freeReplyObject(r);
-	if (!store_up || backlog > 10000)
-		log_msg(LOG_INFO, "persist: backlog %lld, lag %lld ms, store %s", backlog, lag_ms,
-		        store_up ? "up" : "DOWN");
+	if (!store_up) {
+		/* backlog and lag stay -1 when Redis did not say (the group is
+		 * being set up again): then say so, not a number */
+		char age[48] = "an unknown time", count[24] = "some";
+		if (lag_ms >= 0)
+			snprintf(age, sizeof(age), "%lld ms", lag_ms);
+		if (backlog >= 0)
+			snprintf(count, sizeof(count), "%lld", backlog);
+		log_msg(LOG_INFO, "persist: store DOWN (%s); %s message(s) wait, the oldest for %s",
+		        w->store ? store_errmsg(w->store) : "not open", count, age);
+	} else if (backlog > 10000)
+		log_msg(LOG_INFO, "persist: backlog %lld, lag %lld ms", backlog, lag_ms);
 }
 
 static void *run(void *arg)
@@ -632,7 +650,9 @@ static void *run(void *arg)
 			nap(w.p, 1.0);
 			continue;
 		}
-		if (w.store == NULL && store_open(w.p->cfg->store_url, &w.store, err, sizeof(err)) != 0) {
+		if (w.store == NULL &&
+		    store_open_timeout(w.p->cfg->store_url, (int)w.p->cfg->store_timeout_ms,
+		                       &w.store, err, sizeof(err)) != 0) {
 			log_msg(LOG_ERR, "persist: store: %s", err);
 			nap(w.p, 2.0);
 			continue;

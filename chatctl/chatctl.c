@@ -24,6 +24,7 @@
 #include "chat/names.h"
 #include "chat/token.h"
 #include "history.h"
+#include "rconn.h"
 #include "store.h"
 
 static void usage(FILE *f)
@@ -113,7 +114,8 @@ static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 static int open_store(const struct chat_config *cfg, struct store **st)
 {
 	char err[256];
-	if (store_open(cfg->store_url, st, err, sizeof(err)) != STORE_OK) {
+	if (store_open_timeout(cfg->store_url, (int)cfg->store_timeout_ms, st, err, sizeof(err)) !=
+	    STORE_OK) {
 		fprintf(stderr, "chatctl: store: %s\n", err);
 		return 1;
 	}
@@ -122,16 +124,12 @@ static int open_store(const struct chat_config *cfg, struct store **st)
 
 static redisContext *open_redis(const struct chat_config *cfg)
 {
-	struct timeval tv = {2, 0};
-	redisContext *r = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-	if (r == NULL || r->err) {
-		fprintf(stderr, "chatctl: redis %s:%ld: %s\n", cfg->redis_host, cfg->redis_port,
-		        r ? r->errstr : "out of memory");
-		if (r)
-			redisFree(r);
-		return NULL;
-	}
-	redisSetTimeout(r, tv);
+	char err[256];
+	int rc;
+	redisContext *r = rconn_connect(cfg, 2000, 2000, &rc, err, sizeof(err));
+
+	if (r == NULL)
+		fprintf(stderr, "chatctl: %s\n", err);
 	return r;
 }
 
@@ -322,7 +320,8 @@ int main(int argc, char **argv)
 	if (path == NULL && access("run/chat.conf", R_OK) == 0)
 		path = "run/chat.conf";
 	if ((path && config_load_file(&cfg, path, err, sizeof(err)) != CONFIG_OK) ||
-	    config_load_env(&cfg, err, sizeof(err)) != CONFIG_OK) {
+	    config_load_env(&cfg, err, sizeof(err)) != CONFIG_OK ||
+	    config_load_redis_password(&cfg, err, sizeof(err)) != CONFIG_OK) {
 		fprintf(stderr, "chatctl: %s\n", err);
 		config_free(&cfg);
 		return 1;

@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,14 @@ static const struct config_opt opts[] = {
 	{"service_user", OPT_STR, 1, 32, "bridge", NULL, OFF(service_user)},
 	{"redis_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(redis_host)},
 	{"redis_port", OPT_LONG, 1, 65535, "6379", NULL, OFF(redis_port)},
+	{"redis_password_file", OPT_STR, 1, 4096, NULL, NULL, OFF(redis_password_file)},
+	{"redis_user", OPT_STR, 1, 128, NULL, NULL, OFF(redis_user)},
 	{"stream_maxlen", OPT_LONG, 1000, 100000000, "1000000", NULL, OFF(stream_maxlen)},
 	{"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
 	{"rate_per_s", OPT_LONG, 1, 1000000, "20", NULL, OFF(rate_per_s)},
 	{"rate_burst", OPT_LONG, 1, 1000000, "40", NULL, OFF(rate_burst)},
 	{"store_url", OPT_STR, 1, 4096, "sqlite:run/chat.db", NULL, OFF(store_url)},
+	{"store_timeout_ms", OPT_LONG, 100, 60000, "2000", NULL, OFF(store_timeout_ms)},
 	{"http_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(http_host)},
 	{"http_port", OPT_LONG, 1, 65535, "8080", NULL, OFF(http_port)},
 	{"static_dir", OPT_STR, 1, 4096, "build/wsfront/app", NULL, OFF(static_dir)},
@@ -143,6 +147,10 @@ void config_free(struct chat_config *cfg)
 			*field = NULL;
 		}
 	}
+	if (cfg->redis_password)
+		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));
+	free(cfg->redis_password);
+	cfg->redis_password = NULL;
 }
 
 int config_set(struct chat_config *cfg, const char *key, const char *value,
@@ -211,7 +219,8 @@ int config_from_args(struct chat_config *cfg, int argc, char **argv, const char 
 		return 1;
 	}
 	if ((path && config_load_file(cfg, path, err, sizeof(err)) != CONFIG_OK) ||
-	    config_load_env(cfg, err, sizeof(err)) != CONFIG_OK) {
+	    config_load_env(cfg, err, sizeof(err)) != CONFIG_OK ||
+	    config_load_redis_password(cfg, err, sizeof(err)) != CONFIG_OK) {
 		fprintf(stderr, "%s: %s\n", prog, err);
 		config_free(cfg);
 		return 1;
@@ -270,5 +279,49 @@ int config_read_file(const char *path, unsigned char **out, size_t *len)
 	buf[n] = '\0';
 	*out = buf;
 	*len = n;
+	return CONFIG_OK;
+}
+
+/* The password is the file's first line; a file that cannot be read, or
+ * whose first line is empty or holds a control character, is refused so a
+ * daemon never starts with credentials it did not mean. */
+int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen)
+{
+	unsigned char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (cfg->redis_password_file == NULL) {
+		if (cfg->redis_user == NULL)
+			return CONFIG_OK;
+		snprintf(err, errlen,
+		         "redis_user: needs redis_password_file (the user's password)");
+		return CONFIG_E_VALUE;
+	}
+	errno = 0;
+	if ((rc = config_read_file(cfg->redis_password_file, &text, &len)) != CONFIG_OK) {
+		snprintf(err, errlen, "redis_password_file: cannot read '%s': %s",
+		         cfg->redis_password_file,
+		         rc == CONFIG_E_NOMEM ? "out of memory"
+		         : errno              ? strerror(errno)
+		                              : "too large or unreadable");
+		return rc;
+	}
+	size_t n = strcspn((char *)text, "\r\n");
+	bool bad = n == 0 || n > CONFIG_REDIS_PASSWORD_MAX;
+	for (size_t i = 0; i < n && !bad; i++)
+		bad = text[i] < 0x20 || text[i] == 0x7f;
+	if (bad || (text[n] == '\0' && n != len)) { /* a NUL inside would cut it */
+		snprintf(
+		    err, errlen,
+		    "redis_password_file: '%s' must start with a line of 1..%d printable bytes",
+		    cfg->redis_password_file, CONFIG_REDIS_PASSWORD_MAX);
+		explicit_bzero(text, len);
+		free(text);
+		return CONFIG_E_VALUE;
+	}
+	text[n] = '\0';
+	free(cfg->redis_password);
+	cfg->redis_password = (char *)text;
 	return CONFIG_OK;
 }

@@ -8,7 +8,7 @@
 # random conversation (QUERIES pages, or fewer when QUERY_SECONDS runs out).
 # FerretDB's SQLite backend scans the whole collection for every page (it
 # pushes down only _id equality), so its page budget is small by default,
-# and its URL raises socketTimeoutMS (the store's default is 30 s, less than
+# and its URL raises socketTimeoutMS (the store's default is store_timeout_ms, 2 s, less than
 # one such scan at 1 M messages).
 set -euo pipefail
 cd "$(dirname "$0")/.."

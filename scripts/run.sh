@@ -35,11 +35,23 @@ chmod 700 "$run"
 if [ ! -s $run/jwt.secret ]; then
   (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $run/jwt.secret; echo >> $run/jwt.secret)
 fi
+# Redis AUTH: a random password made on the first start and kept under
+# run/ (mode 600); redis-server gets it through a config file (not the
+# command line, which ps shows) and every component through
+# redis_password_file. Delete run/redis.password to get a new one.
+if [ ! -s $run/redis.password ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $run/redis.password; echo >> $run/redis.password)
+fi
+(umask 077; echo "requirepass $(head -n 1 $run/redis.password)" > $run/redis.conf)
+redis_auth="redis_password_file $run/redis.password"
+
 cat > $run/chat.conf <<CONF
 # written by scripts/run.sh
 jwt_alg HS256
 jwt_key_file $run/jwt.secret
 topic_prefix chat
+redis_port $REDIS_PORT
+$redis_auth
 CONF
 
 stopping=0
@@ -52,7 +64,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 # every write synced before it is acknowledged: seq numbers survive a crash
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run/redis" \
+redis-server $run/redis.conf --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run/redis" \
   --appendonly yes --appendfsync always --daemonize no > $run/redis.log 2>&1 &
 echo $! > $run/redis.pid
 
@@ -96,6 +108,7 @@ jwt_key_file $run/jwt.secret
 node_name node$n
 mqtt_port $((MQTT_PORT + n - 1))
 redis_port $REDIS_PORT
+$redis_auth
 store_url sqlite:$run/chat.db
 CONF
   env -u CHAT_CONFIG $BUILD/bridge/chat-bridge --config $run/node$n/bridge.conf \
@@ -119,6 +132,7 @@ jwt_key_file $run/jwt.secret
 node_name node$n
 mqtt_port $((MQTT_PORT + n - 1))
 redis_port $REDIS_PORT
+$redis_auth
 store_url sqlite:$run/chat.db
 http_port $((HTTP_PORT + n - 1))
 static_dir $(realpath -m "$BUILD/wsfront/app")
@@ -136,7 +150,8 @@ cat > $run/stack.json <<JSON
  "redis":"redis://127.0.0.1:$REDIS_PORT",
  "store":"sqlite:$run/chat.db",
  "config":"$run/chat.conf",
- "jwt_secret_file":"$run/jwt.secret"}
+ "jwt_secret_file":"$run/jwt.secret",
+ "redis_password_file":"$run/redis.password"}
 JSON
 
 token=$($BUILD/chatctl/chatctl --config $run/chat.conf token demo --ttl 24h)
@@ -148,7 +163,8 @@ cat <<TXT
 
 chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
   MQTT:  $(for n in $(seq 1 "$NODES"); do printf 'node%s 127.0.0.1:%s  ' "$n" $((MQTT_PORT + n - 1)); done)
-  Redis: 127.0.0.1:$REDIS_PORT
+  Redis: 127.0.0.1:$REDIS_PORT, password in $run/redis.password
+         (REDISCLI_AUTH=\$(cat $run/redis.password) redis-cli -p $REDIS_PORT)
 
 The web app (open it in two browser windows, sign up, and chat):
   $(for n in $(seq 1 "$NODES"); do printf 'http://127.0.0.1:%s/  ' $((HTTP_PORT + n - 1)); done)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -21,8 +22,19 @@ int store__fail(struct store *s, int rc, const char *fmt, ...)
 	return rc;
 }
 
-int store_open(const char *url, struct store **out, char *err, size_t errlen)
+double store__now(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int store_open_timeout(const char *url, int timeout_ms, struct store **out, char *err,
+                       size_t errlen)
+{
+	int rc;
+
 	if (out == NULL)
 		return STORE_E_BAD;
 	*out = NULL;
@@ -32,14 +44,101 @@ int store_open(const char *url, struct store **out, char *err, size_t errlen)
 		snprintf(err, err ? errlen : 0, "no store URL");
 		return STORE_E_URL;
 	}
+	if (timeout_ms < 1) {
+		snprintf(err, err ? errlen : 0, "store timeout %d ms: must be at least 1",
+		         timeout_ms);
+		return STORE_E_BAD;
+	}
 	if (strncmp(url, "sqlite:", 7) == 0)
-		return store__sqlite_open(url + 7, out, err, errlen);
-	if (strncmp(url, "mongodb://", 10) == 0 || strncmp(url, "mongodb+srv://", 14) == 0)
-		return store__mongo_open(url, out, err, errlen);
-	snprintf(err, err ? errlen : 0,
-	         "store URL '%.64s' names no backend (sqlite:PATH or mongodb://host:port/db)",
-	         url);
-	return STORE_E_URL;
+		rc = store__sqlite_open(url + 7, timeout_ms, out, err, errlen);
+	else if (strncmp(url, "mongodb://", 10) == 0 || strncmp(url, "mongodb+srv://", 14) == 0)
+		rc = store__mongo_open(url, timeout_ms, out, err, errlen);
+	else {
+		snprintf(
+		    err, err ? errlen : 0,
+		    "store URL '%.64s' names no backend (sqlite:PATH or mongodb://host:port/db)",
+		    url);
+		return STORE_E_URL;
+	}
+	if (rc == STORE_OK)
+		(*out)->timeout_ms = timeout_ms;
+	return rc;
+}
+
+int store_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+	return store_open_timeout(url, STORE_TIMEOUT_DEFAULT_MS, out, err, errlen);
+}
+
+/* ---- the lazy handle: a store opened at its first call ---- */
+
+struct lazy_store {
+	struct store base;
+	struct store *real; /* NULL until an open succeeded */
+	char *url;
+};
+
+static void lazy_close(struct store *s)
+{
+	struct lazy_store *l = (struct lazy_store *)s;
+
+	store_close(l->real);
+	free(l->url);
+	free(l);
+}
+
+static const struct store_ops lazy_ops = {.name = "lazy", .close = lazy_close};
+
+int store_open_lazy(const char *url, int timeout_ms, struct store **out, char *err, size_t errlen)
+{
+	struct lazy_store *l;
+
+	if (out == NULL)
+		return STORE_E_BAD;
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	if (url == NULL ||
+	    !((strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0') ||
+	      strncmp(url, "mongodb://", 10) == 0 || strncmp(url, "mongodb+srv://", 14) == 0)) {
+		snprintf(
+		    err, err ? errlen : 0,
+		    "store URL '%.64s' names no backend (sqlite:PATH or mongodb://host:port/db)",
+		    url ? url : "");
+		return STORE_E_URL;
+	}
+	if (timeout_ms < 1) {
+		snprintf(err, err ? errlen : 0, "store timeout %d ms: must be at least 1",
+		         timeout_ms);
+		return STORE_E_BAD;
+	}
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->url = strdup(url)) == NULL) {
+		free(l);
+		snprintf(err, err ? errlen : 0, "store: out of memory");
+		return STORE_E_NOMEM;
+	}
+	l->base.ops = &lazy_ops;
+	l->base.timeout_ms = timeout_ms;
+	*out = &l->base;
+	return STORE_OK;
+}
+
+/* The handle a call works on: s itself, or a lazy handle's store, opened
+ * now if need be. NULL when that open failed (the reason is in s). */
+static struct store *resolve(struct store *s)
+{
+	struct lazy_store *l = (struct lazy_store *)s;
+	char err[sizeof(s->errmsg)];
+
+	if (s->ops != &lazy_ops || l->real)
+		return s->ops != &lazy_ops ? s : l->real;
+	if (store_open_timeout(l->url, s->timeout_ms, &l->real, err, sizeof(err)) != STORE_OK) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", err);
+		return NULL;
+	}
+	s->errmsg[0] = '\0';
+	return l->real;
 }
 
 void store_close(struct store *s)
@@ -64,6 +163,8 @@ const char *store_strerror(int err)
 
 const char *store_errmsg(const struct store *s)
 {
+	if (s && s->ops == &lazy_ops && ((const struct lazy_store *)s)->real)
+		return ((const struct lazy_store *)s)->real->errmsg;
 	return s ? s->errmsg : "no store";
 }
 
@@ -84,14 +185,23 @@ static bool conv_ok(const char *c)
 	return c && conv_parse(c, strnlen(c, NAME_CONV_MAX + 1), &id) == 0;
 }
 
-/* Every public entry point starts here: a NULL handle is a bad argument,
- * and a call starts with no error recorded. */
-#define ENTER(s)                                                                                 \
-	do {                                                                                     \
-		if ((s) == NULL)                                                                 \
-			return STORE_E_BAD;                                                      \
-		(s)->errmsg[0] = '\0';                                                           \
+/* Every public entry point starts here: a NULL handle is a bad argument;
+ * a lazy handle becomes its store (STORE_E_DOWN when it cannot be opened);
+ * a call starts with no error recorded and its deadline set (bounded:
+ * also its run time, not only its waits). */
+#define ENTER_BOUNDED(s, bound)                                                                    \
+	do {                                                                                       \
+		if ((s) == NULL)                                                                   \
+			return STORE_E_BAD;                                                        \
+		struct store *real_ = resolve(s);                                                  \
+		if (real_ == NULL)                                                                 \
+			return STORE_E_DOWN;                                                       \
+		(s) = real_;                                                                       \
+		(s)->errmsg[0] = '\0';                                                             \
+		(s)->bounded = (bound);                                                            \
+		(s)->deadline = store__now() + (s)->timeout_ms / 1000.0;                           \
 	} while (0)
+#define ENTER(s) ENTER_BOUNDED(s, true)
 
 int store_ping(struct store *s)
 {
@@ -261,7 +371,7 @@ int store_max_seq(struct store *s, const char *conv, uint64_t *out)
 int store_each_max_seq(struct store *s, int (*fn)(void *ctx, const char *conv, uint64_t seq),
                        void *ctx)
 {
-	ENTER(s);
+	ENTER_BOUNDED(s, false);
 	if (fn == NULL)
 		return STORE_E_BAD;
 	return s->ops->each_max_seq(s, fn, ctx);
@@ -296,7 +406,7 @@ int store_room_put(struct store *s, const struct store_room *r)
 int store_each_room(struct store *s, int (*fn)(void *ctx, const struct store_room *r),
                     void *ctx)
 {
-	ENTER(s);
+	ENTER_BOUNDED(s, false);
 	if (fn == NULL)
 		return STORE_E_BAD;
 	return s->ops->each_room(s, fn, ctx);
@@ -313,7 +423,7 @@ int store_member_set(struct store *s, const char *room, const char *user, bool m
 int store_each_member(struct store *s,
                       int (*fn)(void *ctx, const char *room, const char *user), void *ctx)
 {
-	ENTER(s);
+	ENTER_BOUNDED(s, false);
 	if (fn == NULL)
 		return STORE_E_BAD;
 	return s->ops->each_member(s, fn, ctx);
@@ -331,7 +441,7 @@ int store_each_read(struct store *s,
                     int (*fn)(void *ctx, const char *user, const char *conv, uint64_t seq),
                     void *ctx)
 {
-	ENTER(s);
+	ENTER_BOUNDED(s, false);
 	if (fn == NULL)
 		return STORE_E_BAD;
 	return s->ops->each_read(s, fn, ctx);

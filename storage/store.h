@@ -44,11 +44,33 @@ enum store_err {
 	STORE_E_BAD = -6,      /* an argument is invalid (name, length, range) */
 };
 
+/* The bound of every store call unless the caller gives one (the
+ * store_timeout_ms setting). */
+#define STORE_TIMEOUT_DEFAULT_MS 2000
+
 /* Opens the store named by url. On failure *out is NULL and err holds a
  * line saying why. A MongoDB store that is unreachable at open still
- * opens (calls return STORE_E_DOWN until it answers); a malformed URL
- * does not. */
+ * opens (calls return STORE_E_DOWN until it answers); a malformed URL, or
+ * an SQLite file that cannot be created, does not (STORE_E_URL).
+ *
+ * No call waits much longer than timeout_ms (the open included) on a
+ * locked, slow or unreachable store: it returns STORE_E_DOWN instead.
+ * SQLite: lock waits and statement run time share one deadline per call
+ * (a single fsync may add to it); the each_* iterations bound their lock
+ * waits but not their length, as they walk everything. MongoDB: server
+ * selection and connecting take half of it, each socket read at most all
+ * of it, so a call on a server that accepts and never answers returns
+ * within timeout_ms. store_open uses STORE_TIMEOUT_DEFAULT_MS. */
 int store_open(const char *url, struct store **out, char *err, size_t errlen);
+int store_open_timeout(const char *url, int timeout_ms, struct store **out, char *err,
+                       size_t errlen);
+
+/* A handle that opens the store only at its first call, and again at the
+ * next call after a failed open (which returns STORE_E_DOWN, the reason in
+ * store_errmsg). A caller that may not need the store at all (a history
+ * page Redis holds) then never waits for it. Fails only for a malformed
+ * URL. */
+int store_open_lazy(const char *url, int timeout_ms, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 

@@ -54,16 +54,26 @@ struct store_ops {
 	                 void *ctx);
 };
 
-/* The head of every backend's handle (each embeds it first). */
+/* The head of every backend's handle (each embeds it first). store.c
+ * sets deadline (CLOCK_MONOTONIC seconds) at the start of every call, and
+ * bounded to false for the each_* walks, which may take longer. */
 struct store {
 	const struct store_ops *ops;
 	char errmsg[256];
+	int timeout_ms;
+	double deadline;
+	bool bounded;
 };
+
+/* CLOCK_MONOTONIC in seconds. */
+double store__now(void);
 
 /* Backend constructors: rest is the URL (sqlite: the part after "sqlite:").
  * On failure *out is NULL and err says why. */
-int store__sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
-int store__mongo_open(const char *url, struct store **out, char *err, size_t errlen);
+int store__sqlite_open(const char *path, int timeout_ms, struct store **out, char *err,
+                       size_t errlen);
+int store__mongo_open(const char *url, int timeout_ms, struct store **out, char *err,
+                      size_t errlen);
 
 /* Records why the last call failed (store_errmsg); returns rc. */
 int store__fail(struct store *s, int rc, const char *fmt, ...)

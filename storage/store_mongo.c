@@ -16,10 +16,12 @@
  * store confirmed is then on disk on most of the replica set and survives a
  * failover, which is what lets the persistence worker drop its copy.
  *
- * An unreachable server must not hang a caller: the server selection and
- * connect timeouts default to 2 s (unless the URL sets them), after which
- * the call returns STORE_E_DOWN. Indexes are created at open, or at the
- * first call that reaches the server when it was down at open.
+ * An unreachable server must not hang a caller, nor one that accepts the
+ * connection and never answers: unless the URL sets them, server selection
+ * and connecting (the handshake included) take at most half the store
+ * timeout and each socket read at most all of it, after which the call
+ * returns STORE_E_DOWN. Indexes are created at open, or at the first call
+ * that reaches the server when it was down at open.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -32,9 +34,6 @@
 #include "chat/log.h"
 #include "store_impl.h"
 
-#define TIMEOUT_MS 2000
-#define SOCKET_TIMEOUT_MS 30000
-#define WTIMEOUT_MS 10000
 #define DUPLICATE_KEY 11000
 #define NOT_IMPLEMENTED 238
 
@@ -592,7 +591,8 @@ static void default_timeout(mongoc_uri_t *uri, const char *key, int32_t ms)
 /* Parses the URL and makes the client; no network traffic is needed to
  * succeed, so an unreachable server still opens. Indexes are attempted
  * once here, quietly. */
-int store__mongo_open(const char *url, struct store **out, char *err, size_t errlen)
+int store__mongo_open(const char *url, int timeout_ms, struct store **out, char *err,
+                      size_t errlen)
 {
 	mongoc_write_concern_t *wc = NULL;
 	mongoc_uri_t *uri = NULL;
@@ -614,13 +614,15 @@ int store__mongo_open(const char *url, struct store **out, char *err, size_t err
 		rc = STORE_E_URL;
 		goto error;
 	}
-	default_timeout(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, TIMEOUT_MS);
-	default_timeout(uri, MONGOC_URI_CONNECTTIMEOUTMS, TIMEOUT_MS);
-	default_timeout(uri, MONGOC_URI_SOCKETTIMEOUTMS, SOCKET_TIMEOUT_MS);
+	int32_t half = timeout_ms / 2 > 0 ? timeout_ms / 2 : 1;
+	default_timeout(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, half);
+	default_timeout(uri, MONGOC_URI_CONNECTTIMEOUTMS, half);
+	default_timeout(uri, MONGOC_URI_SOCKETTIMEOUTMS, timeout_ms);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		goto error;
 	m->base.ops = &mongo_ops;
+	m->base.timeout_ms = timeout_ms;
 	snprintf(m->dbname, sizeof(m->dbname), "%s", db);
 	m->client = mongoc_client_new_from_uri_with_error(uri, &e);
 	if (m->client == NULL) {
@@ -631,7 +633,8 @@ int store__mongo_open(const char *url, struct store **out, char *err, size_t err
 	mongoc_client_set_error_api(m->client, MONGOC_ERROR_API_VERSION_2);
 	mongoc_client_set_appname(m->client, "chatstore");
 	wc = mongoc_write_concern_new();
-	mongoc_write_concern_set_wmajority(wc, WTIMEOUT_MS);
+	/* the majority's answer in time, or an error we can retry */
+	mongoc_write_concern_set_wmajority(wc, timeout_ms);
 	mongoc_write_concern_set_journal(wc, true);
 	mongoc_client_set_write_concern(m->client, wc);
 	m->messages = mongoc_client_get_collection(m->client, db, "messages");

@@ -28,7 +28,8 @@
 
 #include "store_impl.h"
 
-#define BUSY_TIMEOUT_MS 5000
+/* How often (in virtual machine steps) a statement checks its deadline. */
+#define PROGRESS_STEPS 1000
 
 enum stmt_id {
 	ST_PUT,
@@ -85,6 +86,29 @@ static const char schema_sql[] =
 	" PRIMARY KEY (user, conv)) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
 
+/* Every wait for a lock and every statement's run time count against the
+ * call's one deadline (store.h): a store locked by another process, or a
+ * statement that runs long, makes the call fail with STORE_E_DOWN instead
+ * of waiting. SQLite's own busy timeout would restart its count at every
+ * lock a call meets, and bounds no run time. */
+static int busy_wait(void *arg, int tries)
+{
+	const struct store *s = arg;
+	(void)tries;
+
+	if (store__now() >= s->deadline)
+		return 0;
+	sqlite3_sleep(5);
+	return 1;
+}
+
+static int past_deadline(void *arg)
+{
+	const struct store *s = arg;
+
+	return s->bounded && store__now() >= s->deadline;
+}
+
 struct sqlite_store {
 	struct store base;
 	sqlite3 *db;
@@ -97,7 +121,8 @@ static struct sqlite_store *to_sql(struct store *s)
 }
 
 /* Maps a SQLite result code to a store error, recording the message.
- * Busy and I/O trouble are "try again later": STORE_E_DOWN. */
+ * Busy, interrupted (past the deadline), full and I/O trouble are "try
+ * again later": STORE_E_DOWN. */
 static int sql_fail(struct sqlite_store *q, int src, const char *what)
 {
 	int rc = STORE_E_DOWN;
@@ -436,10 +461,23 @@ static int sqlite_setup(sqlite3 *db)
 	                   NULL);
 	if (src != SQLITE_OK)
 		return src;
+	/* A file that has the schema already needs no write: opening it must
+	 * not wait for a writer that holds the lock (WAL lets it read). */
+	sqlite3_stmt *ver = NULL;
+	int version = 0;
+	src = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &ver, NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(ver)) == SQLITE_ROW) {
+		version = sqlite3_column_int(ver, 0);
+		src = SQLITE_OK;
+	}
+	sqlite3_finalize(ver);
+	if (src != SQLITE_OK || version == 1)
+		return src;
 	return sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
 }
 
-int store__sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
+int store__sqlite_open(const char *path, int timeout_ms, struct store **out, char *err,
+                       size_t errlen)
 {
 	struct sqlite_store *q;
 	int src;
@@ -454,24 +492,27 @@ int store__sqlite_open(const char *path, struct store **out, char *err, size_t e
 		return STORE_E_NOMEM;
 	}
 	q->base.ops = &sqlite_ops;
-	src = sqlite3_open_v2(path, &q->db,
-	                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                      NULL);
+	q->base.timeout_ms = timeout_ms;
+	q->base.bounded = true;
+	q->base.deadline = store__now() + timeout_ms / 1000.0;
+	src = sqlite3_open_v2(
+	    path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (src != SQLITE_OK)
 		goto error;
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, busy_wait, &q->base);
+	sqlite3_progress_handler(q->db, PROGRESS_STEPS, past_deadline, &q->base);
 	/* Several processes opening a new file at once (the bridges of a
 	 * node, their threads) contend for the journal-mode switch and the
 	 * schema, where SQLite answers BUSY without calling the busy handler
-	 * (waiting could deadlock): try again for up to the busy timeout. */
-	for (int waited_ms = 0;; waited_ms += 20) {
+	 * (waiting could deadlock): try again until the open's deadline. */
+	for (;;) {
 		src = sqlite_setup(q->db);
 		if ((src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
 			break;
-		if (waited_ms >= BUSY_TIMEOUT_MS)
+		if (store__now() >= q->base.deadline)
 			break;
-		sqlite3_sleep(20);
+		sqlite3_sleep(10);
 	}
 	if (src != SQLITE_OK)
 		goto error;
@@ -485,5 +526,12 @@ error:
 	snprintf(err, err ? errlen : 0, "sqlite:%s: %s", path,
 	         q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(src));
 	sqlite_close(&q->base);
-	return (src & 0xff) == SQLITE_NOMEM ? STORE_E_NOMEM : STORE_E_DOWN;
+	if ((src & 0xff) == SQLITE_NOMEM)
+		return STORE_E_NOMEM;
+	/* a file that cannot be opened at all (no folder, no permission, not a
+	 * database) is a setting to fix, not an outage to wait out */
+	if ((src & 0xff) == SQLITE_CANTOPEN || (src & 0xff) == SQLITE_PERM ||
+	    (src & 0xff) == SQLITE_NOTADB)
+		return STORE_E_URL;
+	return STORE_E_DOWN;
 }

@@ -20,6 +20,7 @@
 
 #include "chat/log.h"
 #include "front.h"
+#include "rconn.h"
 #include "store.h"
 #include "strbuf.h"
 
@@ -46,22 +47,17 @@ static struct store *want_store(struct front *f, struct worker_ctx *w)
 
 static redisContext *want_redis(struct front *f, struct worker_ctx *w)
 {
-	struct timeval tv = {1, 0};
-
 	if (w->redis && w->redis->err) {
 		redisFree(w->redis);
 		w->redis = NULL;
 	}
 	if (w->redis == NULL) {
-		w->redis = redisConnectWithTimeout(f->cfg->redis_host, (int)f->cfg->redis_port, tv);
-		if (w->redis == NULL || w->redis->err) {
-			if (w->redis)
-				redisFree(w->redis);
-			w->redis = NULL;
-			return NULL;
-		}
-		struct timeval cmd = {2, 0};
-		redisSetTimeout(w->redis, cmd);
+		char err[256];
+		int rc;
+		/* connect and AUTH within 1 s, then 2 s a command */
+		w->redis = rconn_connect(f->cfg, 1000, 2000, &rc, err, sizeof(err));
+		if (w->redis == NULL && rc == RCONN_E_AUTH)
+			log_msg(LOG_ERR, "%s", err);
 	}
 	return w->redis;
 }

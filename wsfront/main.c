@@ -14,6 +14,7 @@
 
 #include "chat/log.h"
 #include "front.h"
+#include "rconn.h"
 
 static volatile sig_atomic_t stopping;
 static struct lws_context *the_ctx;
@@ -96,6 +97,10 @@ int main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc;
+	if (rconn_check_at_start(&cfg, "chat-wsfront") != 0) {
+		config_free(&cfg);
+		return 1;
+	}
 	rc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);

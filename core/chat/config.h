@@ -27,12 +27,15 @@ struct chat_config {
 	char *service_user;     /* the bridge's user id (role service) */
 	char *redis_host;
 	long redis_port;
+	char *redis_password_file; /* Redis AUTH: the password is its first line */
+	char *redis_user;       /* Redis ACL user (AUTH user pass); unset: AUTH pass */
 	long stream_maxlen;     /* entries kept in the message stream */
 	long recent_max;        /* messages kept per conversation in Redis */
 	long rate_per_s;        /* per-user messages per second */
 	long rate_burst;        /* per-user burst */
 	/* the durable store (storage/store.h URL) */
 	char *store_url;        /* sqlite:PATH or mongodb://... */
+	long store_timeout_ms;  /* the longest a store call waits (locks, network) */
 	/* the web front */
 	char *http_host;        /* address wsfront listens on */
 	long http_port;
@@ -43,7 +46,12 @@ struct chat_config {
 	long auth_burst;        /* login/register attempts per address and per name */
 	long auth_per_min;      /* refill of those attempts per minute */
 	long http_workers;      /* threads for hashing, store and Redis calls */
+	/* derived, not a setting: redis_password_file's password, read by
+	 * config_load_redis_password (NULL: no AUTH) */
+	char *redis_password;
 };
+
+#define CONFIG_REDIS_PASSWORD_MAX 512
 
 enum config_err {
 	CONFIG_OK = 0,
@@ -75,6 +83,12 @@ int config_load_env(struct chat_config *cfg, char *err, size_t errlen);
  * Returns 0, or the exit status after a line on stderr: 2 for a usage
  * error, 1 for a bad setting (cfg is then freed). */
 int config_from_args(struct chat_config *cfg, int argc, char **argv, const char *prog);
+
+/* Reads redis_password_file (when set) into cfg->redis_password. A file
+ * that cannot be read or holds no password, or redis_user without a
+ * password file, is refused with a line naming the key. config_from_args
+ * calls it. */
+int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer (free()). */
 int config_read_file(const char *path, unsigned char **out, size_t *len);

@@ -238,30 +238,101 @@ class Mosquitto(Server):
                 or "ERROR: LeakSanitizer" in l]
 
 
+# One password for every harness Redis of a test run, so that a component
+# pointed at another instance of the same run (a test's fresh Redis) still
+# authenticates with the settings it was given.
+_REDIS_PASSWORD = os.urandom(16).hex()
+
+
 class Redis(Server):
     """redis-server as production runs it: every write in the append-only
-    file, synced before the reply, so a restart never forgets an issued seq."""
+    file, synced before the reply, so a restart never forgets an issued seq;
+    and a password (AUTH), so every test exercises it. password=None starts
+    one without; user="name" makes the password an ACL user's (the default
+    user then has another one). The password is in password_file for the components
+    (auth_settings() gives their settings)."""
 
     name = "redis"
 
+    def __init__(self, workdir, password=True, user=None):
+        super().__init__(workdir)
+        self.password = _REDIS_PASSWORD if password is True else password
+        self.user = user
+        self.password_file = None
+        if self.password:
+            self.password_file = os.path.join(self.dir, "redis.password")
+            with open(self.password_file, "w") as f:
+                f.write(self.password + "\n")
+            os.chmod(self.password_file, 0o600)
+
     def command(self):
-        return [find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--appendonly", "yes",
+        # the password goes in a file, not on the command line (ps shows that)
+        conf = os.path.join(self.dir, "redis.conf")
+        with open(conf, "w") as f:
+            if self.password and self.user:
+                # Not "user default off": Redis 7.0 then replays the AOF's
+                # MULTI/EXEC blocks (our scripts' effects) with NOPERM and
+                # loses them at restart. The default user gets a password of
+                # its own, which the components do not know.
+                f.write("user default on >%s ~* &* +@all\n" % os.urandom(16).hex())
+                f.write("user %s on >%s ~* &* +@all\n" % (self.user, self.password))
+            elif self.password:
+                f.write("requirepass %s\n" % self.password)
+        os.chmod(conf, 0o600)
+        return [find_binary("redis-server"), conf, "--port", str(self.port),
+                "--bind", "127.0.0.1", "--dir", self.dir, "--save", "", "--appendonly", "yes",
                 "--appendfsync", "always", "--daemonize", "no"]
+
+    def auth_settings(self):
+        """The settings a component needs to log in to this Redis."""
+        out = {}
+        if self.password_file:
+            out["redis_password_file"] = self.password_file
+        if self.user:
+            out["redis_user"] = self.user
+        return out
+
+    def conf_lines(self):
+        """redis_port and the AUTH settings, as config file lines."""
+        return "".join("%s %s\n" % kv for kv in
+                       [("redis_port", self.port)] + list(self.auth_settings().items()))
+
+    def cli_env(self):
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        return env
 
     def call(self, *args):
         """One command through redis-cli; returns its output, stripped."""
-        r = subprocess.run([find_binary("redis-cli"), "-p", str(self.port), *map(str, args)],
-                           capture_output=True, text=True, timeout=10)
+        cmd = [find_binary("redis-cli"), "-p", str(self.port)]
+        if self.user:
+            cmd += ["--user", self.user]
+        r = subprocess.run(cmd + list(map(str, args)), capture_output=True, text=True,
+                           timeout=10, env=self.cli_env())
         if r.returncode != 0:
             raise HarnessError("redis-cli %s: %s" % (args, r.stderr))
         return r.stdout.strip()
 
+    def hello(self):
+        """The RESP bytes that log a raw connection in (b"" without a password)."""
+        if not self.password:
+            return b""
+        words = [b"AUTH"] + ([self.user.encode()] if self.user else []) + [self.password.encode()]
+        return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
     def ready(self):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                s.sendall(self.hello() + b"PING\r\n")
+                want = (b"+OK\r\n" if self.password else b"") + b"+PONG"
+                got = b""
+                while len(got) < len(want):
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+                return got.startswith(want)
         except OSError:
             return False
 
@@ -312,11 +383,13 @@ class Bridge(Server):
         self.settings = {"jwt_alg": "HS256", "jwt_key_file": keys.secret_file,
                          "node_name": node, "mqtt_port": broker.port,
                          "redis_port": redis.port}
-        self.settings.update(settings)
+        self.settings.update(redis.auth_settings())
+        self.settings.update(settings)  # a setting given as None is left out
 
     def command(self):
         with open(self.conf, "w") as f:
-            f.write("".join("%s %s\n" % kv for kv in self.settings.items()))
+            f.write("".join("%s %s\n" % kv for kv in self.settings.items()
+                            if kv[1] is not None))
         if not os.path.exists(self.binary):
             raise HarnessError("bridge not built: %s" % self.binary)
         return [self.binary, "--config", self.conf]
@@ -413,11 +486,14 @@ class WsFront(Server):
                          "redis_port": redis.port, "store_url": store_url,
                          "http_port": self.port,
                          "static_dir": static_dir or os.path.join(build, "wsfront", "app")}
-        self.settings.update({k: str(v) for k, v in settings.items()})
+        self.settings.update(redis.auth_settings())
+        # a setting given as None is left out
+        self.settings.update({k: None if v is None else str(v) for k, v in settings.items()})
 
     def command(self):
         with open(self.conf, "w") as f:
-            f.write("".join("%s %s\n" % kv for kv in self.settings.items()))
+            f.write("".join("%s %s\n" % kv for kv in self.settings.items()
+                            if kv[1] is not None))
         if not os.path.exists(self.binary):
             raise HarnessError("wsfront not built: %s" % self.binary)
         return [self.binary, "--config", self.conf]

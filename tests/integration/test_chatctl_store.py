@@ -12,8 +12,8 @@ CHATCTL = os.path.join(os.environ.get("CHAT_BUILD_DIR", "build"), "chatctl", "ch
 def chatctl(cluster, *args, stdin=""):
     conf = os.path.join(os.path.dirname(cluster.keys.conf_file), "ctl-%d.conf" % cluster.redis.port)
     with open(conf, "w") as f:
-        f.write("jwt_alg HS256\njwt_key_file %s\nredis_port %d\nstore_url %s\n"
-                % (cluster.keys.secret_file, cluster.redis.port, cluster.store_url))
+        f.write("jwt_alg HS256\njwt_key_file %s\nstore_url %s\n%s"
+                % (cluster.keys.secret_file, cluster.store_url, cluster.redis.conf_lines()))
     return subprocess.run([CHATCTL, "--config", conf] + list(args), input=stdin,
                           capture_output=True, text=True, timeout=60)
 

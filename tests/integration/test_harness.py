@@ -11,13 +11,13 @@ from chatharness import HarnessError, Mosquitto
 
 def test_redis_answers(redis):
     with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
-        s.sendall(b"SET harness ok\r\nGET harness\r\n")
+        s.sendall(redis.hello() + b"SET harness ok\r\nGET harness\r\n")
         data = b""
         while b"ok\r\n" not in data:
             chunk = s.recv(100)
             assert chunk, data
             data += chunk
-    assert data == b"+OK\r\n$2\r\nok\r\n"
+    assert data == (b"+OK\r\n" if redis.password else b"") + b"+OK\r\n$2\r\nok\r\n"
 
 
 def test_ferretdb_answers(ferretdb):

@@ -32,6 +32,18 @@ def test_run_two_nodes_connect_and_stop(tmp_path):
         ports = [n["mqtt"]["port"] for n in stack["nodes"]]
         assert ports == [mqtt, mqtt + 1]
         assert stack["redis"] == "redis://127.0.0.1:%d" % redis
+        # Redis wants the password make run made (mode 600) and printed
+        pw_file = run_dir / "redis.password"
+        assert stack["redis_password_file"] == str(pw_file) and str(pw_file) in text
+        assert os.stat(pw_file).st_mode & 0o077 == 0
+        cli = ["redis-cli", "-p", str(redis), "GET", "chat:seq:room:general"]
+        r = subprocess.run(cli, capture_output=True, text=True, timeout=10,
+                           env={"PATH": os.environ["PATH"]})
+        assert "NOAUTH" in r.stdout + r.stderr, r
+        r = subprocess.run(cli, capture_output=True, text=True, timeout=10,
+                           env={"PATH": os.environ["PATH"],
+                                "REDISCLI_AUTH": pw_file.read_text().strip()})
+        assert r.returncode == 0 and "NOAUTH" not in r.stdout + r.stderr, r
         token = re.search(r"-u demo -P '([^']+)'", text).group(1)
         for port in ports:
             r = subprocess.run(["mosquitto_sub", "-p", str(port), "-u", "demo", "-P", token,
