@@ -1,0 +1,87 @@
+/* The connection caps of connlimit.h: a chained hash table by address. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "connlimit.h"
+
+int connlimit_init(struct connlimit *cl, long total_max, long per_addr)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->n = 64;
+	while (cl->n < (size_t)total_max && cl->n < ((size_t)1 << 20))
+		cl->n <<= 1;
+	cl->b = calloc(cl->n, sizeof(*cl->b));
+	if (cl->b == NULL)
+		return -1;
+	cl->total_max = total_max;
+	cl->per_addr = per_addr;
+	randombytes_buf(cl->key, sizeof(cl->key));
+	return 0;
+}
+
+void connlimit_free(struct connlimit *cl)
+{
+	for (size_t i = 0; cl->b && i < cl->n; i++) {
+		while (cl->b[i]) {
+			struct cl_addr *next = cl->b[i]->next;
+			free(cl->b[i]);
+			cl->b[i] = next;
+		}
+	}
+	free(cl->b);
+	cl->b = NULL;
+}
+
+static size_t bucket_of(const struct connlimit *cl, const char *addr)
+{
+	uint64_t h;
+	crypto_shorthash((unsigned char *)&h, (const unsigned char *)addr, strlen(addr), cl->key);
+	return (size_t)(h & (cl->n - 1));
+}
+
+int connlimit_take(struct connlimit *cl, const char *addr, struct cl_addr **out)
+{
+	*out = NULL;
+	if (strlen(addr) > CONNLIMIT_ADDR_MAX)
+		return CONNLIMIT_E_ADDR; /* not an address we can produce: refuse */
+	if (cl->total >= cl->total_max)
+		return CONNLIMIT_E_TOTAL;
+	size_t k = bucket_of(cl, addr);
+	struct cl_addr *a = cl->b[k];
+	while (a && strcmp(a->addr, addr) != 0)
+		a = a->next;
+	if (a == NULL) {
+		a = calloc(1, sizeof(*a));
+		if (a == NULL)
+			return CONNLIMIT_E_NOMEM;
+		strcpy(a->addr, addr);
+		a->bucket = k;
+		a->next = cl->b[k];
+		cl->b[k] = a;
+	}
+	if (a->count >= cl->per_addr)
+		return CONNLIMIT_E_ADDR;
+	a->count++;
+	cl->total++;
+	*out = a;
+	return CONNLIMIT_OK;
+}
+
+void connlimit_release(struct connlimit *cl, struct cl_addr *a)
+{
+	if (a == NULL || a->count <= 0)
+		return;
+	a->count--;
+	cl->total--;
+	if (a->count > 0)
+		return;
+	for (struct cl_addr **p = &cl->b[a->bucket]; *p; p = &(*p)->next) {
+		if (*p == a) {
+			*p = a->next;
+			free(a);
+			return;
+		}
+	}
+}
