@@ -1,5 +1,6 @@
 /* The connection caps of connlimit.h: a chained hash table by address. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -13,8 +14,12 @@ int connlimit_init(struct connlimit *cl, long total_max, long per_addr)
 	while (cl->n < (size_t)total_max && cl->n < ((size_t)1 << 20))
 		cl->n <<= 1;
 	cl->b = calloc(cl->n, sizeof(*cl->b));
-	if (cl->b == NULL)
+	cl->o = calloc(cl->n, sizeof(*cl->o));
+	if (cl->b == NULL || cl->o == NULL) {
+		free(cl->b);
+		free(cl->o);
 		return -1;
+	}
 	cl->total_max = total_max;
 	cl->per_addr = per_addr;
 	randombytes_buf(cl->key, sizeof(cl->key));
@@ -30,8 +35,17 @@ void connlimit_free(struct connlimit *cl)
 			cl->b[i] = next;
 		}
 	}
+	for (size_t i = 0; cl->o && i < cl->n; i++) {
+		while (cl->o[i]) {
+			struct cl_owner *next = cl->o[i]->next;
+			free(cl->o[i]);
+			cl->o[i] = next;
+		}
+	}
 	free(cl->b);
+	free(cl->o);
 	cl->b = NULL;
+	cl->o = NULL;
 }
 
 static size_t bucket_of(const struct connlimit *cl, const char *addr)
@@ -81,6 +95,40 @@ void connlimit_release(struct connlimit *cl, struct cl_addr *a)
 		if (*p == a) {
 			*p = a->next;
 			free(a);
+			return;
+		}
+	}
+}
+
+static size_t owner_bucket(const struct connlimit *cl, const void *owner)
+{
+	uintptr_t v = (uintptr_t)owner;
+	v ^= v >> 17;
+	v *= 0x9e3779b97f4a7c15ull;
+	return (size_t)(v >> 20) & (cl->n - 1);
+}
+
+int connlimit_bind(struct connlimit *cl, const void *owner, struct cl_addr *a)
+{
+	struct cl_owner *o = malloc(sizeof(*o));
+	if (o == NULL)
+		return -1;
+	size_t k = owner_bucket(cl, owner);
+	o->owner = owner;
+	o->addr = a;
+	o->next = cl->o[k];
+	cl->o[k] = o;
+	return 0;
+}
+
+void connlimit_drop(struct connlimit *cl, const void *owner)
+{
+	for (struct cl_owner **p = &cl->o[owner_bucket(cl, owner)]; *p; p = &(*p)->next) {
+		if ((*p)->owner == owner) {
+			struct cl_owner *o = *p;
+			*p = o->next;
+			connlimit_release(cl, o->addr);
+			free(o);
 			return;
 		}
 	}

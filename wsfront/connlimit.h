@@ -19,7 +19,15 @@ struct cl_addr {
 	char addr[CONNLIMIT_ADDR_MAX + 1];
 };
 
+/* Which connection (an opaque owner, the wsi) holds which count. */
+struct cl_owner {
+	struct cl_owner *next;
+	const void *owner;
+	struct cl_addr *addr;
+};
+
 struct connlimit {
+	struct cl_owner **o;
 	struct cl_addr **b;
 	size_t n;
 	long total, total_max, per_addr;
@@ -41,5 +49,10 @@ void connlimit_free(struct connlimit *cl);
  * when it closes. Returns CONNLIMIT_OK or why it is refused. */
 int connlimit_take(struct connlimit *cl, const char *addr, struct cl_addr **out);
 void connlimit_release(struct connlimit *cl, struct cl_addr *a);
+
+/* Ties a taken count to its owner (0, or -1 when out of memory); drop
+ * releases the owner's count, if it has one. */
+int connlimit_bind(struct connlimit *cl, const void *owner, struct cl_addr *a);
+void connlimit_drop(struct connlimit *cl, const void *owner);
 
 #endif

@@ -79,13 +79,6 @@ struct health {
 	struct front *front;
 };
 
-/* One accepted connection (its wsi's opaque user data): the address it
- * counts against and whether it is inside a request (headers read). */
-struct conn {
-	struct cl_addr *addr;
-	int in_request;
-};
-
 struct front {
 	struct chat_config *cfg;
 	struct token_keyring kr;

@@ -84,9 +84,6 @@ static void sess_reset(struct http_sess *s)
  * waits for them as a new one does). */
 static void conn_await_headers(struct lws *wsi)
 {
-	struct conn *c = lws_get_opaque_user_data(wsi);
-	if (c)
-		c->in_request = 0;
 	lws_set_timer_usecs(wsi,
 	                    (lws_usec_t)front_of(wsi)->cfg->http_header_timeout * LWS_US_PER_SEC);
 }
@@ -527,9 +524,6 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 	enum method m = method_of(wsi);
 	int is_post_route = strcmp(uri, "/api/register") == 0 || strcmp(uri, "/api/login") == 0;
 
-	struct conn *c = lws_get_opaque_user_data(wsi);
-	if (c)
-		c->in_request = 1;
 	/* the headers are in; what follows has its own deadline (a body: the
 	 * same as the headers) */
 	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->http_header_timeout * LWS_US_PER_SEC);
@@ -742,40 +736,24 @@ static int conn_accept(struct front *f, const struct lws_filter_network_conn_arg
 	return 1;
 }
 
-/* The accepted connection's wsi: it carries its count until destroyed,
- * and its headers must arrive within http_header_timeout. */
+/* The accepted connection's wsi: it carries its count until destroyed
+ * (libwebsockets clears the opaque pointer before WSI_DESTROY, so the
+ * count is kept by wsi in the connlimit table), and its headers must
+ * arrive within http_header_timeout. */
 static int conn_created(struct lws *wsi)
 {
 	struct front *f = front_of(wsi);
+	struct cl_addr *a = f->accepted;
 
-	if (f->accepted == NULL)
+	if (a == NULL)
 		return 0; /* not one we accepted (a client connection) */
-	struct conn *c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		connlimit_release(&f->conns, f->accepted);
-		f->accepted = NULL;
+	f->accepted = NULL;
+	if (connlimit_bind(&f->conns, wsi, a) != 0) {
+		connlimit_release(&f->conns, a);
 		return -1;
 	}
-	c->addr = f->accepted;
-	f->accepted = NULL;
-	lws_set_opaque_user_data(wsi, c);
 	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->http_header_timeout * LWS_US_PER_SEC);
 	return 0;
-}
-
-static void conn_destroyed(struct lws *wsi)
-{
-	const struct lws_protocols *p = lws_get_protocol(wsi);
-
-	/* the broker connections carry their link, not a struct conn */
-	if (p && strcmp(p->name, broker_protocol.name) == 0)
-		return;
-	struct conn *c = lws_get_opaque_user_data(wsi);
-	if (c == NULL)
-		return;
-	lws_set_opaque_user_data(wsi, NULL);
-	connlimit_release(&front_of(wsi)->conns, c->addr);
-	free(c);
 }
 
 static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -837,7 +815,7 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 		return conn_created(wsi);
 
 	case LWS_CALLBACK_WSI_DESTROY:
-		conn_destroyed(wsi);
+		connlimit_drop(&front_of(wsi)->conns, wsi);
 		return 0;
 
 	case LWS_CALLBACK_CLOSED_HTTP:
