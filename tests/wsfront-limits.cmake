@@ -2,3 +2,4 @@
 # connection caps and deadlines, the login limiter, the hashing queue,
 # Origin, static-file headers, /metrics, and /healthz under hung stores.
 chat_pytest(integration_wsfront_limits test_wsfront_limits.py)
+chat_pytest(integration_wsfront_health test_wsfront_health.py)
