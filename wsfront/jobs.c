@@ -206,8 +206,16 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 		return;
 	}
 	code = history_allowed(r, j->user, j->q.conv, &msg);
-	if (code == NULL)
-		code = history_page(r, want_store(f, w), &j->q, &json, &msg);
+	/* Redis first, with the store only if it is already open: a page
+	 * Redis holds never waits for a store that is slow to open (locked,
+	 * hung); only a page that needs the store opens it */
+	if (code == NULL) {
+		struct store *held = w->store;
+		code = history_page(r, held, &j->q, &json, &msg);
+		if (code != NULL && held == NULL && !r->err &&
+		    strcmp(code, HISTORY_E_UNAVAILABLE) == 0 && want_store(f, w) != NULL)
+			code = history_page(r, w->store, &j->q, &json, &msg);
+	}
 	if (r->err) {
 		redisFree(w->redis);
 		w->redis = NULL;
