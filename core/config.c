@@ -64,7 +64,7 @@ static const struct config_opt opts[] = {
 	{"hash_workers", OPT_LONG, 1, 16, "2", NULL, OFF(hash_workers)},
 	{"hash_queue_max", OPT_LONG, 1, 100000, "32", NULL, OFF(hash_queue_max)},
 	{"history_timeout_ms", OPT_LONG, 100, 60000, "3000", NULL, OFF(history_timeout_ms)},
-	{"health_timeout_ms", OPT_LONG, 50, 900, "800", NULL, OFF(health_timeout_ms)},
+	{"health_timeout_ms", OPT_LONG, 50, 900, "700", NULL, OFF(health_timeout_ms)},
 	{"metrics_token_file", OPT_STR, 1, 4096, NULL, NULL, OFF(metrics_token_file)},
 };
 

@@ -147,6 +147,18 @@ static void test_connlimit(void)
 	CHECK(cl.total == 0);
 	CHECK_INT(connlimit_take(&cl, "127.0.0.4", &a[0]), CONNLIMIT_OK);
 	connlimit_release(&cl, a[0]);
+	/* counts tied to their owner are released by owner, once */
+	int owner1, owner2;
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &a[0]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &a[1]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_bind(&cl, &owner1, a[0]), 0);
+	CHECK_INT(connlimit_bind(&cl, &owner2, a[1]), 0);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &x), CONNLIMIT_E_ADDR);
+	connlimit_drop(&cl, &owner1);
+	connlimit_drop(&cl, &owner1); /* a second drop changes nothing */
+	CHECK(cl.total == 1);
+	connlimit_drop(&cl, &owner2);
+	CHECK(cl.total == 0);
 	connlimit_free(&cl);
 }
 
