@@ -61,23 +61,7 @@ struct pool {
  * the loop from whatever finished within health_timeout_ms (health.c). */
 enum health_dep { DEP_BROKER, DEP_REDIS, DEP_STORE, DEP_COUNT };
 
-struct health_check {
-	pthread_t thread;
-	int started;
-	uint64_t want, running, done; /* generations asked, being run, finished */
-	int up;
-	/* the Redis check also reads the persist group's backlog */
-	int group;
-	long long pending, lag;
-};
-
-struct health {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int stop;
-	struct health_check dep[DEP_COUNT];
-	struct front *front;
-};
+struct health; /* health.c */
 
 struct front {
 	struct chat_config *cfg;
@@ -89,7 +73,7 @@ struct front {
 	struct cl_addr *accepted; /* counted by the network filter, for the next wsi */
 	struct pool pool;         /* history, metrics */
 	struct pool hash_pool;    /* register, login: Argon2id, bounded */
-	struct health health;
+	struct health *health;
 	struct http_sess *health_waiting;        /* /healthz requests waiting for checks */
 	char *metrics_token;                     /* NULL: /metrics for loopback clients only */
 	char dummy_hash[crypto_pwhash_STRBYTES]; /* for logins of unknown users */
@@ -121,7 +105,10 @@ struct store *want_store(struct front *f, struct worker_ctx *w);
 int persist_backlog(struct worker_ctx *w, long long *pending, long long *lag);
 
 /* health.c */
-int health_start(struct health *h, struct front *f);
+/* Starts the check threads: the checker, or NULL after a log line. */
+struct health *health_start(struct front *f);
+/* Stops them; a thread stuck in a hung check is left behind with the
+ * state it uses (the process is ending). */
 void health_stop(struct health *h);
 /* Asks every check to run (again); gen receives the generation whose
  * result answers this request. */

@@ -29,6 +29,27 @@
 
 static const char *const dep_names[DEP_COUNT] = {"broker", "redis", "store"};
 
+struct health_check {
+	pthread_t thread;
+	int started;
+	uint64_t want, running, done; /* generations asked, being run, finished */
+	int up;
+	/* the Redis check also reads the persist group's backlog */
+	int group;
+	long long pending, lag;
+};
+
+struct health {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	struct health_check dep[DEP_COUNT];
+	struct front *front;
+};
+
+/* The state of threads left in a hung check at shutdown. */
+static struct health *left_behind;
+
 struct health_arg {
 	struct health *h;
 	enum health_dep dep;
@@ -186,41 +207,51 @@ static void *check_main(void *arg)
 		c->pending = r.pending;
 		c->lag = r.lag;
 		c->done = gen;
-		pthread_mutex_unlock(&h->lock);
-		lws_cancel_service(h->front->ctx);
-		pthread_mutex_lock(&h->lock);
+		/* under the lock: once stop is set the loop may be gone */
+		if (!h->stop)
+			lws_cancel_service(h->front->ctx);
 	}
 	pthread_mutex_unlock(&h->lock);
 	worker_ctx_free(&w);
 	return NULL;
 }
 
-int health_start(struct health *h, struct front *f)
+struct health *health_start(struct front *f)
 {
-	memset(h, 0, sizeof(*h));
+	struct health *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return NULL;
+	}
 	h->front = f;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	for (int i = 0; i < DEP_COUNT; i++) {
 		struct health_arg *a = malloc(sizeof(*a));
-		if (a == NULL)
-			return -1;
-		a->h = h;
-		a->dep = (enum health_dep)i;
-		if (pthread_create(&h->dep[i].thread, NULL, check_main, a) != 0) {
+		if (a) {
+			a->h = h;
+			a->dep = (enum health_dep)i;
+		}
+		if (a == NULL || pthread_create(&h->dep[i].thread, NULL, check_main, a) != 0) {
 			free(a);
 			log_msg(LOG_ERR, "cannot start the %s health thread", dep_names[i]);
-			return -1;
+			health_stop(h);
+			return NULL;
 		}
 		h->dep[i].started = 1;
 	}
-	return 0;
+	return h;
 }
 
 /* A thread stuck in a hung check is not waited for: the process is
- * ending, and joining it could take as long as the dependency hangs. */
+ * ending, and joining it could take as long as the dependency hangs. It
+ * keeps h, which is then not freed (it only touches h and its own
+ * connections when the check returns, and sees stop). */
 void health_stop(struct health *h)
 {
+	if (h == NULL)
+		return;
 	pthread_mutex_lock(&h->lock);
 	h->stop = 1;
 	pthread_cond_broadcast(&h->cond);
@@ -228,14 +259,24 @@ void health_stop(struct health *h)
 	for (int i = 0; i < DEP_COUNT; i++)
 		idle[i] = h->dep[i].done >= h->dep[i].want;
 	pthread_mutex_unlock(&h->lock);
+	int left = 0;
 	for (int i = 0; i < DEP_COUNT; i++) {
 		if (!h->dep[i].started)
 			continue;
-		if (idle[i])
+		if (idle[i]) {
 			pthread_join(h->dep[i].thread, NULL);
-		else
+		} else {
 			pthread_detach(h->dep[i].thread);
+			left = 1;
+		}
 	}
+	if (left) {
+		left_behind = h; /* still in use: reachable, not a leak */
+		return;
+	}
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
+	free(h);
 }
 
 void health_kick(struct health *h, uint64_t gen[DEP_COUNT])

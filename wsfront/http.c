@@ -247,7 +247,7 @@ static int health_finish(struct lws *wsi, struct http_sess *s)
 
 	health_unlink(f, s);
 	wsi_timer_off(wsi);
-	int status = health_answer(&f->health, s->health_gen, &body);
+	int status = health_answer(f->health, s->health_gen, &body);
 	if (body == NULL)
 		return -1;
 	return respond(wsi, s, status, "application/json", body, strlen(body),
@@ -258,11 +258,11 @@ static int health_request(struct lws *wsi, struct http_sess *s)
 {
 	struct front *f = front_of(wsi);
 
-	health_kick(&f->health, s->health_gen);
+	health_kick(f->health, s->health_gen);
 	s->health_wait = 1;
 	s->health_next = f->health_waiting;
 	f->health_waiting = s;
-	if (health_ready(&f->health, s->health_gen))
+	if (health_ready(f->health, s->health_gen))
 		return health_finish(wsi, s);
 	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->health_timeout_ms * 1000);
 	return 0;
@@ -275,7 +275,7 @@ static void health_poll(struct front *f)
 	struct http_sess *s = f->health_waiting, *next;
 	for (; s; s = next) {
 		next = s->health_next;
-		if (health_ready(&f->health, s->health_gen) && health_finish(s->wsi, s) != 0)
+		if (health_ready(f->health, s->health_gen) && health_finish(s->wsi, s) != 0)
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	}
 }

@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 		goto cleanup_ctx;
 	if (pool_start(&f.hash_pool, &f, (int)cfg.hash_workers, cfg.hash_queue_max) != 0)
 		goto cleanup_pool;
-	if (health_start(&f.health, &f) != 0)
+	if ((f.health = health_start(&f)) == NULL)
 		goto cleanup_health;
 	log_msg(LOG_INFO,
 	        "wsfront %s listening on http://%s:%ld/ (broker %s:%ld, redis %s:%ld, "
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 			break;
 	rc = 0;
 cleanup_health:
-	health_stop(&f.health);
+	health_stop(f.health);
 	pool_stop(&f.hash_pool);
 cleanup_pool:
 	pool_stop(&f.pool);
