@@ -737,9 +737,9 @@ static int conn_accept(struct front *f, const struct lws_filter_network_conn_arg
 }
 
 /* The accepted connection's wsi: it carries its count until destroyed
- * (libwebsockets clears the opaque pointer before WSI_DESTROY, so the
- * count is kept by wsi in the connlimit table), and its headers must
- * arrive within http_header_timeout. */
+ * (kept by wsi in the connlimit table: an opaque pointer set here is gone
+ * again by WSI_DESTROY in libwebsockets 4.1), and its headers must arrive
+ * within http_header_timeout. */
 static int conn_created(struct lws *wsi)
 {
 	struct front *f = front_of(wsi);

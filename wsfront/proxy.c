@@ -36,7 +36,7 @@ struct link {
 	unsigned ws_gone : 1;   /* the browser side closed */
 	unsigned ws_paused : 1; /* not reading from the browser */
 	unsigned cut : 1;       /* cut off for not reading */
-	unsigned connected : 1; /* the browser's CONNECT went through */
+	unsigned connected : 1; /* the browser's CONNECT has arrived */
 	uint16_t close_status;  /* for the browser, when the broker side ends */
 };
 
