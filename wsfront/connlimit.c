@@ -57,8 +57,10 @@ static size_t bucket_of(const struct connlimit *cl, const char *addr)
 
 int connlimit_take(struct connlimit *cl, const char *addr, struct cl_addr **out)
 {
+	size_t len = strlen(addr);
+
 	*out = NULL;
-	if (strlen(addr) > CONNLIMIT_ADDR_MAX)
+	if (len > CONNLIMIT_ADDR_MAX)
 		return CONNLIMIT_E_ADDR; /* not an address we can produce: refuse */
 	if (cl->total >= cl->total_max)
 		return CONNLIMIT_E_TOTAL;
@@ -70,7 +72,7 @@ int connlimit_take(struct connlimit *cl, const char *addr, struct cl_addr **out)
 		a = calloc(1, sizeof(*a));
 		if (a == NULL)
 			return CONNLIMIT_E_NOMEM;
-		strcpy(a->addr, addr);
+		memcpy(a->addr, addr, len + 1);
 		a->bucket = k;
 		a->next = cl->b[k];
 		cl->b[k] = a;
