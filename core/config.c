@@ -59,6 +59,17 @@ static const struct config_opt opts[] = {
 	{"auth_burst", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_burst)},
 	{"auth_per_min", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_per_min)},
 	{"http_workers", OPT_LONG, 1, 16, "2", NULL, OFF(http_workers)},
+	{"http_max_conns", OPT_LONG, 16, 1000000, "4096", NULL, OFF(http_max_conns)},
+	{"http_max_conns_per_addr", OPT_LONG, 1, 1000000, "64", NULL, OFF(http_max_conns_per_addr)},
+	{"http_header_timeout", OPT_LONG, 1, 60, "5", NULL, OFF(http_header_timeout)},
+	{"ws_connect_timeout", OPT_LONG, 1, 60, "5", NULL, OFF(ws_connect_timeout)},
+	{"ws_origins", OPT_STR, 1, 4096, NULL, NULL, OFF(ws_origins)},
+	{"auth_buckets", OPT_LONG, 16, 16777216, "65536", NULL, OFF(auth_buckets)},
+	{"hash_workers", OPT_LONG, 1, 16, "2", NULL, OFF(hash_workers)},
+	{"hash_queue_max", OPT_LONG, 1, 100000, "32", NULL, OFF(hash_queue_max)},
+	{"history_timeout_ms", OPT_LONG, 100, 60000, "3000", NULL, OFF(history_timeout_ms)},
+	{"health_timeout_ms", OPT_LONG, 50, 900, "700", NULL, OFF(health_timeout_ms)},
+	{"metrics_token_file", OPT_STR, 1, 4096, NULL, NULL, OFF(metrics_token_file)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

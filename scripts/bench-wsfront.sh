@@ -75,6 +75,9 @@ mqtt_port $tcp
 http_port $http
 store_url sqlite:$work/chat.db
 static_dir $work
+# every benchmark connection comes from 127.0.0.1: lift the per-address cap
+http_max_conns 100000
+http_max_conns_per_addr 100000
 CONF
   $BUILD/wsfront/chat-wsfront --config $work/$name-wsfront.conf 2> $work/$name-wsfront.log &
   pids+=($!)

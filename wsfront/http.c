@@ -3,7 +3,13 @@
  * checks that need no I/O (method, size, JSON shape, token, rate limits),
  * static files with their content types and cache headers, and the answers
  * of jobs that a worker finished. Nothing here blocks.
+ *
+ * Every wait has a deadline, kept with the wsi's timer: the headers (and a
+ * body) within http_header_timeout, a job within history_timeout_ms, the
+ * health checks within health_timeout_ms. Each accepted connection counts
+ * against the per-address and total caps from accept to close.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +25,12 @@
 #include "front.h"
 
 struct http_sess {
+	struct lws *wsi;
 	struct job *job; /* at a worker */
+	/* /healthz: waiting for these check generations, in f->health_waiting */
+	int health_wait;
+	uint64_t health_gen[DEP_COUNT];
+	struct http_sess *health_next;
 	enum route route;
 	int64_t t0_us;
 	char peer[64];
@@ -43,14 +54,38 @@ static struct front *front_of(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
+static void health_unlink(struct front *f, struct http_sess *s)
+{
+	for (struct http_sess **p = &f->health_waiting; *p; p = &(*p)->health_next) {
+		if (*p == s) {
+			*p = s->health_next;
+			break;
+		}
+	}
+	s->health_wait = 0;
+	s->health_next = NULL;
+}
+
 static void sess_reset(struct http_sess *s)
 {
+	if (s->health_wait)
+		health_unlink(front_of(s->wsi), s);
 	if (s->job)
 		s->job->wsi = NULL; /* the worker's answer will be dropped */
 	free(s->body);
 	free(s->hdr);
 	free(s->resp);
+	struct lws *wsi = s->wsi;
 	memset(s, 0, sizeof(*s));
+	s->wsi = wsi;
+}
+
+/* The deadline for the next request's headers (a keep-alive connection
+ * waits for them as a new one does). */
+static void conn_await_headers(struct lws *wsi)
+{
+	lws_set_timer_usecs(wsi,
+	                    (lws_usec_t)front_of(wsi)->cfg->http_header_timeout * LWS_US_PER_SEC);
 }
 
 /* Queues an answer: status, content type, body (taken over, malloc'd or
@@ -150,7 +185,10 @@ static int write_more(struct lws *wsi, struct http_sess *s)
 	sess_reset(s);
 	if (close_after)
 		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	if (lws_http_transaction_completed(wsi))
+		return -1;
+	conn_await_headers(wsi);
+	return 0;
 }
 
 /* ---- requests ---- */
@@ -166,16 +204,80 @@ static enum method method_of(struct lws *wsi)
 	return M_OTHER;
 }
 
+/* Hashing jobs go to their own bounded pool: when it is full the answer
+ * is 503 at once, and nothing else ever queues behind them. Other jobs
+ * get a deadline (history_timeout_ms) after which they answer 503. */
 static int submit(struct lws *wsi, struct http_sess *s, struct job *j)
 {
 	struct front *f = front_of(wsi);
+	int hashing = j->kind == JOB_LOGIN || j->kind == JOB_REGISTER;
 
 	j->wsi = wsi;
 	j->route = s->route;
 	j->reject = -1;
+	if (pool_submit(hashing ? &f->hash_pool : &f->pool, j) != 0) {
+		job_free(j);
+		return respond_error(wsi, s, 503, "unavailable",
+		                     "too many logins at once; try again in a moment", REJ_BUSY,
+		                     "retry-after: 1\r\n");
+	}
 	s->job = j;
-	pool_submit(&f->pool, j);
+	if (hashing)
+		wsi_timer_off(wsi);
+	else
+		lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->history_timeout_ms * 1000);
 	return 0;
+}
+
+/* A job past its deadline: answer 503 now; the worker's late answer is
+ * dropped (job->wsi is cleared). */
+static int job_timed_out(struct lws *wsi, struct http_sess *s)
+{
+	s->job->wsi = NULL;
+	s->job = NULL;
+	return respond_error(wsi, s, 503, "unavailable",
+	                     "the store or Redis did not answer in time; try again", REJ_TIMEOUT,
+	                     "retry-after: 5\r\ncache-control: no-store\r\n");
+}
+
+static int health_finish(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+	char *body = NULL;
+
+	health_unlink(f, s);
+	wsi_timer_off(wsi);
+	int status = health_answer(f->health, s->health_gen, &body);
+	if (body == NULL)
+		return -1;
+	return respond(wsi, s, status, "application/json", body, strlen(body),
+	               "cache-control: no-store\r\n");
+}
+
+static int health_request(struct lws *wsi, struct http_sess *s)
+{
+	struct front *f = front_of(wsi);
+
+	health_kick(f->health, s->health_gen);
+	s->health_wait = 1;
+	s->health_next = f->health_waiting;
+	f->health_waiting = s;
+	if (health_ready(f->health, s->health_gen))
+		return health_finish(wsi, s);
+	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->health_timeout_ms * 1000);
+	return 0;
+}
+
+/* Answers every /healthz whose checks have all finished (loop thread,
+ * woken by a check thread). */
+static void health_poll(struct front *f)
+{
+	struct http_sess *s = f->health_waiting, *next;
+	for (; s; s = next) {
+		next = s->health_next;
+		if (health_ready(f->health, s->health_gen) && health_finish(s->wsi, s) != 0)
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
 }
 
 static struct job *job_new(enum job_kind kind)
@@ -245,12 +347,79 @@ static int history_request(struct lws *wsi, struct http_sess *s)
 	return submit(wsi, s, j);
 }
 
+int metrics_token_load(struct front *f)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+
+	if (f->cfg->metrics_token_file == NULL)
+		return 0;
+	if (config_read_file(f->cfg->metrics_token_file, &buf, &len) != 0) {
+		log_msg(LOG_ERR, "metrics_token_file: cannot read %s", f->cfg->metrics_token_file);
+		return -1;
+	}
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+		buf[--len] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] < 0x21 || buf[i] > 0x7e)
+			len = 0; /* refused below: a token is one printable word */
+	}
+	if (len < 16) {
+		log_msg(LOG_ERR,
+		        "metrics_token_file: %s must hold one printable token of at least "
+		        "16 characters",
+		        f->cfg->metrics_token_file);
+		free(buf);
+		return -1;
+	}
+	f->metrics_token = (char *)buf;
+	return 0;
+}
+
+static int peer_loopback(const char *peer)
+{
+	return strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
+	       strncmp(peer, "::ffff:127.", 11) == 0;
+}
+
+/* /metrics: with metrics_token_file, the Bearer token; without, loopback
+ * clients only. Returns 1 when allowed, else 0 with the refusal queued in
+ * *rc. */
+static int metrics_allowed(struct lws *wsi, struct http_sess *s, int *rc)
+{
+	struct front *f = front_of(wsi);
+	char auth[512];
+
+	if (f->metrics_token == NULL) {
+		if (peer_loopback(s->peer))
+			return 1;
+		*rc = respond_error(wsi, s, 403, "forbidden",
+		                    "/metrics is served to loopback clients only (set "
+		                    "metrics_token_file to allow others)",
+		                    REJ_FORBIDDEN, NULL);
+		return 0;
+	}
+	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	size_t want = strlen(f->metrics_token);
+	if (alen > 7 && alen < (int)sizeof(auth) &&
+	    lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) == alen &&
+	    strncasecmp(auth, "Bearer ", 7) == 0 && (size_t)alen - 7 == want &&
+	    sodium_memcmp(auth + 7, f->metrics_token, want) == 0)
+		return 1;
+	*rc = respond_error(wsi, s, 401, "unauthorized", "/metrics needs its Bearer token",
+	                    REJ_UNAUTHORIZED, "www-authenticate: Bearer\r\n");
+	return 0;
+}
+
 static int metrics_request(struct lws *wsi, struct http_sess *s)
 {
 	struct front *f = front_of(wsi);
 	struct strbuf b;
-	struct job *j = job_new(JOB_METRICS);
+	int rc = 0;
 
+	if (!metrics_allowed(wsi, s, &rc))
+		return rc;
+	struct job *j = job_new(JOB_METRICS);
 	if (j == NULL)
 		return -1;
 	strbuf_init(&b);
@@ -327,10 +496,13 @@ static int static_request(struct lws *wsi, struct http_sess *s, const char *uri)
 	             (unsigned long long)st.st_mtim.tv_nsec);
 	/* HTML revalidates every time, so a new deployment shows at once; the
 	 * rest is cached for an hour and revalidated by ETag after that. */
-	snprintf(extra, sizeof(extra), "etag: %s\r\ncache-control: %s\r\n%s", etag,
+	/* MQTT.js keeps its keepalive timer in a blob: Worker, hence
+	 * worker-src */
+	snprintf(extra, sizeof(extra),
+	         "etag: %s\r\ncache-control: %s\r\nx-content-type-options: nosniff\r\n%s", etag,
 	         html ? "no-cache" : "public, max-age=3600",
 	         html ? "content-security-policy: default-src 'self'; connect-src 'self' ws: wss:;"
-	                " img-src 'self' data:; frame-ancestors 'none'\r\n"
+	                " img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'\r\n"
 	              : "");
 	int n = lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH);
 	if (n > 0 && strcmp(inm, etag) == 0)
@@ -352,6 +524,10 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 	enum method m = method_of(wsi);
 	int is_post_route = strcmp(uri, "/api/register") == 0 || strcmp(uri, "/api/login") == 0;
 
+	/* the headers are in; what follows has its own deadline (a body: the
+	 * same as the headers) */
+	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->http_header_timeout * LWS_US_PER_SEC);
+	s->wsi = wsi;
 	s->t0_us = now_us();
 	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
 	/* a body we will not read: answer, then close */
@@ -406,10 +582,8 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 		switch (s->route) {
 		case ROUTE_HISTORY:
 			return history_request(wsi, s);
-		case ROUTE_HEALTHZ: {
-			struct job *j = job_new(JOB_HEALTH);
-			return j ? submit(wsi, s, j) : -1;
-		}
+		case ROUTE_HEALTHZ:
+			return health_request(wsi, s);
 		case ROUTE_METRICS:
 			return metrics_request(wsi, s);
 		default:
@@ -475,6 +649,7 @@ void http_job_done(struct front *f, struct job *j)
 	}
 	struct http_sess *s = lws_wsi_user(wsi);
 	s->job = NULL;
+	wsi_timer_off(wsi);
 	if (j->reject >= 0 && j->reject < REJ_COUNT)
 		f->m.rejects[j->reject]++;
 	char *body = j->body;
@@ -484,6 +659,38 @@ void http_job_done(struct front *f, struct job *j)
 	            body, j->body_len, extra) != 0)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	job_free(j);
+}
+
+/* A browser's Origin is accepted when it names this front's own Host
+ * (http or https) or is listed in ws_origins; a client that sends no
+ * Origin (not a browser) is accepted too. So another site's page cannot
+ * open /mqtt with its visitor's browser. */
+static int origin_ok(struct lws *wsi)
+{
+	struct front *f = front_of(wsi);
+	char origin[512], host[300];
+
+	int olen = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (olen <= 0)
+		return 1;
+	if (olen >= (int)sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != olen)
+		return 0;
+	const char *rest = strncasecmp(origin, "http://", 7) == 0    ? origin + 7
+	                   : strncasecmp(origin, "https://", 8) == 0 ? origin + 8
+	                                                             : NULL;
+	int hlen = lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
+	if (rest && hlen > 0 && strcasecmp(rest, host) == 0)
+		return 1;
+	const char *list = f->cfg->ws_origins;
+	while (list && *list) {
+		size_t n = strcspn(list, " ,");
+		if (n == (size_t)olen && strncasecmp(list, origin, n) == 0)
+			return 1;
+		list += n;
+		list += strspn(list, " ,");
+	}
+	return 0;
 }
 
 /* The only upgrade served: GET /mqtt naming the subprotocol "mqtt" (alone
@@ -501,6 +708,51 @@ static int upgrade_ok(struct lws *wsi)
 	     t = strtok_r(NULL, ", ", &save))
 		if (strcmp(t, "mqtt") == 0)
 			return 1;
+	return 0;
+}
+
+/* ---- connections: caps and the header deadline ---- */
+
+/* A new TCP connection (the wsi is the listener's): counted against the
+ * caps, or refused before anything is read. */
+static int conn_accept(struct front *f, const struct lws_filter_network_conn_args *a)
+{
+	char addr[INET6_ADDRSTRLEN] = "";
+
+	if (f->accepted) { /* counted for a wsi that was never created */
+		connlimit_release(&f->conns, f->accepted);
+		f->accepted = NULL;
+	}
+	if (a->cli_addr.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->cli_addr)->sin_addr, addr,
+		          sizeof(addr));
+	else if (a->cli_addr.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->cli_addr)->sin6_addr, addr,
+		          sizeof(addr));
+	int rc = connlimit_take(&f->conns, addr, &f->accepted);
+	if (rc == CONNLIMIT_OK)
+		return 0;
+	f->m.rejects[REJ_CONN_LIMIT]++;
+	return 1;
+}
+
+/* The accepted connection's wsi: it carries its count until destroyed
+ * (kept by wsi in the connlimit table: an opaque pointer set here is gone
+ * again by WSI_DESTROY in libwebsockets 4.1), and its headers must arrive
+ * within http_header_timeout. */
+static int conn_created(struct lws *wsi)
+{
+	struct front *f = front_of(wsi);
+	struct cl_addr *a = f->accepted;
+
+	if (a == NULL)
+		return 0; /* not one we accepted (a client connection) */
+	f->accepted = NULL;
+	if (connlimit_bind(&f->conns, wsi, a) != 0) {
+		connlimit_release(&f->conns, a);
+		return -1;
+	}
+	lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->http_header_timeout * LWS_US_PER_SEC);
 	return 0;
 }
 
@@ -539,7 +791,32 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		sess_reset(s);
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		conn_await_headers(wsi);
+		return 0;
+
+	case LWS_CALLBACK_TIMER:
+		f = front_of(wsi);
+		if (s && s->health_wait)
+			return health_finish(wsi, s);
+		if (s && s->job)
+			return job_timed_out(wsi, s);
+		if (s && s->answered)
+			return 0; /* the answer is on its way */
+		/* headers or a body not in time: a slow client holds nothing */
+		f->m.rejects[REJ_TIMEOUT]++;
+		return -1;
+
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return conn_accept(front_of(wsi), user);
+
+	case LWS_CALLBACK_WSI_CREATE:
+		return conn_created(wsi);
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		connlimit_drop(&front_of(wsi)->conns, wsi);
+		return 0;
 
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -554,6 +831,12 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 			front_of(wsi)->m.rejects[REJ_SUBPROTOCOL]++;
 			return 1;
 		}
+		if (!origin_ok(wsi)) {
+			front_of(wsi)->m.rejects[REJ_ORIGIN]++;
+			lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
+			                       "this Origin may not open /mqtt");
+			return 1;
+		}
 		return 0;
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -564,12 +847,15 @@ static int callback_http(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
 		f = front_of(wsi);
-		struct job *j = pool_take_done(&f->pool);
-		while (j) {
-			struct job *next = j->next;
-			http_job_done(f, j);
-			j = next;
+		for (int k = 0; k < 2; k++) {
+			struct job *j = pool_take_done(k ? &f->hash_pool : &f->pool);
+			while (j) {
+				struct job *next = j->next;
+				http_job_done(f, j);
+				j = next;
+			}
 		}
+		health_poll(f);
 		return 0;
 	}
 	default:

@@ -1,20 +1,17 @@
 /*
  * The blocking half of the HTTP API, run on worker threads: Argon2id
- * hashing, the store (accounts, history), Redis (history, health, the
- * bridge's counters). Each thread keeps its own store handle and Redis
- * connection, opened on first use and reopened after a failure.
+ * hashing, the store (accounts, history), Redis (history, the bridges'
+ * counters). Each thread keeps its own store handle and Redis
+ * connection, opened on first use and reopened after a failure; the
+ * health checks (health.c) open theirs through the same functions.
  */
 #include <errno.h>
 #include <stdarg.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -34,7 +31,7 @@ void worker_ctx_free(struct worker_ctx *w)
 	w->redis = NULL;
 }
 
-static struct store *want_store(struct front *f, struct worker_ctx *w)
+struct store *want_store(struct front *f, struct worker_ctx *w)
 {
 	char err[256];
 
@@ -45,7 +42,7 @@ static struct store *want_store(struct front *f, struct worker_ctx *w)
 	return w->store;
 }
 
-static redisContext *want_redis(struct front *f, struct worker_ctx *w)
+redisContext *want_redis(struct front *f, struct worker_ctx *w)
 {
 	if (w->redis && w->redis->err) {
 		redisFree(w->redis);
@@ -63,7 +60,7 @@ static redisContext *want_redis(struct front *f, struct worker_ctx *w)
 }
 
 /* A reply that is NULL means the connection broke: drop it. */
-static redisReply *redis_cmd(struct worker_ctx *w, const char *fmt, ...)
+redisReply *redis_cmd(struct worker_ctx *w, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -205,8 +202,16 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 		return;
 	}
 	code = history_allowed(r, j->user, j->q.conv, &msg);
-	if (code == NULL)
-		code = history_page(r, want_store(f, w), &j->q, &json, &msg);
+	/* Redis first, with the store only if it is already open: a page
+	 * Redis holds never waits for a store that is slow to open (locked,
+	 * hung); only a page that needs the store opens it */
+	if (code == NULL) {
+		struct store *held = w->store;
+		code = history_page(r, held, &j->q, &json, &msg);
+		if (code != NULL && held == NULL && !r->err &&
+		    strcmp(code, HISTORY_E_UNAVAILABLE) == 0 && want_store(f, w) != NULL)
+			code = history_page(r, w->store, &j->q, &json, &msg);
+	}
 	if (r->err) {
 		redisFree(w->redis);
 		w->redis = NULL;
@@ -219,50 +224,9 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 	answer(j, 200, json, -1);
 }
 
-/* The broker answers when a CONNECT gets a CONNACK (refused is fine:
- * it proves the broker reads and answers). */
-static int broker_up(struct front *f)
-{
-	static const unsigned char connect_pkt[] = {0x10, 20,   0,   4,   'M', 'Q', 'T', 'T',
-	                                            4,    0x02, 0,   5,   0,   8,   'w', 's',
-	                                            'h',  'e',  'a', 'l', 't', 'h'};
-	struct addrinfo hints = {0}, *ai = NULL;
-	char port[16];
-	unsigned char buf[4];
-	int fd = -1, up = 0;
-
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%ld", f->cfg->mqtt_port);
-	if (getaddrinfo(f->cfg->mqtt_host, port, &hints, &ai) != 0)
-		return 0;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto cleanup;
-	struct timeval tv = {1, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0)
-		goto cleanup;
-	if (send(fd, connect_pkt, sizeof(connect_pkt), MSG_NOSIGNAL) != sizeof(connect_pkt))
-		goto cleanup;
-	size_t got = 0;
-	while (got < 2) {
-		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	up = got >= 2 && buf[0] == 0x20;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return up;
-}
-
 /* XINFO GROUPS chat:stream: the persist group's pending and lag. Returns 1
  * when the group exists (*pending, *lag filled; *lag -1 when unknown). */
-static int persist_backlog(struct worker_ctx *w, long long *pending, long long *lag)
+int persist_backlog(struct worker_ctx *w, long long *pending, long long *lag)
 {
 	redisReply *r = redis_cmd(w, "XINFO GROUPS chat:stream");
 	int found = 0;
@@ -299,59 +263,6 @@ static int persist_backlog(struct worker_ctx *w, long long *pending, long long *
 	}
 	freeReplyObject(r);
 	return found;
-}
-
-static void do_health(struct front *f, struct worker_ctx *w, struct job *j)
-{
-	int broker = broker_up(f), redis = 0, store = 0, group = 0;
-	long long pending = -1, lag = -1;
-	redisContext *r = want_redis(f, w);
-
-	if (r) {
-		redisReply *rep = redis_cmd(w, "PING");
-		redis = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
-		freeReplyObject(rep);
-		if (redis && w->redis)
-			group = persist_backlog(w, &pending, &lag);
-	}
-	struct store *s = want_store(f, w);
-	store = s && store_ping(s) == STORE_OK;
-	if (s && !store) {
-		store_close(w->store);
-		w->store = NULL;
-	}
-
-	cJSON *o = cJSON_CreateObject();
-	int ok = broker && redis && store;
-	cJSON_AddStringToObject(o, "status", ok ? "ok" : "down");
-	cJSON_AddStringToObject(o, "node", f->cfg->node_name);
-	cJSON_AddStringToObject(o, "broker", broker ? "up" : "down");
-	cJSON_AddStringToObject(o, "redis", redis ? "up" : "down");
-	cJSON_AddStringToObject(o, "store", store ? "up" : "down");
-	cJSON *p = cJSON_AddObjectToObject(o, "persistence");
-	if (group) {
-		cJSON_AddNumberToObject(p, "pending", (double)pending);
-		if (lag >= 0) {
-			cJSON_AddNumberToObject(p, "lag", (double)lag);
-			cJSON_AddNumberToObject(p, "backlog", (double)(pending + lag));
-		} else {
-			cJSON_AddNullToObject(p, "lag");
-			cJSON_AddNumberToObject(p, "backlog", (double)pending);
-		}
-	} else {
-		cJSON_AddNullToObject(p, "backlog");
-		cJSON_AddStringToObject(
-		    p, "note", redis ? "no persist group on chat:stream yet" : "Redis is down");
-	}
-	cJSON *down = cJSON_AddArrayToObject(o, "down");
-	if (!broker)
-		cJSON_AddItemToArray(down, cJSON_CreateString("broker"));
-	if (!redis)
-		cJSON_AddItemToArray(down, cJSON_CreateString("redis"));
-	if (!store)
-		cJSON_AddItemToArray(down, cJSON_CreateString("store"));
-	answer(j, ok ? 200 : 503, cJSON_PrintUnformatted(o), -1);
-	cJSON_Delete(o);
 }
 
 /* Fields and values of an HGETALL reply (a flat array). */
@@ -397,24 +308,29 @@ static void do_metrics(struct front *f, struct worker_ctx *w, struct job *j)
 	              "# TYPE wsfront_redis_up gauge\nwsfront_redis_up %d\n",
 	              redis);
 	if (redis) {
-		/* KEYS is fine here: a handful of keys, and the pattern is narrow */
-		redisReply *keys = redis_cmd(w, "KEYS chat:metrics:bridge:*");
-		if (keys && keys->type == REDIS_REPLY_ARRAY) {
+		/* The bridges' counters: each front names its node in a small set
+		 * (never KEYS or a SCAN over a keyspace users can grow); at most
+		 * 64 nodes are read per scrape. */
+		freeReplyObject(redis_cmd(w, "SADD chat:metrics:nodes %s", f->cfg->node_name));
+		redisReply *nodes =
+		    w->redis ? redis_cmd(w, "SRANDMEMBER chat:metrics:nodes 64") : NULL;
+		if (nodes && nodes->type == REDIS_REPLY_ARRAY) {
 			strbuf_printf(&b,
 			              "# HELP chat_bridge_msgs_in_total and the other chat_bridge_*"
 			              " series: each bridge's counters (Redis hash "
 			              "chat:metrics:bridge:<node>).\n");
-			for (size_t i = 0; i < keys->elements && w->redis; i++) {
-				if (keys->element[i]->type != REDIS_REPLY_STRING)
+			for (size_t i = 0; i < nodes->elements && w->redis; i++) {
+				if (nodes->element[i]->type != REDIS_REPLY_STRING)
 					continue;
-				const char *key = keys->element[i]->str;
-				redisReply *h = redis_cmd(w, "HGETALL %s", key);
-				if (h && (h->type == REDIS_REPLY_ARRAY))
-					hash_render(h, key + strlen("chat:metrics:bridge:"), &b);
+				const char *node = nodes->element[i]->str;
+				redisReply *h =
+				    redis_cmd(w, "HGETALL chat:metrics:bridge:%s", node);
+				if (h && h->type == REDIS_REPLY_ARRAY && h->elements > 0)
+					hash_render(h, node, &b);
 				freeReplyObject(h);
 			}
 		}
-		freeReplyObject(keys);
+		freeReplyObject(nodes);
 		redisReply *h = w->redis ? redis_cmd(w, "HGETALL chat:metrics:persist") : NULL;
 		if (h && (h->type == REDIS_REPLY_ARRAY))
 			hash_render(h, NULL, &b);
@@ -460,9 +376,6 @@ void job_run(struct front *f, struct worker_ctx *w, struct job *j)
 		break;
 	case JOB_HISTORY:
 		do_history(f, w, j);
-		break;
-	case JOB_HEALTH:
-		do_health(f, w, j);
 		break;
 	case JOB_METRICS:
 		do_metrics(f, w, j);

@@ -71,19 +71,26 @@ static int front_init(struct front *f, struct chat_config *cfg)
 	randombytes_buf(pw, sizeof(pw));
 	if (crypto_pwhash_str(f->dummy_hash, pw, sizeof(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
 	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0 ||
-	    ratelimit_init(&f->rl_addr, 65536, cfg->auth_burst, cfg->auth_per_min) != 0 ||
-	    ratelimit_init(&f->rl_user, 65536, cfg->auth_burst, cfg->auth_per_min) != 0) {
+	    ratelimit_init(&f->rl_addr, (size_t)cfg->auth_buckets, cfg->auth_burst,
+	                   cfg->auth_per_min) != 0 ||
+	    ratelimit_init(&f->rl_user, (size_t)cfg->auth_buckets, cfg->auth_burst,
+	                   cfg->auth_per_min) != 0 ||
+	    connlimit_init(&f->conns, cfg->http_max_conns, cfg->http_max_conns_per_addr) != 0) {
 		log_msg(LOG_ERR, "out of memory");
 		return -1;
 	}
 	f->reserved_user = cfg->service_user;
-	return 0;
+	return metrics_token_load(f);
 }
 
 static void front_free(struct front *f)
 {
 	ratelimit_free(&f->rl_addr);
 	ratelimit_free(&f->rl_user);
+	connlimit_free(&f->conns);
+	if (f->metrics_token)
+		sodium_memzero(f->metrics_token, strlen(f->metrics_token));
+	free(f->metrics_token);
 	token_keyring_free(&f->kr);
 }
 
@@ -123,7 +130,12 @@ int main(int argc, char **argv)
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.pt_serv_buf_size = 32768;
 	info.max_http_header_data = 12288; /* a Bearer token can be 8 KiB */
-	info.max_http_header_pool = 64;
+	/* more header buffers than one address may hold connections, so one
+	 * client cannot take them all (http.c times out slow headers) */
+	info.max_http_header_pool = (unsigned short)(cfg.http_max_conns_per_addr * 4 < 256 ? 256
+	                                             : cfg.http_max_conns_per_addr * 4 > 4096
+	                                                 ? 4096
+	                                                 : cfg.http_max_conns_per_addr * 4);
 	info.timeout_secs = 20;
 	f.ctx = lws_create_context(&info);
 	if (f.ctx == NULL) {
@@ -131,8 +143,12 @@ int main(int argc, char **argv)
 		goto cleanup_front;
 	}
 	the_ctx = f.ctx;
-	if (pool_start(&f.pool, &f, (int)cfg.http_workers) != 0)
+	if (pool_start(&f.pool, &f, (int)cfg.http_workers, 0) != 0)
 		goto cleanup_ctx;
+	if (pool_start(&f.hash_pool, &f, (int)cfg.hash_workers, cfg.hash_queue_max) != 0)
+		goto cleanup_pool;
+	if ((f.health = health_start(&f)) == NULL)
+		goto cleanup_health;
 	log_msg(LOG_INFO,
 	        "wsfront %s listening on http://%s:%ld/ (broker %s:%ld, redis %s:%ld, "
 	        "store %s)",
@@ -142,6 +158,10 @@ int main(int argc, char **argv)
 		if (lws_service(f.ctx, 0) < 0)
 			break;
 	rc = 0;
+cleanup_health:
+	health_stop(f.health);
+	pool_stop(&f.hash_pool);
+cleanup_pool:
 	pool_stop(&f.pool);
 cleanup_ctx:
 	the_ctx = NULL;

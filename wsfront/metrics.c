@@ -9,8 +9,9 @@ static const double bounds[LAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0
                                            0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 
 static const char *const reject_names[REJ_COUNT] = {
-    "subprotocol", "auth",   "slow_consumer", "broker_down",  "rate_limited", "bad_request",
-    "too_large",   "method", "not_found",     "unauthorized", "forbidden",    "conflict"};
+    "subprotocol", "auth",    "slow_consumer", "broker_down",  "rate_limited", "bad_request",
+    "too_large",   "method",  "not_found",     "unauthorized", "forbidden",    "conflict",
+    "conn_limit",  "timeout", "origin",        "busy"};
 static const char *const route_names[ROUTE_COUNT] = {"static",  "register", "login", "history",
                                                      "healthz", "metrics",  "other"};
 

@@ -25,6 +25,10 @@ enum reject_reason {
 	REJ_UNAUTHORIZED, /* HTTP 401 */
 	REJ_FORBIDDEN,    /* HTTP 403 */
 	REJ_CONFLICT,     /* HTTP 409 */
+	REJ_CONN_LIMIT,   /* a connection over the total or per-address cap */
+	REJ_TIMEOUT,      /* headers, body or MQTT CONNECT not in time; a job past its deadline */
+	REJ_ORIGIN,       /* a WebSocket from a foreign Origin */
+	REJ_BUSY,         /* the hashing queue was full: 503 */
 	REJ_COUNT
 };
 

@@ -1,7 +1,9 @@
 /*
  * The worker threads: a queue in, a queue out. A finished job wakes the
  * event loop with lws_cancel_service, whose callback (http.c) takes the
- * done queue.
+ * done queue. The front runs two pools, so Argon2id (seconds of CPU under
+ * a burst of logins) never delays history; the hashing one has a bounded
+ * queue and refuses at once when it is full.
  */
 #include <stdlib.h>
 
@@ -31,6 +33,7 @@ static void *worker_main(void *arg)
 		if (p->stop)
 			break;
 		struct job *j = p->todo;
+		p->queued--;
 		p->todo = j->next;
 		if (p->todo == NULL)
 			p->todo_tail = NULL;
@@ -54,10 +57,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int pool_start(struct pool *p, struct front *f, int n)
+int pool_start(struct pool *p, struct front *f, int n, long max)
 {
 	p->front = f;
 	p->todo = p->todo_tail = p->done = p->done_tail = NULL;
+	p->queued = 0;
+	p->max = max;
 	p->stop = 0;
 	p->n = 0;
 	pthread_mutex_init(&p->lock, NULL);
@@ -76,10 +81,15 @@ int pool_start(struct pool *p, struct front *f, int n)
 	return 0;
 }
 
-void pool_submit(struct pool *p, struct job *j)
+int pool_submit(struct pool *p, struct job *j)
 {
 	j->next = NULL;
 	pthread_mutex_lock(&p->lock);
+	if (p->max > 0 && p->queued >= p->max) {
+		pthread_mutex_unlock(&p->lock);
+		return -1;
+	}
+	p->queued++;
 	if (p->todo_tail)
 		p->todo_tail->next = j;
 	else
@@ -87,6 +97,7 @@ void pool_submit(struct pool *p, struct job *j)
 	p->todo_tail = j;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 struct job *pool_take_done(struct pool *p)

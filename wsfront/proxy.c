@@ -12,6 +12,10 @@
  * queue passes ws_buffer_max (the browser does not read) is cut off, so no
  * browser can make the front hold more than that. Closing either side
  * flushes what the other still has to send, then closes it.
+ *
+ * A WebSocket must send its MQTT CONNECT within ws_connect_timeout of
+ * opening (PROTOCOL.md: a few seconds); one that does not is closed, so
+ * idle sockets hold no descriptors. The connection caps are http.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,7 @@ struct link {
 	unsigned ws_gone : 1;   /* the browser side closed */
 	unsigned ws_paused : 1; /* not reading from the browser */
 	unsigned cut : 1;       /* cut off for not reading */
+	unsigned connected : 1; /* the browser's CONNECT has arrived */
 	uint16_t close_status;  /* for the browser, when the broker side ends */
 };
 
@@ -143,6 +148,7 @@ static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void
 		mqttscan_init(&l->scan_out);
 		l->ws = wsi;
 		s->link = l;
+		lws_set_timer_usecs(wsi, (lws_usec_t)f->cfg->ws_connect_timeout * LWS_US_PER_SEC);
 		f->m.ws_open++;
 		f->m.ws_total++;
 		if (connect_broker(f, wsi, l) != 0 && !l->tcp_gone) {
@@ -157,6 +163,10 @@ static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (l == NULL || l->tcp_gone)
 			return 0;
 		count_in(f, l, in, len);
+		if (!l->connected && l->scan_in.packets[MQTT_CONNECT] > 0) {
+			l->connected = 1;
+			wsi_timer_off(wsi);
+		}
 		if (l->tcp_up && l->tcp) {
 			int w = write_now(l->tcp, in, len, LWS_WRITE_RAW, &l->to_tcp);
 			if (w < 0)
@@ -199,6 +209,14 @@ static int callback_mqtt(struct lws *wsi, enum lws_callback_reasons reason, void
 		}
 		return 0;
 	}
+
+	case LWS_CALLBACK_TIMER:
+		if (l == NULL || l->connected)
+			return 0;
+		f->m.rejects[REJ_TIMEOUT]++;
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+		                 (unsigned char *)"no MQTT CONNECT in time", 23);
+		return -1;
 
 	case LWS_CALLBACK_CLOSED:
 		if (l == NULL)

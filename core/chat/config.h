@@ -45,7 +45,18 @@ struct chat_config {
 	long http_body_max;     /* bytes of an HTTP request body */
 	long auth_burst;        /* login/register attempts per address and per name */
 	long auth_per_min;      /* refill of those attempts per minute */
-	long http_workers;      /* threads for hashing, store and Redis calls */
+	long http_workers;      /* threads for history and metrics (store, Redis) */
+	long http_max_conns;          /* connections open at once, all addresses */
+	long http_max_conns_per_addr; /* connections open at once from one address */
+	long http_header_timeout;     /* seconds to send a request's headers */
+	long ws_connect_timeout;      /* seconds from WebSocket open to MQTT CONNECT */
+	char *ws_origins;             /* space-separated Origins /mqtt accepts besides its own */
+	long auth_buckets;            /* login limiter buckets (per name, per address) */
+	long hash_workers;            /* threads for Argon2id (register, login) */
+	long hash_queue_max;          /* logins/registrations waiting for those threads */
+	long history_timeout_ms;      /* /api/history answers 503 after this */
+	long health_timeout_ms;       /* a check slower than this reports its dependency down */
+	char *metrics_token_file;     /* Bearer token for /metrics; unset: loopback only */
 	/* derived, not a setting: redis_password_file's password, read by
 	 * config_load_redis_password (NULL: no AUTH) */
 	char *redis_password;

@@ -31,7 +31,8 @@ class Web:
             self.add_front(tmp, broker, "node%d" % (i + 1), **settings)
 
     def add_front(self, tmp, broker, node, **settings):
-        opts = {"auth_burst": 1000, "auth_per_min": 1000}
+        # loopback tests open many connections from one address
+        opts = {"auth_burst": 1000, "auth_per_min": 1000, "http_max_conns_per_addr": 1000}
         opts.update(settings)
         f = WsFront(tmp.mktemp("wsfront"), broker, self.cluster.redis, self.keys, node,
                     self.store_url, **opts)

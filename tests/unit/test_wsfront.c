@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "mqttscan.h"
 #include "ratelimit.h"
+#include "connlimit.h"
 #include "strbuf.h"
 
 #define S(x) x, sizeof(x) - 1
@@ -103,18 +104,62 @@ static void test_ratelimit(void)
 	CHECK(ratelimit_take(&rl, "5.6.7.8", 10));   /* others are not affected */
 	CHECK(ratelimit_take(&rl, "1.2.3.4", 1010)); /* refilled one */
 	CHECK(!ratelimit_take(&rl, "1.2.3.4", 1020));
-	/* a full table still answers, and never for more than the burst */
+	/* flooding other names never resets a live bucket (finding 7): the
+	 * table fills, new names are refused, the spent one stays spent */
 	char key[32];
+	int refused = 0;
+	CHECK(!ratelimit_take(&rl, "1.2.3.4", 1030));
 	for (int i = 0; i < 1000; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
-		CHECK(ratelimit_take(&rl, key, 2000));
+		refused += !ratelimit_take(&rl, key, 1040);
 	}
+	CHECK(refused >= 1000 - 16);
+	CHECK(!ratelimit_take(&rl, "1.2.3.4", 1050));
+	/* once buckets have refilled completely they are reused */
+	CHECK(ratelimit_take(&rl, "late", 60000));
+	CHECK(ratelimit_take(&rl, "1.2.3.4", 60000));
 	/* a very long key is cut, not overflowed */
 	char longkey[300];
 	memset(longkey, 'a', sizeof(longkey) - 1);
 	longkey[sizeof(longkey) - 1] = '\0';
-	CHECK(ratelimit_take(&rl, longkey, 3000));
+	CHECK(ratelimit_take(&rl, longkey, 120000));
 	ratelimit_free(&rl);
+}
+
+static void test_connlimit(void)
+{
+	struct connlimit cl;
+	struct cl_addr *a[8], *x;
+
+	CHECK_INT(connlimit_init(&cl, 5, 2), 0); /* 5 in all, 2 per address */
+	CHECK_INT(connlimit_take(&cl, "127.0.0.2", &a[0]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.2", &a[1]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.2", &x), CONNLIMIT_E_ADDR);
+	CHECK(x == NULL);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.1", &a[2]), CONNLIMIT_OK); /* others unaffected */
+	CHECK_INT(connlimit_take(&cl, "127.0.0.3", &a[3]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.3", &a[4]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.4", &x), CONNLIMIT_E_TOTAL);
+	connlimit_release(&cl, a[0]); /* a closed connection frees its place */
+	CHECK_INT(connlimit_take(&cl, "127.0.0.2", &a[0]), CONNLIMIT_OK);
+	for (int i = 0; i < 5; i++)
+		connlimit_release(&cl, a[i]);
+	CHECK(cl.total == 0);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.4", &a[0]), CONNLIMIT_OK);
+	connlimit_release(&cl, a[0]);
+	/* counts tied to their owner are released by owner, once */
+	int owner1, owner2;
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &a[0]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &a[1]), CONNLIMIT_OK);
+	CHECK_INT(connlimit_bind(&cl, &owner1, a[0]), 0);
+	CHECK_INT(connlimit_bind(&cl, &owner2, a[1]), 0);
+	CHECK_INT(connlimit_take(&cl, "127.0.0.5", &x), CONNLIMIT_E_ADDR);
+	connlimit_drop(&cl, &owner1);
+	connlimit_drop(&cl, &owner1); /* a second drop changes nothing */
+	CHECK(cl.total == 1);
+	connlimit_drop(&cl, &owner2);
+	CHECK(cl.total == 0);
+	connlimit_free(&cl);
 }
 
 static void test_accounts(void)
@@ -192,6 +237,7 @@ int main(void)
 	test_bufq();
 	test_mqttscan();
 	test_ratelimit();
+	test_connlimit();
 	test_accounts();
 	test_metrics();
 	return check_report();
