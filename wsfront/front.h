@@ -90,4 +90,8 @@ extern const struct lws_protocols broker_protocol;
 
 int64_t now_us(void);
 
+/* listen.c: the plain and (when configured) TLS vhosts on ctx */
+int front_listen(struct lws_context *ctx, const struct lws_context_creation_info *base,
+                 const struct chat_config *cfg);
+
 #endif

@@ -43,6 +43,10 @@ struct chat_config {
 	long auth_burst;        /* login/register attempts per address and per name */
 	long auth_per_min;      /* refill of those attempts per minute */
 	long http_workers;      /* threads for hashing, store and Redis calls */
+	char *tls_cert_file;    /* PEM certificate (chain) for HTTPS/WSS; unset: no TLS */
+	char *tls_key_file;     /* its PEM private key */
+	char *https_host;       /* address the TLS listener binds (0.0.0.0: all) */
+	long https_port;
 };
 
 enum config_err {
