@@ -9,3 +9,11 @@ if(NOT CHAT_SANITIZE)
   chat_pytest(integration_deploy_compose test_deploy_compose.py)
   set_tests_properties(integration_deploy_compose PROPERTIES RUN_SERIAL TRUE)
 endif()
+
+# The TLS connect benchmark (make bench-tls) runs end to end, briefly.
+if(NOT CHAT_SANITIZE)
+  add_test(NAME deploy_bench_tls_smoke COMMAND ${CMAKE_SOURCE_DIR}/scripts/bench-tls.sh)
+  set_tests_properties(deploy_bench_tls_smoke PROPERTIES TIMEOUT 120
+    ENVIRONMENT "BUILD=${CMAKE_BINARY_DIR};SECONDS_PER_RUN=1;REPEAT=1"
+    PASS_REGULAR_EXPRESSION "handshake cost per connect")
+endif()
