@@ -235,3 +235,32 @@ def test_settings_that_cannot_be_honoured_are_refused_at_start(node, tmp_path, k
     r = subprocess.run([front], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "tls_key_file" in r.stderr + r.stdout, r.stderr + r.stdout
+
+
+def test_firmware_device_posts_over_tls_and_refuses_another_ca(node, keys):
+    from fwdevice import Device
+    create_room(node, keys, "gina", "fwtls")
+    watcher = TlsClient(node.tls_port, "gina", keys.mint("gina"), node.ca, client_id="gina:w")
+    assert watcher.connect() == 0
+    dev = Device(node.tls_port, "sensor9", keys.mint("sensor9"), room="fwtls",
+                 interval_ms=150, posts=2, keepalive=5, cafile=node.ca)
+    try:
+        assert watcher.subscribe("chat/room/fwtls", 1) < 0x80
+        dev.wait_line("connected", timeout=15)
+        got = wait_for(lambda: len(payloads(watcher, "/room/fwtls")) >= 2 and
+                       payloads(watcher, "/room/fwtls"), 15)
+        assert got and [m["from"] for m in got] == ["sensor9", "sensor9"], \
+            payloads(watcher, "/room/fwtls")
+        dev.wait_line(lambda l: l.startswith("msg conv=room:fwtls seq=2 from=sensor9"))
+    finally:
+        dev.stop()
+        watcher.close()
+    # a device whose CA did not sign the broker's certificate never connects
+    bad = Device(node.tls_port, "sensor9", keys.mint("sensor9"), room="fwtls",
+                 keepalive=5, cafile=node.wrong_ca, backoff_min=100, backoff_max=200)
+    try:
+        bad.wait_line("disconnected", timeout=15)
+        time.sleep(1.0)
+        assert bad.count("connected") == 0, bad.snapshot()
+    finally:
+        bad.stop()
