@@ -55,6 +55,9 @@ class TlsNode:
     def finish(self):
         for s in reversed(self.started):
             s.stop()
+        for s in self.started:
+            reports = s.sanitizer_reports()
+            assert not reports, "sanitizer reports in the %s log:\n%s" % (s.name, s.log()[-4000:])
 
 
 @pytest.fixture(scope="module")
