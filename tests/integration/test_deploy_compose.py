@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from chatharness import FERRETDB_DIRS, HarnessError, find_binary, free_port
+from chatharness import FERRETDB_DIRS, HarnessError, find_binary, free_ports
 from mqttutil import payloads, rpc, wait_for
 from tlsutil import ROOT, TlsClient, https, register
 
@@ -81,9 +81,10 @@ class Stack:
         self.project = "chatdeploy%d" % random.randrange(10**6)
         secrets = str(tmp / "secrets")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
-        self.ports = {}
-        while len(set(self.ports.values())) < len(PORT_VARS):
-            self.ports = {k: free_port() for k in PORT_VARS}
+        # a block below the ephemeral range: no outgoing connection of
+        # another process can take one of them before the servers bind it
+        base = free_ports(len(PORT_VARS))
+        self.ports = {k: base + i for i, k in enumerate(PORT_VARS)}
         self.env.update({k: str(v) for k, v in self.ports.items()})
         try:
             ferret = find_binary("ferretdb", FERRETDB_DIRS)
@@ -115,7 +116,10 @@ class Stack:
         self.dc("build", timeout=1200)
         t0 = time.time()
         self.up = True
-        self.dc("up", "-d", timeout=300)
+        r = self.dc("up", "-d", timeout=300, check=False)
+        if r.returncode != 0:
+            pytest.fail("docker-compose up failed:\n%s\n%s" % (r.stderr[-3000:], self.logs()),
+                        pytrace=False)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.health("chat") == "healthy" and self.health("chat2") == "healthy":
@@ -138,7 +142,12 @@ class Stack:
             return None
 
     def logs(self):
-        return self.dc("logs", "--no-color", "--tail", "40", timeout=60, check=False).stdout[-6000:]
+        text = self.dc("logs", "--no-color", "--tail", "40", timeout=60, check=False).stdout
+        for service in ("redis", "mongo", "chat", "chat2"):
+            r = run(["docker", "inspect", "-f", "{{json .State}}", self.container(service)], 30,
+                    check=False)
+            text += "\n%s: %s" % (service, r.stdout.strip()[-1500:])
+        return text[-12000:]
 
     def stop(self):
         if self.up:
@@ -205,6 +214,24 @@ def test_docker_compose_config_validates_both_files(stack):
     # the users' file: a bridge network (the default) and the official images
     cfg = run(["docker-compose", "-f", "docker-compose.yml", "config"], 60, base).stdout
     assert "image: mongo:" in cfg and "network_mode" not in cfg and "--replSet" in cfg
+
+
+def test_image_runs_unprivileged_with_a_health_check_and_loopback_plain_ports(stack):
+    cfg = json.loads(run(["docker", "image", "inspect", "-f", "{{json .Config}}", NODE_IMAGE],
+                         30).stdout)
+    assert cfg["User"] == "chat", cfg["User"]
+    assert cfg["Healthcheck"]["Test"][-1].endswith("healthcheck.sh"), cfg["Healthcheck"]
+    top = run(["docker", "top", stack.container("chat"), "-o", "pid,uid,comm"], 30).stdout
+    procs = [l.split() for l in top.splitlines()[1:]]
+    assert {p[2] for p in procs} >= {"mosquitto", "chat-bridge", "chat-wsfront"}, top
+    assert all(p[1] == "10001" for p in procs), top
+    # the entrypoint keeps the plain listeners of mosquitto.conf on loopback
+    for n in (1, 2):
+        for kind in ("MQTT", "HTTP"):
+            port = stack.ports["NODE%d_%s_PORT" % (n, kind)]
+            out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True,
+                                 text=True).stdout
+            assert [l.split()[3] for l in out.splitlines()] == ["127.0.0.1:%d" % port], out
 
 
 def test_two_nodes_behind_the_balancer_and_failover_without_gap(stack):
