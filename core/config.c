@@ -12,7 +12,8 @@
 
 #include "chat/config.h"
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM };
+/* OPT_HOST: a host name or address (a string of max bytes), never a URL */
+enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_HOST };
 
 struct config_opt {
 	const char *name;
@@ -37,10 +38,10 @@ static const struct config_opt opts[] = {
 	{"jwt_max_bytes", OPT_LONG, 256, 65535, "8192", NULL, OFF(jwt_max_bytes)},
 	{"body_max", OPT_LONG, 1, 262144, "4096", NULL, OFF(body_max)},
 	{"node_name", OPT_STR, 1, 32, "node1", NULL, OFF(node_name)},
-	{"mqtt_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(mqtt_host)},
+	{"mqtt_host", OPT_HOST, 1, 255, "127.0.0.1", NULL, OFF(mqtt_host)},
 	{"mqtt_port", OPT_LONG, 1, 65535, "1883", NULL, OFF(mqtt_port)},
 	{"service_user", OPT_STR, 1, 32, "bridge", NULL, OFF(service_user)},
-	{"redis_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(redis_host)},
+	{"redis_host", OPT_HOST, 1, 255, "127.0.0.1", NULL, OFF(redis_host)},
 	{"redis_port", OPT_LONG, 1, 65535, "6379", NULL, OFF(redis_port)},
 	{"redis_password_file", OPT_STR, 1, 4096, NULL, NULL, OFF(redis_password_file)},
 	{"redis_user", OPT_STR, 1, 128, NULL, NULL, OFF(redis_user)},
@@ -70,6 +71,12 @@ static const struct config_opt opts[] = {
 	{"history_timeout_ms", OPT_LONG, 100, 60000, "3000", NULL, OFF(history_timeout_ms)},
 	{"health_timeout_ms", OPT_LONG, 50, 900, "700", NULL, OFF(health_timeout_ms)},
 	{"metrics_token_file", OPT_STR, 1, 4096, NULL, NULL, OFF(metrics_token_file)},
+	/* TLS at the web front: HTTPS and WSS on https_host:https_port when a
+	 * certificate is set (README "Deploying") */
+	{"tls_cert_file", OPT_STR, 1, 4096, NULL, NULL, OFF(tls_cert_file)},
+	{"tls_key_file", OPT_STR, 1, 4096, NULL, NULL, OFF(tls_key_file)},
+	{"https_host", OPT_HOST, 1, 255, "0.0.0.0", NULL, OFF(https_host)},
+	{"https_port", OPT_LONG, 1, 65535, "8443", NULL, OFF(https_port)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -98,8 +105,8 @@ static int enum_has(const char *choices, const char *value)
 }
 
 /* Validates value for o and stores it into cfg; cfg is untouched on error. */
-static int apply(struct chat_config *cfg, const struct config_opt *o,
-                 const char *value, char *err, size_t errlen)
+static int apply(struct chat_config *cfg, const struct config_opt *o, const char *value, char *err,
+                 size_t errlen)
 {
 	char *field = (char *)cfg + o->offset;
 
@@ -108,21 +115,36 @@ static int apply(struct chat_config *cfg, const struct config_opt *o,
 		errno = 0;
 		long v = strtol(value, &end, 10);
 		if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
-			snprintf(err, errlen, "%s: '%s' is not a whole number in %ld..%ld",
-			         o->name, value, o->min, o->max);
+			snprintf(err, errlen, "%s: '%s' is not a whole number in %ld..%ld", o->name,
+			         value, o->min, o->max);
 			return CONFIG_E_VALUE;
 		}
 		*(long *)field = v;
 		return CONFIG_OK;
 	}
 	size_t n = strlen(value);
+	if (o->type == OPT_HOST && strstr(value, "://") != NULL) {
+		/* hiredis 0.14 has no TLS: say so rather than fail to resolve */
+		if (strncmp(value, "rediss://", 9) == 0)
+			snprintf(err, errlen,
+			         "%s: rediss:// (Redis over TLS) is not supported by this build "
+			         "(hiredis 0.14 has no TLS); reach Redis through a TLS sidecar on "
+			         "loopback, see README \"Deploying\"",
+			         o->name);
+		else
+			snprintf(err, errlen,
+			         "%s: '%s' is a URL; give the host name or address alone", o->name,
+			         value);
+		return CONFIG_E_VALUE;
+	}
 	if (o->type == OPT_ENUM && !enum_has(o->choices, value)) {
 		snprintf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->choices);
 		return CONFIG_E_VALUE;
 	}
-	if (o->type == OPT_STR && (n < (size_t)o->min || n > (size_t)o->max)) {
-		snprintf(err, errlen, "%s: length %zu is outside %ld..%ld", o->name, n,
-		         o->min, o->max);
+	if ((o->type == OPT_STR || o->type == OPT_HOST) &&
+	    (n < (size_t)o->min || n > (size_t)o->max)) {
+		snprintf(err, errlen, "%s: length %zu is outside %ld..%ld", o->name, n, o->min,
+		         o->max);
 		return CONFIG_E_VALUE;
 	}
 	char *copy = strdup(value);
@@ -164,8 +186,8 @@ void config_free(struct chat_config *cfg)
 	cfg->redis_password = NULL;
 }
 
-int config_set(struct chat_config *cfg, const char *key, const char *value,
-               char *err, size_t errlen)
+int config_set(struct chat_config *cfg, const char *key, const char *value, char *err,
+               size_t errlen)
 {
 	const struct config_opt *o = find(key);
 	if (o == NULL) {
@@ -185,8 +207,7 @@ static char *trim(char *s)
 	return s;
 }
 
-int config_load_file(struct chat_config *cfg, const char *path, char *err,
-                     size_t errlen)
+int config_load_file(struct chat_config *cfg, const char *path, char *err, size_t errlen)
 {
 	char line[4352], msg[256];
 	int lineno = 0, rc = CONFIG_OK;

@@ -17,7 +17,8 @@ run_packages=(build-essential cmake ninja-build pkg-config git openssl
   libcjson-dev libsodium-dev libsqlite3-dev libssl-dev redis-server)
 test_packages=(python3 python3-pytest python3-paho-mqtt python3-pymongo
   gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core
+  docker.io docker-compose debootstrap libnss3-tools)
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

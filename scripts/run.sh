@@ -44,6 +44,33 @@ if [ ! -s $run/redis.password ]; then
 fi
 (umask 077; echo "requirepass $(head -n 1 $run/redis.password)" > $run/redis.conf)
 redis_auth="redis_password_file $run/redis.password"
+# --- TLS: a local CA and a certificate for localhost under run/tls/ (made
+# once, so a browser that trusts run/tls/ca.crt keeps trusting it), and the
+# TLS listeners beside the plain ones: node N serves MQTT over TLS on
+# MQTTS_PORT + N - 1 and HTTPS/WSS on HTTPS_PORT + N - 1, on TLS_HOST.
+MQTTS_PORT=${MQTTS_PORT:-$((MQTT_PORT + 7000))}
+HTTPS_PORT=${HTTPS_PORT:-$((HTTP_PORT + 363))}
+TLS_HOST=${TLS_HOST:-127.0.0.1}
+deploy/gen-certs.sh "$run/tls"
+for p in $(seq $MQTTS_PORT $((MQTTS_PORT + NODES - 1))) $(seq $HTTPS_PORT $((HTTPS_PORT + NODES - 1))); do
+  port_busy "$p" && { echo "run: port $p is in use; set MQTTS_PORT / HTTPS_PORT" >&2; exit 1; }
+done
+tls_mosquitto_conf() { # node $1's TLS listener
+  sed -i "s|^listener 8883$|listener $((MQTTS_PORT + $1 - 1)) $TLS_HOST|
+          s|^certfile run/tls/|certfile $run/tls/|; s|^keyfile run/tls/|keyfile $run/tls/|" \
+    $run/node$1/mosquitto.conf
+}
+tls_wsfront_conf() { # node $1's HTTPS/WSS listener
+  printf 'tls_cert_file %s\ntls_key_file %s\nhttps_host %s\nhttps_port %s\n' \
+    "$run/tls/server.crt" "$run/tls/server.key" "$TLS_HOST" $((HTTPS_PORT + $1 - 1)) \
+    >> $run/node$1/wsfront.conf
+}
+tls_banner() {
+  echo "  MQTT over TLS: $(for n in $(seq 1 "$NODES"); do printf 'node%s localhost:%s  ' "$n" $((MQTTS_PORT + n - 1)); done)"
+  echo "  HTTPS/WSS:     $(for n in $(seq 1 "$NODES"); do printf 'https://localhost:%s/  ' $((HTTPS_PORT + n - 1)); done)"
+  echo "  CA to trust:   $run/tls/ca.crt   (mosquitto_sub --cafile $run/tls/ca.crt -p $MQTTS_PORT ...)"
+}
+# --- end TLS
 
 cat > $run/chat.conf <<CONF
 # written by scripts/run.sh
@@ -77,6 +104,7 @@ for n in $(seq 1 "$NODES"); do
   sed "s/^listener 1883 127.0.0.1$/listener $port 127.0.0.1/; s|^plugin build/|plugin $BUILD/|
        s|^plugin_opt_jwt_key_file run/jwt.secret$|plugin_opt_jwt_key_file $run/jwt.secret|" \
     mosquitto.conf > $run/node$n/mosquitto.conf
+  tls_mosquitto_conf $n
   echo "user $(id -un)" >> $run/node$n/mosquitto.conf
   # MOSQUITTO_PRELOAD: the ASan runtime, when the plugin is a sanitized build
   env ${MOSQUITTO_PRELOAD:+LD_PRELOAD=$MOSQUITTO_PRELOAD ASAN_OPTIONS=detect_leaks=0} \
@@ -137,6 +165,7 @@ store_url sqlite:$run/chat.db
 http_port $((HTTP_PORT + n - 1))
 static_dir $(realpath -m "$BUILD/wsfront/app")
 CONF
+  tls_wsfront_conf $n
   env -u CHAT_CONFIG $BUILD/wsfront/chat-wsfront --config $run/node$n/wsfront.conf \
     > $run/node$n/wsfront.log 2>&1 &
   echo $! > $run/wsfront$n.pid
@@ -165,6 +194,7 @@ chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
   MQTT:  $(for n in $(seq 1 "$NODES"); do printf 'node%s 127.0.0.1:%s  ' "$n" $((MQTT_PORT + n - 1)); done)
   Redis: 127.0.0.1:$REDIS_PORT, password in $run/redis.password
          (REDISCLI_AUTH=\$(cat $run/redis.password) redis-cli -p $REDIS_PORT)
+$(tls_banner)
 
 The web app (open it in two browser windows, sign up, and chat):
   $(for n in $(seq 1 "$NODES"); do printf 'http://127.0.0.1:%s/  ' $((HTTP_PORT + n - 1)); done)

@@ -141,4 +141,8 @@ static inline void wsi_timer_off(struct lws *wsi)
 	lws_set_timer_usecs(wsi, (lws_usec_t)86400 * LWS_US_PER_SEC);
 }
 
+/* listen.c: the plain and (when configured) TLS vhosts on ctx */
+int front_listen(struct lws_context *ctx, const struct lws_context_creation_info *base,
+                 const struct chat_config *cfg);
+
 #endif

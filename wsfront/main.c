@@ -2,8 +2,8 @@
  * chat-wsfront: the web front of one node. Reads settings (--config FILE,
  * else $CHAT_CONFIG, then CHAT_<KEY> variables), then serves the web app,
  * the HTTP API and MQTT over WebSocket on http_host:http_port until SIGINT
- * or SIGTERM. Only wiring here: the behaviour is in http.c, proxy.c and
- * jobs.c.
+ * or SIGTERM (and HTTPS/WSS when TLS is configured, listen.c). Only wiring
+ * here: the behaviour is in http.c, proxy.c and jobs.c.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -127,7 +127,8 @@ int main(int argc, char **argv)
 	info.protocols = table;
 	info.user = &f;
 	info.vhost_name = "wsfront";
-	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+	               LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.pt_serv_buf_size = 32768;
 	info.max_http_header_data = 12288; /* a Bearer token can be 8 KiB */
 	/* more header buffers than one address may hold connections, so one
@@ -139,10 +140,12 @@ int main(int argc, char **argv)
 	info.timeout_secs = 20;
 	f.ctx = lws_create_context(&info);
 	if (f.ctx == NULL) {
-		log_msg(LOG_ERR, "cannot listen on %s:%ld", cfg.http_host, cfg.http_port);
+		log_msg(LOG_ERR, "cannot start libwebsockets");
 		goto cleanup_front;
 	}
 	the_ctx = f.ctx;
+	if (front_listen(f.ctx, &info, &cfg) != 0)
+		goto cleanup_ctx;
 	if (pool_start(&f.pool, &f, (int)cfg.http_workers, 0) != 0)
 		goto cleanup_ctx;
 	if (pool_start(&f.hash_pool, &f, (int)cfg.hash_workers, cfg.hash_queue_max) != 0)

@@ -60,6 +60,10 @@ struct chat_config {
 	/* derived, not a setting: redis_password_file's password, read by
 	 * config_load_redis_password (NULL: no AUTH) */
 	char *redis_password;
+	char *tls_cert_file;    /* PEM certificate (chain) for HTTPS/WSS; unset: no TLS */
+	char *tls_key_file;     /* its PEM private key */
+	char *https_host;       /* address the TLS listener binds (0.0.0.0: all) */
+	long https_port;
 };
 
 #define CONFIG_REDIS_PASSWORD_MAX 512

@@ -131,7 +131,8 @@ static void usage(void)
 	        "usage: fw-chat --user ID --token JWT [--token-file F] [--host H] [--port N]\n"
 	        "       [--device NAME] [--room ROOM] [--interval-ms N] [--posts N]\n"
 	        "       [--keepalive S] [--backoff-min MS] [--backoff-max MS] [--timeout MS]\n"
-	        "       [--history-limit N] [--rx N] [--tx N] [--run-ms N] [--answer-dm]\n");
+	        "       [--history-limit N] [--rx N] [--tx N] [--run-ms N] [--answer-dm]\n"
+	        "       [--cafile CA.pem]  (MQTT over TLS, the server verified against CA)\n");
 	exit(2);
 }
 
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
 	unsigned long interval_ms = 0, posts = 0, run_ms = 0;
 	size_t rx_cap = 2048, tx_cap = 512;
 	static char token[8192];
+	const char *cafile = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *k = argv[i];
@@ -202,6 +204,8 @@ int main(int argc, char **argv)
 			tx_cap = num(v);
 		else if (strcmp(k, "--run-ms") == 0)
 			run_ms = num(v);
+		else if (strcmp(k, "--cafile") == 0)
+			cafile = v;
 		else
 			usage();
 	}
@@ -220,6 +224,10 @@ int main(int argc, char **argv)
 	static struct fw_conv convs[4];
 	static struct fw_net net = FW_NET_INIT;
 	a.user = cfg.user;
+	if (cafile && fw_posix_use_tls(&net, cafile) != 0) {
+		fprintf(stderr, "fw-chat: --cafile %s: not a readable PEM CA file\n", cafile);
+		return 2;
+	}
 	int rc =
 	    fw_client_init(&a.client, &cfg, &net, rx, rx_cap, tx, tx_cap, convs, 4, on_event, &a);
 	if (rc) {
