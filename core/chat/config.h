@@ -43,6 +43,14 @@ struct chat_config {
 	long auth_burst;        /* login/register attempts per address and per name */
 	long auth_per_min;      /* refill of those attempts per minute */
 	long http_workers;      /* threads for hashing, store and Redis calls */
+	/* the broker plugin's limits */
+	long bridge_grace;      /* seconds posts still queue for an absent bridge */
+	long bridge_queue_max;  /* posts queued for an absent bridge, at most */
+	long publish_max;       /* bytes of a user's whole PUBLISH packet */
+	long session_queue_max; /* messages queued for one offline user session */
+	long sessions_per_user; /* persistent sessions (client ids) per user */
+	long session_idle_max;  /* seconds an offline session is remembered */
+	long conn_per_address;  /* authenticated connections from one address */
 };
 
 enum config_err {

@@ -1,0 +1,4 @@
+# The broker plugin's limits and its part in reliability: posts refused
+# with a notice while the bridge cannot take them, size and session bounds,
+# Wills judged by their token.
+chat_pytest(integration_broker_restart test_broker_restart.py)
