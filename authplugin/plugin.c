@@ -187,8 +187,9 @@ static int refuse_post(struct plugin *p, const struct acl_client *c,
 {
 	char topic[160], cid[ENVELOPE_CID_MAX + 1];
 
-	/* parsing is bounded: a huge payload is refused without its cid */
-	notice_cid(ed->payload, ed->payloadlen, (size_t)p->cfg.publish_max, cid);
+	/* parsing is bounded: a payload of more than 4 times the publish limit
+	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
+	notice_cid(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
 	char *json = notice_json(code, message, ed->topic, cid);
 	if (json && topic_user(p->cfg.topic_prefix, c->user, "notice", topic, sizeof(topic)) > 0)
 		mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, NULL);

@@ -2,3 +2,4 @@
 # with a notice while the bridge cannot take them, size and session bounds,
 # Wills judged by their token.
 chat_pytest(integration_broker_restart test_broker_restart.py)
+chat_pytest(integration_broker_limits test_broker_limits.py)
