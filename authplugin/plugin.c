@@ -4,6 +4,8 @@
  * - BASIC_AUTH: the password is a JWT; it must verify with the configured
  *   algorithm and key, name the username as sub, and the client id must
  *   follow the rule of shared/PROTOCOL.md section 3.
+ *   A user holds at most sessions_per_user persistent sessions and
+ *   conn_per_address connections from one address.
  * - ACL_CHECK: the topic rules of section 4 (acl.c), answered from the
  *   connection's entry compiled at auth time (clients.c).
  * - TICK: connections whose token has expired are disconnected.
@@ -34,6 +36,7 @@
 #include <mosquitto_plugin.h>
 
 #include "acl.h"
+#include "addresses.h"
 #include "chat/config.h"
 #include "chat/log.h"
 #include "chat/notice.h"
@@ -63,6 +66,7 @@ struct plugin {
 	uint64_t next_conn;
 	char conn_topic[80];
 	struct session_table sessions;
+	struct address_table addresses; /* users' connections per address */
 	struct watch watch;
 	enum watch_state last_state; /* logged when it changes */
 	int64_t next_prune;
@@ -133,16 +137,25 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		why = "client id must be the user id or start with '<user id>:'";
 		goto refuse;
 	}
+	/* services (bridge, web front) share their host with their users */
+	const char *addr = mosquitto_client_address(ed->client);
+	bool counted = claims.role != ROLE_SERVICE && addr != NULL;
+	if (counted) {
+		rc = addresses_take(&p->addresses, addr, p->cfg.conn_per_address);
+		if (rc != ADDRESSES_OK) {
+			why = rc == ADDRESSES_E_CAP ? "too many connections from this address "
+			                              "(conn_per_address)"
+			                            : "out of memory";
+			goto refuse;
+		}
+	}
 	rc = sessions_connect(&p->sessions, client_id, user, claims.role, claims.exp, ed->client,
 	                      !mosquitto_client_clean_session(ed->client), p->cfg.sessions_per_user);
-	if (rc == SESSIONS_E_CAP) {
-		why = "too many persistent sessions (sessions_per_user): reuse a client id or "
-		      "connect with a clean session";
-		goto refuse;
-	}
 	if (rc != SESSIONS_OK) {
-		why = "out of memory";
-		goto refuse;
+		why = rc == SESSIONS_E_CAP ? "too many persistent sessions (sessions_per_user): "
+		                             "reuse a client id or connect with a clean session"
+		                           : "out of memory";
+		goto uncount;
 	}
 	memset(&acl, 0, sizeof(acl));
 	acl.role = claims.role;
@@ -151,13 +164,16 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	uint64_t conn_id = ++p->next_conn;
 	if (clients_put(&p->clients, ed->client, &acl, claims.exp, conn_id) != 0) {
 		why = "out of memory";
-		goto refuse;
+		goto uncount;
 	}
 	report(p, "up", &acl, conn_id);
 	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
 	        token_role_name(claims.role), client_id ? client_id : "");
 	return MOSQ_ERR_SUCCESS;
 
+uncount:
+	if (counted)
+		addresses_release(&p->addresses, addr);
 refuse:
 	/* the username is printed escaped-free only when it is a valid id */
 	log_msg(LOG_INFO, "refused %s from %s: %s",
@@ -295,15 +311,25 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	return access == ACL_WRITE ? gate_post(p, &e->acl, ed) : MOSQ_ERR_SUCCESS;
 }
 
+/* Drops the entry of a connection that ended or is being cut. */
+static void forget_connection(struct plugin *p, const struct mosquitto *client)
+{
+	const struct client_entry *e = clients_get(&p->clients, client);
+	if (e == NULL)
+		return;
+	report(p, "down", &e->acl, e->conn_id);
+	const char *addr = mosquitto_client_address(client);
+	if (e->acl.role != ROLE_SERVICE && addr != NULL)
+		addresses_release(&p->addresses, addr);
+	clients_remove(&p->clients, client);
+}
+
 static void kick_expired(const void *key, void *ctx)
 {
 	struct plugin *p = ctx;
 	const char *id = mosquitto_client_id((struct mosquitto *)key);
-	const struct client_entry *e = clients_get(&p->clients, key);
 
-	if (e != NULL)
-		report(p, "down", &e->acl, e->conn_id);
-	clients_remove(&p->clients, key);
+	forget_connection(p, key);
 	if (id == NULL)
 		return;
 	char *copy = strdup(id);
@@ -336,11 +362,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct plugin *p = userdata;
 	(void)event;
 
-	const struct client_entry *e = clients_get(&p->clients, ed->client);
-	if (e != NULL) {
-		report(p, "down", &e->acl, e->conn_id);
-		clients_remove(&p->clients, ed->client);
-	}
+	forget_connection(p, ed->client);
 	const char *id = mosquitto_client_id(ed->client);
 	const struct session *s = id ? sessions_find(&p->sessions, id) : NULL;
 	if (s && s->owner == ed->client) {
@@ -384,6 +406,7 @@ static void plugin_free(struct plugin *p)
 	clients_free(&p->clients);
 	rooms_free(&p->rooms);
 	sessions_free(&p->sessions);
+	addresses_free(&p->addresses);
 	token_keyring_free(&p->keys);
 	config_free(&p->cfg);
 	free(p);
@@ -410,7 +433,8 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		goto error;
 	}
 	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0 ||
-	    sessions_init(&p->sessions) != SESSIONS_OK)
+	    sessions_init(&p->sessions) != SESSIONS_OK ||
+	    addresses_init(&p->addresses) != ADDRESSES_OK)
 		goto nomem;
 	watch_init(&p->watch, p->cfg.bridge_grace * 1000, (uint32_t)p->cfg.bridge_queue_max);
 	p->last_state = WATCH_NEVER;

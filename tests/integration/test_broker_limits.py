@@ -273,3 +273,39 @@ def test_delayed_will_is_judged_by_the_token_it_had(node):
     froms = [json.loads(p)["from"] for _, p in watcher.messages]
     assert "fading" not in froms, froms
     watcher.close()
+
+
+def test_connections_per_address_are_capped(make_broker, keys):
+    broker = make_broker(keys.plugin_opts(conn_per_address=5), extra_conf=conf_limits())
+    conns = [Client(broker.port, "u%d" % i, keys.mint("u%d" % i)) for i in range(6)]
+    assert [c.connect() for c in conns[:5]] == [0] * 5
+    assert conns[5].connect() == 5, "a 6th connection from one address was accepted"
+    # services are not counted: the bridge and the web front share the host
+    svc = Client(broker.port, "bridge", keys.mint("bridge", role="service"),
+                 client_id="bridge:x")
+    assert svc.connect() == 0
+    conns[0].close()
+    time.sleep(0.5)
+    again = Client(broker.port, "u0", keys.mint("u0"))
+    assert again.connect() == 0
+    for c in conns[1:] + [svc, again]:
+        c.close()
+
+
+def test_sockets_without_connect_stop_at_max_connections(make_broker, keys):
+    """The plugin never sees a socket that sends no CONNECT; the listener's
+    max_connections bounds them (mosquitto closes each after ~90 s)."""
+    broker = make_broker(keys.plugin_opts(), extra_conf="max_connections 20")
+    idle = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(20)]
+    extra = socket.create_connection(("127.0.0.1", broker.port))
+    extra.settimeout(5)
+    try:
+        assert extra.recv(1) == b"", "a 21st socket was kept"
+    except ConnectionResetError:
+        pass
+    for s in idle + [extra]:
+        s.close()
+    # once they are gone, clients connect again
+    c = Client(broker.port, "late", keys.mint("late"))
+    assert wait_for(lambda: c.connect() == 0, timeout=5)
+    c.close()
