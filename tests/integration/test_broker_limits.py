@@ -12,7 +12,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from chatharness import Bridge, HarnessError, Mosquitto, Redis
+from chatharness import SANITIZE, Bridge, HarnessError, Mosquitto, Redis
 from mqttutil import V5, V311, Client, rpc, wait_for
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -213,7 +213,9 @@ def test_offline_sessions_are_bounded_and_catch_up_from_history(node):
     time.sleep(1.0)
     growth = node.rss_kb() - before
     print("broker RSS growth, 8 offline sessions x 4000 posts: %d KiB" % growth)
-    assert growth < 8 * 1024, growth
+    # (ASan's quarantine keeps freed memory: there the queue count below is
+    # the proof)
+    assert SANITIZE or growth < 8 * 1024, growth
     # a session that missed messages: gets its queue (at most 500), sees the
     # gap, and fetches the rest from history
     c, got = persistent(node, "eve", "eve:s0")
