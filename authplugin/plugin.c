@@ -245,9 +245,19 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 			log_msg(LOG_WARN, "posts are refused: %s", watch_strerror(st));
 		p->last_state = st;
 	}
-	if (st != WATCH_OK)
-		return refuse_post(p, c, ed, "unavailable", watch_strerror(st));
-	return MOSQ_ERR_SUCCESS;
+	const char *why = st != WATCH_OK ? watch_strerror(st) : NULL;
+	/* the bridge's offline session queues only QoS 1: a QoS 0 post would
+	 * be dropped without a word */
+	if (why == NULL && !p->watch.online && ed->qos == 0)
+		why = "the message service is reconnecting: a QoS 0 publish would be lost, send it "
+		      "again";
+	if (why == NULL)
+		return MOSQ_ERR_SUCCESS;
+	struct topic_in t;
+	if (topic_parse_in(p->cfg.topic_prefix, ed->topic, strlen(ed->topic), &t) == TOPIC_OK &&
+	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
+		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
+	return refuse_post(p, c, ed, "unavailable", why);
 }
 
 /* A check for a client that is not connected: an offline session's

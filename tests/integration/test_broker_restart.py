@@ -229,3 +229,29 @@ def test_bridge_absent_when_the_broker_restarts(make_cluster):
     assert during > 100, during
     waits = account(posters, dev, settled_history(cluster), [("bridge started", back)])
     assert max(waits) <= 6.0, waits
+
+
+def test_bridge_away_within_grace_queues_qos1_and_refuses_qos0(make_cluster):
+    """While the bridge restarts, its session queues QoS 1 posts (delivered
+    when it is back); a QoS 0 post would be dropped there, so it is refused
+    with a notice. Typing is refused without one."""
+    cluster = make_cluster()
+    make_room(cluster)
+    alice = Client(cluster.brokers[0].port, "alice", cluster.keys.mint("alice"))
+    assert alice.connect() == 0
+    assert alice.subscribe("chat/user/alice/#", qos=1) < 0x80
+    cluster.bridges[0].kill()
+    time.sleep(0.5)
+    alice.publish("chat/in/alice/room/%s" % ROOM, json.dumps({"body": "q1", "cid": "q1"}), qos=1)
+    alice.publish("chat/in/alice/room/%s" % ROOM, json.dumps({"body": "q0", "cid": "q0"}), qos=0)
+    alice.publish("chat/in/alice/typing/room/%s" % ROOM, "", qos=0)
+    cluster.bridges[0].start()
+    assert wait_for(lambda: [m["cid"] for m in map(json.loads, (p for t, p in alice.messages
+                                                               if t.endswith("/notice")))]
+                    == ["q0"], timeout=10), alice.messages
+    assert wait_for(lambda: any(m.get("cid") == "q1" for _, m in
+                                stored_messages(cluster.store_url, CONV)), timeout=20)
+    time.sleep(0.5)
+    notices = [json.loads(p) for t, p in alice.messages if t.endswith("/notice")]
+    assert [(n["cid"], n["code"]) for n in notices] == [("q0", "unavailable")], notices
+    alice.close()
