@@ -149,8 +149,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 			goto refuse;
 		}
 	}
-	rc = sessions_connect(&p->sessions, client_id, user, claims.role, claims.exp, ed->client,
-	                      !mosquitto_client_clean_session(ed->client), p->cfg.sessions_per_user);
+	rc =
+	    sessions_connect(&p->sessions, client_id, user, claims.role, claims.exp, ed->client,
+	                     !mosquitto_client_clean_session(ed->client), p->cfg.sessions_per_user);
 	if (rc != SESSIONS_OK) {
 		why = rc == SESSIONS_E_CAP ? "too many persistent sessions (sessions_per_user): "
 		                             "reuse a client id or connect with a clean session"
@@ -235,8 +236,8 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	if (publish_size(ed) > (size_t)p->cfg.publish_max)
 		return refuse_post(p, c, ed, "too_large",
 		                   "the publish is larger than the broker accepts (16 KiB)");
-	const struct session *bridge = p->watch.attached ? sessions_find(&p->sessions, p->watch.id)
-	                                                : NULL;
+	const struct session *bridge =
+	    p->watch.attached ? sessions_find(&p->sessions, p->watch.id) : NULL;
 	enum watch_state st = watch_state(&p->watch, now_ms(), bridge ? bridge->queued : 0);
 	if (st != p->last_state) {
 		if (st == WATCH_OK)
