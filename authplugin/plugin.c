@@ -378,7 +378,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	const struct session *s = id ? sessions_find(&p->sessions, id) : NULL;
 	if (s && s->owner == ed->client) {
 		/* not when a newer connection took the session over */
-		watch_gone(&p->watch, id, now_ms());
+		watch_gone(&p->watch, id, s->persistent, now_ms());
 		sessions_disconnect(&p->sessions, id, ed->client, now_s());
 	}
 	return MOSQ_ERR_SUCCESS;

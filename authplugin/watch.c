@@ -22,12 +22,12 @@ void watch_subscribed(struct watch *w, const char *id, int64_t now_ms)
 	w->online = true;
 }
 
-void watch_gone(struct watch *w, const char *id, int64_t now_ms)
+void watch_gone(struct watch *w, const char *id, bool persistent, int64_t now_ms)
 {
 	if (!w->attached || !w->online || strcmp(w->id, id) != 0)
 		return;
 	w->online = false;
-	w->offline_since_ms = now_ms;
+	w->offline_since_ms = persistent ? now_ms : now_ms - w->grace_ms;
 }
 
 enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t queued)

@@ -39,8 +39,10 @@ struct watch {
 void watch_init(struct watch *w, int64_t grace_ms, uint32_t queue_max);
 /* A service client id subscribed to the in-filter at now_ms. */
 void watch_subscribed(struct watch *w, const char *id, int64_t now_ms);
-/* Client id's connection ended at now_ms (ignored unless it is the bridge). */
-void watch_gone(struct watch *w, const char *id, int64_t now_ms);
+/* Client id's connection ended at now_ms (ignored unless it is the bridge).
+ * A client without a persistent session queues nothing once gone: posts
+ * are refused at once, with no grace. */
+void watch_gone(struct watch *w, const char *id, bool persistent, int64_t now_ms);
 /* Whether a post now would reach the bridge; queued is how many posts
  * its offline session holds. */
 enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t queued);

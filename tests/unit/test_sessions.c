@@ -70,14 +70,17 @@ static void watch(void)
 	watch_subscribed(&w, "bridge:n1", 10);
 	CHECK_INT(watch_state(&w, 20, 0), WATCH_OK);
 	/* someone else leaving changes nothing */
-	watch_gone(&w, "alice", 30);
+	watch_gone(&w, "alice", true, 30);
 	CHECK_INT(watch_state(&w, 40, 100), WATCH_OK);
-	watch_gone(&w, "bridge:n1", 1000);
+	watch_gone(&w, "bridge:n1", true, 1000);
 	CHECK_INT(watch_state(&w, 2000, 0), WATCH_OK);
 	CHECK_INT(watch_state(&w, 2000, 3), WATCH_QUEUE_FULL);
 	CHECK_INT(watch_state(&w, 31000, 0), WATCH_AWAY);
 	watch_subscribed(&w, "bridge:n1", 40000);
 	CHECK_INT(watch_state(&w, 40001, 3), WATCH_OK);
+	/* a subscriber without a session queues nothing: no grace */
+	watch_gone(&w, "bridge:n1", false, 50000);
+	CHECK_INT(watch_state(&w, 50000, 0), WATCH_AWAY);
 	CHECK(strstr(watch_strerror(WATCH_NEVER), "not connected") != NULL);
 }
 
