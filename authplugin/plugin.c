@@ -4,10 +4,15 @@
  * - BASIC_AUTH: the password is a JWT; it must verify with the configured
  *   algorithm and key, name the username as sub, and the client id must
  *   follow the rule of shared/PROTOCOL.md section 3.
+ *   A user holds at most sessions_per_user persistent sessions and
+ *   conn_per_address connections from one address.
  * - ACL_CHECK: the topic rules of section 4 (acl.c), answered from the
  *   connection's entry compiled at auth time (clients.c).
  * - TICK: connections whose token has expired are disconnected.
- * - DISCONNECT: the connection's entry is dropped.
+ * - DISCONNECT: the connection's entry is dropped; its session's is kept
+ *   (sessions.c) for its offline deliveries and its Will.
+ * - Posts are let through only while they can reach the bridge (watch.c)
+ *   and only up to the size limit; a refused post gets a notice from here.
  * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
  *   (rooms.c), consulted by the topic rules.
  *
@@ -31,14 +36,24 @@
 #include <mosquitto_plugin.h>
 
 #include "acl.h"
+#include "addresses.h"
 #include "chat/config.h"
 #include "chat/log.h"
+#include "chat/notice.h"
 #include "chat/token.h"
+#include "chat/topic.h"
 #include "clients.h"
 #include "rooms.h"
+#include "sessions.h"
+#include "watch.h"
 
 /* The broker finds these three by name; everything else stays hidden. */
 #define PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* Deliveries an offline bridge session may queue beyond bridge_queue_max:
+ * posts stop at that bound, connection reports keep flowing (and stay
+ * below mosquitto.conf's max_queued_messages). */
+#define BRIDGE_QUEUE_SLACK 5000
 
 struct plugin {
 	mosquitto_plugin_id_t *id;
@@ -50,37 +65,25 @@ struct plugin {
 	char boot[17];
 	uint64_t next_conn;
 	char conn_topic[80];
-	/* user ids that authenticated as services since the broker started:
-	 * their offline sessions (a restarting bridge's) keep queueing */
-	char (*services)[NAME_USER_MAX + 1];
-	size_t nservices;
+	struct session_table sessions;
+	struct address_table addresses; /* users' connections per address */
+	struct watch watch;
+	enum watch_state last_state; /* logged when it changes */
+	int64_t next_prune;
 };
-
-static bool is_service_user(const struct plugin *p, const char *user)
-{
-	for (size_t i = 0; i < p->nservices; i++)
-		if (strcmp(p->services[i], user) == 0)
-			return true;
-	return false;
-}
-
-/* Remembers a service user id; a handful per broker, so a plain list. */
-static void remember_service(struct plugin *p, const char *user)
-{
-	if (is_service_user(p, user) || p->nservices >= 64)
-		return;
-	void *n = realloc(p->services, (p->nservices + 1) * sizeof(*p->services));
-	if (n == NULL)
-		return;
-	p->services = n;
-	strcpy(p->services[p->nservices++], user);
-}
 
 static int64_t now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void to_mosquitto_log(enum log_level level, const char *line)
@@ -134,6 +137,27 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		why = "client id must be the user id or start with '<user id>:'";
 		goto refuse;
 	}
+	/* services (bridge, web front) share their host with their users */
+	const char *addr = mosquitto_client_address(ed->client);
+	bool counted = claims.role != ROLE_SERVICE && addr != NULL;
+	if (counted) {
+		rc = addresses_take(&p->addresses, addr, p->cfg.conn_per_address);
+		if (rc != ADDRESSES_OK) {
+			why = rc == ADDRESSES_E_CAP ? "too many connections from this address "
+			                              "(conn_per_address)"
+			                            : "out of memory";
+			goto refuse;
+		}
+	}
+	rc =
+	    sessions_connect(&p->sessions, client_id, user, claims.role, claims.exp, ed->client,
+	                     !mosquitto_client_clean_session(ed->client), p->cfg.sessions_per_user);
+	if (rc != SESSIONS_OK) {
+		why = rc == SESSIONS_E_CAP ? "too many persistent sessions (sessions_per_user): "
+		                             "reuse a client id or connect with a clean session"
+		                           : "out of memory";
+		goto uncount;
+	}
 	memset(&acl, 0, sizeof(acl));
 	acl.role = claims.role;
 	acl.user_len = strlen(user);
@@ -141,15 +165,16 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	uint64_t conn_id = ++p->next_conn;
 	if (clients_put(&p->clients, ed->client, &acl, claims.exp, conn_id) != 0) {
 		why = "out of memory";
-		goto refuse;
+		goto uncount;
 	}
 	report(p, "up", &acl, conn_id);
-	if (acl.role == ROLE_SERVICE)
-		remember_service(p, user);
 	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
 	        token_role_name(claims.role), client_id ? client_id : "");
 	return MOSQ_ERR_SUCCESS;
 
+uncount:
+	if (counted)
+		addresses_release(&p->addresses, addr);
 refuse:
 	/* the username is printed escaped-free only when it is a valid id */
 	log_msg(LOG_INFO, "refused %s from %s: %s",
@@ -158,12 +183,121 @@ refuse:
 	return MOSQ_ERR_AUTH;
 }
 
+/* The size of a PUBLISH packet as sent: fixed header, topic, packet id,
+ * payload and (MQTT 5) an empty property block. Properties themselves are
+ * not visible here; max_packet_size in mosquitto.conf bounds them. */
+static size_t publish_size(const struct mosquitto_evt_acl_check *ed)
+{
+	size_t rest = 2 + strlen(ed->topic) + (ed->qos > 0 ? 2 : 0) + ed->payloadlen;
+	if (mosquitto_client_protocol_version(ed->client) == 5)
+		rest++;
+	size_t lenbytes = rest < 128 ? 1 : rest < 16384 ? 2 : rest < 2097152 ? 3 : 4;
+	return 1 + lenbytes + rest;
+}
+
+/* Refusal of a user's publish, told on <prefix>/user/<me>/notice in the
+ * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. The broker queues
+ * what a plugin publishes and sends it after this check returns. */
+static int refuse_post(struct plugin *p, const struct acl_client *c,
+                       const struct mosquitto_evt_acl_check *ed, const char *code,
+                       const char *message)
+{
+	char topic[160], cid[ENVELOPE_CID_MAX + 1];
+
+	/* parsing is bounded: a payload of more than 4 times the publish limit
+	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
+	notice_cid(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
+	char *json = notice_json(code, message, ed->topic, cid);
+	if (json && topic_user(p->cfg.topic_prefix, c->user, "notice", topic, sizeof(topic)) > 0)
+		mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, NULL);
+	free(json);
+	return MOSQ_ERR_ACL_DENIED;
+}
+
+/* Whether filter is the bridge's subscription to every post:
+ * <prefix>/in/# or $share/<group>/<prefix>/in/#. */
+static bool is_in_filter(const struct plugin *p, const char *filter)
+{
+	if (strncmp(filter, "$share/", 7) == 0) {
+		const char *slash = strchr(filter + 7, '/');
+		if (slash == NULL)
+			return false;
+		filter = slash + 1;
+	}
+	size_t n = strlen(p->cfg.topic_prefix);
+	return strncmp(filter, p->cfg.topic_prefix, n) == 0 && strcmp(filter + n, "/in/#") == 0;
+}
+
+/* A user's publish that the topic rules allow: refused when too large, or
+ * when it could not reach the bridge now (watch.h). */
+static int gate_post(struct plugin *p, const struct acl_client *c,
+                     const struct mosquitto_evt_acl_check *ed)
+{
+	if (publish_size(ed) > (size_t)p->cfg.publish_max)
+		return refuse_post(p, c, ed, "too_large",
+		                   "the publish is larger than the broker accepts (16 KiB)");
+	const struct session *bridge =
+	    p->watch.attached ? sessions_find(&p->sessions, p->watch.id) : NULL;
+	enum watch_state st = watch_state(&p->watch, now_ms(), bridge ? bridge->queued : 0);
+	if (st != p->last_state) {
+		if (st == WATCH_OK)
+			log_msg(LOG_INFO, "posts are accepted again");
+		else
+			log_msg(LOG_WARN, "posts are refused: %s", watch_strerror(st));
+		p->last_state = st;
+	}
+	const char *why = st != WATCH_OK ? watch_strerror(st) : NULL;
+	/* the bridge's offline session queues only QoS 1: a QoS 0 post would
+	 * be dropped without a word */
+	if (why == NULL && !p->watch.online && ed->qos == 0)
+		why = "the message service is reconnecting: a QoS 0 publish would be lost, send it "
+		      "again";
+	if (why == NULL)
+		return MOSQ_ERR_SUCCESS;
+	struct topic_in t;
+	if (topic_parse_in(p->cfg.topic_prefix, ed->topic, strlen(ed->topic), &t) == TOPIC_OK &&
+	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
+		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
+	return refuse_post(p, c, ed, "unavailable", why);
+}
+
+/* A check for a client that is not connected: an offline session's
+ * deliveries, counted against its queue bound, or a departed client's
+ * Will, allowed only while the token it connected with is valid. */
+static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check *ed,
+                         enum acl_access access)
+{
+	struct acl_client c;
+	const char *user = mosquitto_client_username(ed->client);
+	const char *id = mosquitto_client_id(ed->client);
+
+	if (user == NULL || id == NULL || !name_user_valid(user, strlen(user)) ||
+	    access == ACL_SUBSCRIBE)
+		return MOSQ_ERR_ACL_DENIED;
+	const struct session *s = sessions_find(&p->sessions, id);
+	memset(&c, 0, sizeof(c));
+	c.role = s ? s->role : ROLE_USER;
+	c.user_len = strlen(user);
+	memcpy(c.user, user, c.user_len + 1);
+	if (!acl_allowed(&p->rules, &c, access, ed->topic, ed->retain))
+		return MOSQ_ERR_ACL_DENIED;
+	if (access == ACL_WRITE) {
+		if (s == NULL || s->exp <= now_s()) {
+			log_msg(LOG_INFO, "Will of %s refused: its token has expired", user);
+			return MOSQ_ERR_ACL_DENIED;
+		}
+		return c.role == ROLE_SERVICE ? MOSQ_ERR_SUCCESS : gate_post(p, &c, ed);
+	}
+	return sessions_offline_read(&p->sessions, id, user, ed->qos, p->cfg.session_queue_max,
+	                             p->cfg.bridge_queue_max + BRIDGE_QUEUE_SLACK, now_s())
+	           ? MOSQ_ERR_SUCCESS
+	           : MOSQ_ERR_ACL_DENIED;
+}
+
 static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ed = event_data;
 	struct plugin *p = userdata;
-	struct acl_client fallback;
-	const struct acl_client *c;
 	enum acl_access access;
 	(void)event;
 
@@ -174,35 +308,39 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	default: return MOSQ_ERR_SUCCESS; /* unsubscribing needs no rule */
 	}
 	const struct client_entry *e = clients_get(&p->clients, ed->client);
-	if (e != NULL) {
-		c = &e->acl;
-	} else {
-		/* An offline persistent session still receives (queues) messages:
-		 * judge it by the user id it authenticated with, as a service if
-		 * that id authenticated as one, else as a plain user. */
-		const char *user = mosquitto_client_username(ed->client);
-		if (user == NULL || !name_user_valid(user, strlen(user)))
-			return MOSQ_ERR_ACL_DENIED;
-		memset(&fallback, 0, sizeof(fallback));
-		fallback.role = is_service_user(p, user) ? ROLE_SERVICE : ROLE_USER;
-		fallback.user_len = strlen(user);
-		memcpy(fallback.user, user, fallback.user_len + 1);
-		c = &fallback;
+	if (e == NULL)
+		return offline_check(p, ed, access);
+	if (!acl_allowed(&p->rules, &e->acl, access, ed->topic, ed->retain))
+		return MOSQ_ERR_ACL_DENIED;
+	if (e->acl.role == ROLE_SERVICE) {
+		/* the broker handles a SUBSCRIBE whole: once this check passes,
+		 * the subscription exists before any other publish is routed */
+		if (access == ACL_SUBSCRIBE && is_in_filter(p, ed->topic))
+			watch_subscribed(&p->watch, mosquitto_client_id(ed->client), now_ms());
+		return MOSQ_ERR_SUCCESS;
 	}
-	return acl_allowed(&p->rules, c, access, ed->topic, ed->retain)
-	           ? MOSQ_ERR_SUCCESS
-	           : MOSQ_ERR_ACL_DENIED;
+	return access == ACL_WRITE ? gate_post(p, &e->acl, ed) : MOSQ_ERR_SUCCESS;
+}
+
+/* Drops the entry of a connection that ended or is being cut. */
+static void forget_connection(struct plugin *p, const struct mosquitto *client)
+{
+	const struct client_entry *e = clients_get(&p->clients, client);
+	if (e == NULL)
+		return;
+	report(p, "down", &e->acl, e->conn_id);
+	const char *addr = mosquitto_client_address(client);
+	if (e->acl.role != ROLE_SERVICE && addr != NULL)
+		addresses_release(&p->addresses, addr);
+	clients_remove(&p->clients, client);
 }
 
 static void kick_expired(const void *key, void *ctx)
 {
 	struct plugin *p = ctx;
 	const char *id = mosquitto_client_id((struct mosquitto *)key);
-	const struct client_entry *e = clients_get(&p->clients, key);
 
-	if (e != NULL)
-		report(p, "down", &e->acl, e->conn_id);
-	clients_remove(&p->clients, key);
+	forget_connection(p, key);
 	if (id == NULL)
 		return;
 	char *copy = strdup(id);
@@ -222,6 +360,10 @@ static int on_tick(int event, void *event_data, void *userdata)
 	int64_t now = now_s();
 	if (now >= p->clients.next_exp)
 		clients_expire(&p->clients, now, kick_expired, p);
+	if (now >= p->next_prune) {
+		sessions_prune(&p->sessions, now, p->cfg.session_idle_max);
+		p->next_prune = now + 10;
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -231,10 +373,13 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct plugin *p = userdata;
 	(void)event;
 
-	const struct client_entry *e = clients_get(&p->clients, ed->client);
-	if (e != NULL) {
-		report(p, "down", &e->acl, e->conn_id);
-		clients_remove(&p->clients, ed->client);
+	forget_connection(p, ed->client);
+	const char *id = mosquitto_client_id(ed->client);
+	const struct session *s = id ? sessions_find(&p->sessions, id) : NULL;
+	if (s && s->owner == ed->client) {
+		/* not when a newer connection took the session over */
+		watch_gone(&p->watch, id, s->persistent, now_ms());
+		sessions_disconnect(&p->sessions, id, ed->client, now_s());
 	}
 	return MOSQ_ERR_SUCCESS;
 }
@@ -271,7 +416,8 @@ static void plugin_free(struct plugin *p)
 		return;
 	clients_free(&p->clients);
 	rooms_free(&p->rooms);
-	free(p->services);
+	sessions_free(&p->sessions);
+	addresses_free(&p->addresses);
 	token_keyring_free(&p->keys);
 	config_free(&p->cfg);
 	free(p);
@@ -297,8 +443,12 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		log_msg(LOG_ERR, "plugin_opt_%s", err);
 		goto error;
 	}
-	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0)
+	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0 ||
+	    sessions_init(&p->sessions) != SESSIONS_OK ||
+	    addresses_init(&p->addresses) != ADDRESSES_OK)
 		goto nomem;
+	watch_init(&p->watch, p->cfg.bridge_grace * 1000, (uint32_t)p->cfg.bridge_queue_max);
+	p->last_state = WATCH_NEVER;
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		goto nomem;

@@ -26,6 +26,11 @@
 
 #define RETRY_S 1.0
 #define AUTH_RETRY_S 10.0
+/* The broker is retried fast after a loss: its plugin refuses posts until
+ * this bridge has subscribed again, so every 100 ms counts (doubling to 1 s
+ * while it stays away). */
+#define MQTT_RETRY_FIRST_S 0.1
+#define MQTT_RETRY_MAX_S 1.0
 #define TOKEN_TTL_S (24 * 3600)
 #define FEED_BATCH 1000
 #define BEAT_S 5.0
@@ -750,6 +755,17 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
 /* ---- the broker connection ---- */
 
+/* When to try the broker again after a loss or a failed attempt. */
+static void mqtt_retry_later(struct bridge *b)
+{
+	if (b->mqtt_backoff < MQTT_RETRY_FIRST_S)
+		b->mqtt_backoff = MQTT_RETRY_FIRST_S;
+	b->mqtt_retry_at = now_s() + b->mqtt_backoff;
+	b->mqtt_backoff *= 2;
+	if (b->mqtt_backoff > MQTT_RETRY_MAX_S)
+		b->mqtt_backoff = MQTT_RETRY_MAX_S;
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
                        const mosquitto_property *props)
 {
@@ -764,6 +780,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	}
 	log_msg(LOG_INFO, "connected to the broker at %s:%ld", b->cfg->mqtt_host, b->cfg->mqtt_port);
 	b->mqtt_up = true;
+	b->mqtt_backoff = 0;
 	b->acl_synced = false;
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
 	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
@@ -784,7 +801,8 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 		log_msg(LOG_WARN, "broker connection lost (%s)", mosquitto_strerror(rc));
 	b->mqtt_up = false;
 	b->acl_synced = false;
-	b->mqtt_retry_at = now_s() + RETRY_S;
+	if (b->mqtt_retry_at == 0)
+		mqtt_retry_later(b);
 }
 
 /* Connects (or reconnects) with a fresh service token. */
@@ -811,7 +829,7 @@ static void mqtt_connect(struct bridge *b)
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_msg(LOG_WARN, "broker %s:%ld: %s", b->cfg->mqtt_host, b->cfg->mqtt_port,
 		        mosquitto_strerror(rc));
-		b->mqtt_retry_at = now_s() + RETRY_S;
+		mqtt_retry_later(b);
 	}
 }
 
@@ -893,7 +911,7 @@ static void mqtt_io(struct bridge *b, short revents)
 	if (rc != MOSQ_ERR_SUCCESS && b->mqtt_retry_at == 0) {
 		b->mqtt_up = false;
 		b->acl_synced = false;
-		b->mqtt_retry_at = now_s() + RETRY_S;
+		mqtt_retry_later(b);
 	}
 }
 

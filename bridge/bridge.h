@@ -54,6 +54,7 @@ struct bridge {
 	struct mosquitto *mosq;
 	bool mqtt_up;
 	double mqtt_retry_at;
+	double mqtt_backoff; /* next retry delay after a loss; 0 while connected */
 	int64_t token_exp;
 	struct redis_link cmd, feed, sub;
 	struct script_sha sha;

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chat/notice.h"
 #include "inbound.h"
 
 static void reject(struct inbound *in, const char *code, const char *message)
@@ -116,17 +117,7 @@ cleanup:
 char *inbound_notice(const char *code, const char *message, const char *topic,
                      const char *cid)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *out = NULL;
-
-	if (o && cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddStringToObject(o, "type", "notice") &&
-	    cJSON_AddStringToObject(o, "code", code) &&
-	    cJSON_AddStringToObject(o, "message", message) &&
-	    cJSON_AddStringToObject(o, "topic", topic) &&
-	    (cid == NULL || cid[0] == '\0' || cJSON_AddStringToObject(o, "cid", cid)))
-		out = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return out;
+	return notice_json(code, message, topic, cid);
 }
 
 char *inbound_typing(const struct inbound *in)

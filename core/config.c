@@ -77,6 +77,14 @@ static const struct config_opt opts[] = {
 	{"tls_key_file", OPT_STR, 1, 4096, NULL, NULL, OFF(tls_key_file)},
 	{"https_host", OPT_HOST, 1, 255, "0.0.0.0", NULL, OFF(https_host)},
 	{"https_port", OPT_LONG, 1, 65535, "8443", NULL, OFF(https_port)},
+	/* the broker plugin's limits (README "Security", "Reliability") */
+	{"bridge_grace", OPT_LONG, 0, 3000, "30", NULL, OFF(bridge_grace)},
+	{"bridge_queue_max", OPT_LONG, 100, 90000, "50000", NULL, OFF(bridge_queue_max)},
+	{"publish_max", OPT_LONG, 1024, 1048576, "16384", NULL, OFF(publish_max)},
+	{"session_queue_max", OPT_LONG, 0, 100000, "500", NULL, OFF(session_queue_max)},
+	{"sessions_per_user", OPT_LONG, 0, 1000, "8", NULL, OFF(sessions_per_user)},
+	{"session_idle_max", OPT_LONG, 60, 31536000, "86400", NULL, OFF(session_idle_max)},
+	{"conn_per_address", OPT_LONG, 1, 1000000, "10000", NULL, OFF(conn_per_address)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

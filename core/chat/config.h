@@ -64,6 +64,14 @@ struct chat_config {
 	char *tls_key_file;     /* its PEM private key */
 	char *https_host;       /* address the TLS listener binds (0.0.0.0: all) */
 	long https_port;
+	/* the broker plugin's limits */
+	long bridge_grace;      /* seconds posts still queue for an absent bridge */
+	long bridge_queue_max;  /* posts queued for an absent bridge, at most */
+	long publish_max;       /* bytes of a user's whole PUBLISH packet */
+	long session_queue_max; /* messages queued for one offline user session */
+	long sessions_per_user; /* persistent sessions (client ids) per user */
+	long session_idle_max;  /* seconds an offline session is remembered */
+	long conn_per_address;  /* authenticated connections from one address */
 };
 
 #define CONFIG_REDIS_PASSWORD_MAX 512

@@ -1,0 +1,52 @@
+/*
+ * Whether this broker's bridge can take posts: the answer to "would a post
+ * the broker acknowledges now reach the bridge?". With `persistence false`
+ * the bridge's session and its shared subscription to <prefix>/in/# die
+ * with the broker; until the bridge is back and subscribed, a post would be
+ * acknowledged to nobody. So:
+ *   - attached: a service subscribed to the in-filter since this broker
+ *     started (its SUBSCRIBE passes the ACL check);
+ *   - while it is connected, posts are accepted;
+ *   - once it disconnects, its session queues posts for grace ms, and at
+ *     most queue_max of them (counted by the caller), then posts are
+ *     refused until it subscribes again.
+ * Pure state, the caller passes the time.
+ */
+#ifndef CHAT_WATCH_H
+#define CHAT_WATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sessions.h"
+
+enum watch_state {
+	WATCH_OK = 0,
+	WATCH_NEVER,      /* no bridge subscribed since the broker started */
+	WATCH_AWAY,       /* the bridge left longer than the grace period ago */
+	WATCH_QUEUE_FULL, /* the bridge's session holds queue_max posts */
+};
+
+struct watch {
+	bool attached;
+	bool online;
+	char id[SESSION_ID_MAX + 1]; /* the bridge's client id */
+	int64_t offline_since_ms;
+	int64_t grace_ms;
+	uint32_t queue_max;
+};
+
+void watch_init(struct watch *w, int64_t grace_ms, uint32_t queue_max);
+/* A service client id subscribed to the in-filter at now_ms. */
+void watch_subscribed(struct watch *w, const char *id, int64_t now_ms);
+/* Client id's connection ended at now_ms (ignored unless it is the bridge).
+ * A client without a persistent session queues nothing once gone: posts
+ * are refused at once, with no grace. */
+void watch_gone(struct watch *w, const char *id, bool persistent, int64_t now_ms);
+/* Whether a post now would reach the bridge; queued is how many posts
+ * its offline session holds. */
+enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t queued);
+/* A notice text for a state other than WATCH_OK. */
+const char *watch_strerror(enum watch_state s);
+
+#endif
