@@ -448,6 +448,10 @@ static void cmd_ready(struct bridge *b)
 {
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_post);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_typing);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_limit);
+	/* roles come with each request now (authplugin/stamp.c); the set of
+	 * users once seen as admin is a right that outlived its token */
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "DEL chat:admins");
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);
@@ -464,6 +468,7 @@ struct post_ctx {
 	char topic[192];
 	char cid[ENVELOPE_CID_MAX + 1];
 	char room[NAME_ROOM_MAX + 1];
+	char dest[160];  /* typing: where it is relayed */
 	char payload[]; /* typing: the relay payload */
 };
 
@@ -627,41 +632,75 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		flush_posts(b);
 }
 
+/* At most one typing rate notice per this many ms per user. */
+#define TYPING_NOTICE_MS "5000"
+
 static void on_typing(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct post_ctx *ctx = priv;
-	char topic[160];
 	(void)ac;
 
 	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-		if (topic_room(ctx->b->cfg->topic_prefix, ctx->room, "typing", topic, sizeof(topic)) > 0)
-			bridge_relay(ctx->b, topic, ctx->payload);
-	} else if (reply && reply->type == REDIS_REPLY_INTEGER) {
+		bridge_relay(ctx->b, ctx->dest, ctx->payload);
+	} else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == -1) {
+		notice(ctx->b, ctx->sender, NOTICE_RATE_LIMITED,
+		       "too many typing signals: dropped, slow down", ctx->topic, NULL);
+	} else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer != -6) {
 		script_refusal(ctx, reply->integer);
 	}
 	free(ctx);
 }
 
+/* Typing, rooms and DMs alike, goes through the typing script: it spends
+ * a token of the sender's typing bucket (shared by every instance) and
+ * checks the room, and only then is the signal relayed. */
 static void typing(struct bridge *b, struct inbound *in, const char *topic)
 {
 	char *json = inbound_typing(in);
-	char dest[160];
+	char rate[24], burst[24];
+	bool dm = in->topic.kind == TOPIC_IN_TYPING_DM;
+	struct post_ctx *ctx = json ? post_ctx_new(b, in, topic, json) : NULL;
+	int n;
 
-	if (json == NULL)
-		return;
-	if (in->topic.kind == TOPIC_IN_TYPING_DM) {
-		if (topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", dest, sizeof(dest)) > 0)
-			bridge_relay(b, dest, json);
-	} else {
-		struct post_ctx *ctx = post_ctx_new(b, in, topic, json);
-		if (ctx) {
-			const char *argv[] = {"EVALSHA", b->sha.typing, "0", in->topic.sender,
-			                      in->topic.target};
-			redisAsyncCommandArgv(b->cmd.ac, on_typing, ctx, 5, argv, NULL);
-		}
-	}
 	free(json);
+	if (ctx == NULL)
+		return;
+	if (dm)
+		n = topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", ctx->dest,
+		               sizeof(ctx->dest));
+	else
+		n = topic_room(b->cfg->topic_prefix, in->topic.target, "typing", ctx->dest,
+		               sizeof(ctx->dest));
+	snprintf(rate, sizeof(rate), "%ld", b->cfg->typing_rate_per_s);
+	snprintf(burst, sizeof(burst), "%ld", b->cfg->typing_rate_burst);
+	const char *argv[] = {"EVALSHA", b->sha.typing, "0",  in->topic.sender, dm ? "dm" : "room",
+	                      in->topic.target, rate,   burst, TYPING_NOTICE_MS};
+	if (n <= 0 ||
+	    redisAsyncCommandArgv(b->cmd.ac, on_typing, ctx, 9, argv, NULL) != REDIS_OK)
+		free(ctx);
+}
+
+/* The role the plugin stamped on a client's publish (authplugin/stamp.c):
+ * that of the token of the connection that sent it. Anything else, or
+ * none (a Will, which the broker sends itself), is a plain user. */
+static const char *publish_role(const mosquitto_property *props)
+{
+	const mosquitto_property *p = props;
+	char *name = NULL, *value = NULL;
+	const char *role = "user";
+	bool skip = false;
+
+	while ((p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+	                                                 skip)) != NULL) {
+		skip = true;
+		if (strcmp(name, "chat-role") == 0 && strcmp(value, "admin") == 0)
+			role = "admin";
+		free(name);
+		free(value);
+		name = value = NULL;
+	}
+	return role;
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
@@ -698,7 +737,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		break;
 	case INBOUND_RPC:
 		b->count.requests++;
-		rpc_handle(b, in.topic.sender, msg->payload, (size_t)msg->payloadlen, props);
+		rpc_handle(b, in.topic.sender, publish_role(props), msg->payload,
+		           (size_t)msg->payloadlen, props);
 		break;
 	}
 	inbound_free(&in);

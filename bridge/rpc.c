@@ -1,6 +1,8 @@
 /*
- * Requests (see rpc.h). A request is parsed and checked here; room methods
- * run as one Lua script in Redis; the reply is built from its answer.
+ * Requests (see rpc.h). A request is parsed and checked here, then costs a
+ * token of the caller's request bucket in Redis (room.create also one of
+ * its own) before anything else runs; room methods run as one Lua script
+ * in Redis; the reply is built from its answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <mqtt_protocol.h>
 
 #include "bridge.h"
+#include "chat/envelope.h"
 #include "chat/log.h"
 #include "history.h"
 #include "jobs.h"
@@ -21,6 +24,7 @@
 struct rpc_ctx {
 	struct bridge *b;
 	char caller[NAME_USER_MAX + 1];
+	char role[16]; /* of the token of the connection that sent it */
 	char method[32];
 	char room[NAME_ROOM_MAX + 1];
 	char user[NAME_USER_MAX + 1];
@@ -29,6 +33,9 @@ struct rpc_ctx {
 	void *corr;
 	uint16_t corr_len;
 	cJSON *users; /* presence.get */
+	cJSON *req;   /* the request, kept while its rate check runs */
+	const cJSON *params;
+	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list */
 };
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
@@ -50,6 +57,7 @@ static void ctx_free(struct rpc_ctx *c)
 {
 	cJSON_Delete(c->id);
 	cJSON_Delete(c->users);
+	cJSON_Delete(c->req);
 	free(c->corr);
 	free(c);
 }
@@ -92,6 +100,35 @@ static void room_event(struct rpc_ctx *c, const char *type, const char *user)
 	free(json);
 }
 
+/* A change to one of user's rooms, on their inbox (every device, every
+ * instance): invited, removed, joined, left; by is who did it. */
+static void inbox_room_event(struct rpc_ctx *c, const char *user, const char *event)
+{
+	char topic[160], *json = NULL;
+	if (topic_user(c->b->cfg->topic_prefix, user, "inbox", topic, sizeof(topic)) <= 0)
+		return;
+	if (asprintf(&json, "{\"v\":1,\"type\":\"room\",\"event\":\"%s\",\"room\":\"%s\",\"by\":\"%s\"}",
+	             event, c->room, c->caller) < 0)
+		return;
+	bridge_relay(c->b, topic, json);
+	free(json);
+}
+
+/* A public room was created: <prefix>/rooms, so room lists stay current
+ * without polling. */
+static void rooms_event(struct rpc_ctx *c, const char *event)
+{
+	char topic[96], *json = NULL;
+	int n = snprintf(topic, sizeof(topic), "%s/rooms", c->b->cfg->topic_prefix);
+	if (n <= 0 || (size_t)n >= sizeof(topic))
+		return;
+	if (asprintf(&json, "{\"v\":1,\"type\":\"room\",\"event\":\"%s\",\"room\":\"%s\"}", event,
+	             c->room) < 0)
+		return;
+	bridge_relay(c->b, topic, json);
+	free(json);
+}
+
 static cJSON *room_object(const char *room, const char *owner, const char *private)
 {
 	cJSON *r = cJSON_CreateObject();
@@ -124,7 +161,8 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 	cJSON *result = cJSON_CreateObject();
 	if (strcmp(c->method, "rooms.list") == 0) {
 		cJSON *rooms = cJSON_AddArrayToObject(result, "rooms");
-		for (size_t i = 1; i < rep->elements; i++) {
+		const redisReply *next = rep->elements > 1 ? rep->element[1] : NULL;
+		for (size_t i = 2; i < rep->elements; i++) {
 			char room[NAME_ROOM_MAX + 1], owner[NAME_USER_MAX + 1], priv[2];
 			int member;
 			if (sscanf(rep->element[i]->str, "%64s %32s %1s %d", room, owner, priv, &member) != 4)
@@ -133,9 +171,15 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 			cJSON_AddBoolToObject(o, "member", member == 1);
 			cJSON_AddItemToArray(rooms, o);
 		}
+		if (next && next->type == REDIS_REPLY_STRING && next->len > 0)
+			cJSON_AddStringToObject(result, "next", next->str);
+		else
+			cJSON_AddNullToObject(result, "next");
 	} else if (strcmp(c->method, "room.create") == 0) {
 		cJSON_AddItemToObject(result, "room",
 		                      room_object(c->room, rep->element[1]->str, rep->element[2]->str));
+		if (strcmp(rep->element[2]->str, "0") == 0)
+			rooms_event(c, "created");
 	} else if (strcmp(c->method, "room.members") == 0) {
 		cJSON *members = cJSON_AddArrayToObject(result, "members");
 		for (size_t i = 1; i < rep->elements; i++) {
@@ -149,15 +193,20 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 			cJSON_AddItemToArray(members, m);
 		}
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
-		/* membership changed: tell the room */
-		if (strcmp(c->method, "room.join") == 0)
+		/* membership changed: tell the room, and the member's devices */
+		if (strcmp(c->method, "room.join") == 0) {
 			room_event(c, "join", c->caller);
-		else if (strcmp(c->method, "room.leave") == 0)
+			inbox_room_event(c, c->caller, "joined");
+		} else if (strcmp(c->method, "room.leave") == 0) {
 			room_event(c, "leave", c->caller);
-		else if (strcmp(c->method, "room.invite") == 0)
+			inbox_room_event(c, c->caller, "left");
+		} else if (strcmp(c->method, "room.invite") == 0) {
 			room_event(c, "join", c->user);
-		else if (strcmp(c->method, "room.remove") == 0)
+			inbox_room_event(c, c->user, "invited");
+		} else if (strcmp(c->method, "room.remove") == 0) {
 			room_event(c, "leave", c->user);
+			inbox_room_event(c, c->user, "removed");
+		}
 	}
 	reply(c, result, NULL, NULL);
 done:
@@ -174,6 +223,8 @@ static int is_room_method(const char *m)
 			return 1;
 	return 0;
 }
+
+static int count_param(struct rpc_ctx *c, const cJSON *params, const char *key, int64_t *out);
 
 /* Reads a required id-like string param; returns NULL after replying. */
 static const char *name_param(struct rpc_ctx *c, const cJSON *params, const char *key,
@@ -194,10 +245,47 @@ static const char *name_param(struct rpc_ctx *c, const cJSON *params, const char
 
 /* Checks params for a room method and runs the script. Returns 0 when the
  * script was sent (on_room then owns c), -1 after replying with an error. */
+/* rooms.list {query, cursor, limit}: query "" or a room-id prefix (which
+ * is itself a valid room id), cursor the "next" of the previous page (a
+ * room id), limit 1-200 (50). Returns -1 after replying bad_request. */
+static int list_params(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(params, "query");
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	int64_t limit;
+
+	if (q != NULL && !cJSON_IsNull(q) &&
+	    (!cJSON_IsString(q) ||
+	     (q->valuestring[0] && !name_room_valid(q->valuestring, strlen(q->valuestring))))) {
+		reply(c, NULL, "bad_request", "params.query must be the start of a room id");
+		return -1;
+	}
+	if (cur != NULL && !cJSON_IsNull(cur) &&
+	    (!cJSON_IsString(cur) || !name_room_valid(cur->valuestring, strlen(cur->valuestring)))) {
+		reply(c, NULL, "bad_request", "params.cursor must be the next of a previous page");
+		return -1;
+	}
+	if (count_param(c, params, "limit", &limit))
+		return -1;
+	if (limit == -1)
+		limit = 50;
+	if (limit < 1 || limit > 200) {
+		reply(c, NULL, "bad_request", "params.limit must be 1 to 200");
+		return -1;
+	}
+	snprintf(c->query, sizeof(c->query), "%s", cJSON_IsString(q) ? q->valuestring : "");
+	snprintf(c->cursor, sizeof(c->cursor), "%s", cJSON_IsString(cur) ? cur->valuestring : "");
+	snprintf(c->limit, sizeof(c->limit), "%d", (int)limit);
+	return 0;
+}
+
 static int room_call(struct rpc_ctx *c, const cJSON *params)
 {
 	const char *flag = "";
-	if (strcmp(c->method, "rooms.list") != 0) {
+	if (strcmp(c->method, "rooms.list") == 0) {
+		if (list_params(c, params) != 0)
+			return -1;
+	} else {
 		const char *room = name_param(c, params, "room", 1);
 		if (room == NULL)
 			return -1;
@@ -217,9 +305,10 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
 			return -1;
 		strcpy(c->user, user);
 	}
-	const char *argv[] = {"EVALSHA", c->b->sha.room, "0", c->method, c->caller, c->room, flag,
-	                      c->user};
-	if (redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 8, argv, NULL) != REDIS_OK) {
+	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
+	                      flag,      c->user,        c->role, c->query,  c->cursor, c->limit};
+	if (!c->b->cmd.ready ||
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 12, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
 		return -1;
 	}
@@ -497,8 +586,73 @@ static int unread(struct rpc_ctx *c)
 	return 0;
 }
 
-void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
-                const mosquitto_property *props)
+/* Runs the method of a request that passed its rate check; frees c when
+ * nothing was sent. */
+static void dispatch(struct rpc_ctx *c)
+{
+	int sent = -1;
+
+	if (is_room_method(c->method))
+		sent = room_call(c, c->params) == 0;
+	else if (strcmp(c->method, "history") == 0)
+		sent = history(c, c->params) == 0;
+	else if (strcmp(c->method, "read") == 0)
+		sent = read_marker(c, c->params) == 0;
+	else if (strcmp(c->method, "unread") == 0)
+		sent = unread(c) == 0;
+	else if (strcmp(c->method, "presence.get") == 0)
+		sent = presence_get(c, c->params) == 0;
+	if (sent < 0)
+		reply(c, NULL, "bad_request", "unknown method");
+	if (sent <= 0)
+		ctx_free(c);
+}
+
+static void on_limit(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "limit script: %s", rep->str);
+		reply(c, NULL, "unavailable", "the request service did not answer: try again");
+	} else if (rep->integer == 1) {
+		reply(c, NULL, "rate_limited", "too many requests: slow down");
+	} else if (rep->integer == 2) {
+		reply(c, NULL, "rate_limited", "too many rooms created: slow down");
+	} else {
+		dispatch(c);
+		return;
+	}
+	ctx_free(c);
+}
+
+/* Spends the request's tokens (rpc, and create for room.create) in Redis,
+ * then on_limit runs it. Returns -1 after replying. */
+static int rate_check(struct rpc_ctx *c)
+{
+	const struct chat_config *cfg = c->b->cfg;
+	char v[4][24];
+	snprintf(v[0], sizeof(v[0]), "%ld", cfg->rpc_rate_per_s);
+	snprintf(v[1], sizeof(v[1]), "%ld", cfg->rpc_rate_burst);
+	snprintf(v[2], sizeof(v[2]), "%ld", cfg->create_rate_per_s);
+	snprintf(v[3], sizeof(v[3]), "%ld", cfg->create_rate_burst);
+	int create = strcmp(c->method, "room.create") == 0;
+	const char *argv[] = {"EVALSHA", c->b->sha.limit, "0",  c->caller, create ? "2" : "1",
+	                      "rpc",     v[0],            v[1], "create",  v[2],
+	                      v[3]};
+	if (!c->b->cmd.ready || redisAsyncCommandArgv(c->b->cmd.ac, on_limit, c, create ? 11 : 8,
+	                                              argv, NULL) != REDIS_OK) {
+		reply(c, NULL, "unavailable", "the request service is reconnecting: try again");
+		return -1;
+	}
+	return 0;
+}
+
+void rpc_handle(struct bridge *b, const char *caller, const char *role, const void *payload,
+                size_t len, const mosquitto_property *props)
 {
 	struct rpc_ctx *c = calloc(1, sizeof(*c));
 	char *rt = NULL;
@@ -508,14 +662,19 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 		return;
 	c->b = b;
 	strcpy(c->caller, caller);
+	snprintf(c->role, sizeof(c->role), "%s", role);
 	topic_user(prefix, caller, "rpc", c->reply_topic, sizeof(c->reply_topic));
 	if (props) {
 		mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &c->corr,
 		                               &c->corr_len, false);
 		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
 	}
-	cJSON *req = cJSON_ParseWithLength(payload, len);
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	/* cJSON would cut a string at an escaped NUL ("room:general\u0000x"
+	 * would be served as room:general): refuse the request whole, without
+	 * echoing an id that may itself be cut */
+	bool nul = envelope_json_has_nul(payload, len);
+	c->req = nul ? NULL : cJSON_ParseWithLength(payload, len);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->req, "id");
 	if (cJSON_IsString(id) || cJSON_IsNumber(id))
 		c->id = cJSON_Duplicate(id, 1);
 	if (rt && !rpc_reply_topic_ok(prefix, caller, rt)) {
@@ -524,43 +683,25 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 	}
 	if (rt)
 		snprintf(c->reply_topic, sizeof(c->reply_topic), "%s", rt);
+	if (nul) {
+		reply(c, NULL, "bad_request", "a request must not contain NUL (\\u0000)");
+		goto fail;
+	}
 
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
-	const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
-	if (!cJSON_IsObject(req) || c->id == NULL || !cJSON_IsString(method) ||
-	    (params != NULL && !cJSON_IsObject(params))) {
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(c->req, "method");
+	c->params = cJSON_GetObjectItemCaseSensitive(c->req, "params");
+	if (!cJSON_IsObject(c->req) || c->id == NULL || !cJSON_IsString(method) ||
+	    (c->params != NULL && !cJSON_IsObject(c->params))) {
 		reply(c, NULL, "bad_request",
 		      "a request is {\"id\": string, \"method\": string, \"params\": object}");
 		goto fail;
 	}
 	snprintf(c->method, sizeof(c->method), "%s", method->valuestring);
-	if (is_room_method(c->method)) {
-		int sent = room_call(c, params) == 0;
-		cJSON_Delete(req);
-		free(rt);
-		if (!sent)
-			ctx_free(c);
-		return;
-	}
-	int sent = -1;
-	if (strcmp(c->method, "history") == 0)
-		sent = history(c, params) == 0;
-	else if (strcmp(c->method, "read") == 0)
-		sent = read_marker(c, params) == 0;
-	else if (strcmp(c->method, "unread") == 0)
-		sent = unread(c) == 0;
-	else if (strcmp(c->method, "presence.get") == 0)
-		sent = presence_get(c, params) == 0;
-	if (sent >= 0) {
-		cJSON_Delete(req);
-		free(rt);
-		if (!sent)
-			ctx_free(c);
-		return;
-	}
-	reply(c, NULL, "bad_request", "unknown method");
+	if (rate_check(c) != 0)
+		goto fail;
+	free(rt);
+	return;
 fail:
-	cJSON_Delete(req);
 	free(rt);
 	ctx_free(c);
 }

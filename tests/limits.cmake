@@ -1,0 +1,3 @@
+# Limits on every input and rights that end with their token (issue 10):
+# rate limits, paged rooms.list, the role stamp, NUL refusal, room events.
+chat_pytest(integration_limits test_limits.py)
