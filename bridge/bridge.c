@@ -452,6 +452,8 @@ static void cmd_ready(struct bridge *b)
 	/* roles come with each request now (authplugin/stamp.c); the set of
 	 * users once seen as admin is a right that outlived its token */
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "DEL chat:admins");
+	/* a Redis written by a version without the rooms.list indexes */
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "EVAL %s 0", script_index_build);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);

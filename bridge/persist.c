@@ -218,6 +218,8 @@ static void restore(struct worker *w)
 	w->groups_ok = false; /* the flush took the consumer groups too */
 	const char *acl[] = {"EVAL", acl_all_lua, "0"};
 	freeReplyObject(call_argv(w, 3, acl));
+	/* the restore built the rooms.list indexes too (restore_room, _member) */
+	freeReplyObject(redisCommand(w->redis, "SET chat:roomindex:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
 	if (done)
 		log_msg(LOG_INFO, "persist: Redis restored from the store");

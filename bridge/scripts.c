@@ -288,6 +288,25 @@ const char script_room[] =
 	"end\n"
 	"return {'bad_request', 'unknown method'}\n";
 
+/* The rooms.list indexes from the sets, for a Redis filled by a version
+ * without them: once (chat:roomindex:v1 marks it done, and the restore
+ * from the store builds them itself), O(rooms + memberships) that one
+ * time. */
+const char script_index_build[] =
+	"if redis.call('EXISTS', 'chat:roomindex:v1') == 1 then return 0 end\n"
+	"local n = 0\n"
+	"for _, kind in ipairs({'public', 'private'}) do\n"
+	"  for _, r in ipairs(redis.call('SMEMBERS', 'chat:rooms:' .. kind)) do\n"
+	"    if kind == 'public' then redis.call('ZADD', 'chat:rooms:index', 0, r) end\n"
+	"    for _, u in ipairs(redis.call('SMEMBERS', 'chat:room:' .. r .. ':members')) do\n"
+	"      redis.call('ZADD', 'chat:user:' .. u .. ':roomindex', 0, r)\n"
+	"    end\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"redis.call('SET', 'chat:roomindex:v1', '1')\n"
+	"return n\n";
+
 /* Every private room's state, one line each, for a broker that (re)connects.
  * The versions are the current ones, not bumped. */
 const char script_acl_snapshot[] =

@@ -23,6 +23,7 @@
  *   rooms:index         sorted set (score 0) of public room ids, paged
  *                       by name (ZRANGEBYLEX) by rooms.list
  *   user:<user>:roomindex  sorted set (score 0) of the user's rooms
+ *   roomindex:v1        set once both indexes are complete
  *   room:<room>         hash {owner, private, created}
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
@@ -66,6 +67,10 @@ extern const char script_limit[];
  * payload...}; status "ok" or an error code; rooms.list {"ok", next
  * cursor or "", "room owner private member"...}. */
 extern const char script_room[];
+
+/* index_build: no ARGV. Builds rooms:index and user:<u>:roomindex from
+ * the sets once (when roomindex:v1 is absent); returns the rooms indexed. */
+extern const char script_index_build[];
 
 /* acl_snapshot: no ARGV. Returns every private room's state line. */
 extern const char script_acl_snapshot[];

@@ -121,6 +121,14 @@ def test_rooms_list_pages_public_and_mine(make_cluster):
     cluster.redis.call("FLUSHALL")
     assert wait_for(lambda: cluster.redis.call("EXISTS", "chat:restored") == "1", timeout=30)
     assert [r["room"] for r in list_all(bob, "bob", 200)[0]] == names
+    # a Redis from a version without the indexes gets them at bridge start
+    cluster.redis.call("DEL", "chat:rooms:index", "chat:user:bob:roomindex",
+                       "chat:roomindex:v1")
+    assert list_all(bob, "bob", 200)[0] == []
+    cluster.bridges[0].restart()
+    assert wait_for(lambda: cluster.redis.call("EXISTS", "chat:roomindex:v1") == "1",
+                    timeout=20)
+    assert [r["room"] for r in list_all(bob, "bob", 200)[0]] == names
     for c in (alice, bob):
         c.close()
 
