@@ -263,7 +263,7 @@
         if (m.type === 'msg') onLive(m);
         else if (m.type === 'typing') onTyping(m);
         else if (m.type === 'read') onReadElsewhere(m);
-        else if (m.type === 'room') refreshRooms().catch(() => null);
+        else if (m.type === 'room') refreshSoon();
       }
       return;
     }
@@ -292,6 +292,8 @@
   };
 
   function onNotice(m) {
+    // typing is best effort: a dropped signal is no failed message
+    if (m && typeof m.topic === 'string' && m.topic.includes('/typing/')) return;
     toast('Not sent: ' + (NOTICE_TEXT[m.code] || m.message || m.code), true);
     // the pending copies in that conversation did not go through
     document.querySelectorAll('.msg.pending').forEach((e) => e.classList.add('failed'));
@@ -508,6 +510,17 @@
       S.rooms.delete(m.room);
     }
     renderLists();
+  }
+
+  /* Room events can come in bursts (someone invites me to many rooms):
+   * one list request for a burst, not one per event. */
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      refreshRooms().catch(() => null);
+    }, 300);
   }
 
   async function searchRooms() {
