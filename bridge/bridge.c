@@ -471,6 +471,7 @@ struct post_ctx {
 	char cid[ENVELOPE_CID_MAX + 1];
 	char room[NAME_ROOM_MAX + 1];
 	char dest[160];  /* typing: where it is relayed */
+	bool local_spent; /* typing: this node's bucket gave a token for it */
 	char payload[]; /* typing: the relay payload */
 };
 
@@ -643,6 +644,9 @@ static void on_typing(redisAsyncContext *ac, void *r, void *priv)
 	struct post_ctx *ctx = priv;
 	(void)ac;
 
+	if (reply && reply->type == REDIS_REPLY_INTEGER && ctx->local_spent &&
+	    (reply->integer == -1 || reply->integer == -6))
+		limit_refund(&ctx->b->typing_local, ctx->sender, (double)ctx->b->cfg->typing_rate_burst);
 	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
 		bridge_relay(ctx->b, ctx->dest, ctx->payload);
 	} else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == -1) {
@@ -656,9 +660,16 @@ static void on_typing(redisAsyncContext *ac, void *r, void *priv)
 
 /* Typing, rooms and DMs alike, goes through the typing script: it spends
  * a token of the sender's typing bucket (shared by every instance) and
- * checks the room, and only then is the signal relayed. */
+ * checks the room, and only then is the signal relayed. What this node's
+ * copy of the bucket refuses is dropped here, but for one a second that
+ * still goes to Redis, which sends the (rare) rate notice. */
 static void typing(struct bridge *b, struct inbound *in, const char *topic)
 {
+	enum limit_verdict v =
+	    limit_take(&b->typing_local, in->topic.sender, (double)b->cfg->typing_rate_per_s,
+	               (double)b->cfg->typing_rate_burst, now_s(), 1.0);
+	if (v == LIMIT_REFUSE)
+		return;
 	char *json = inbound_typing(in);
 	char rate[24], burst[24];
 	bool dm = in->topic.kind == TOPIC_IN_TYPING_DM;
@@ -668,6 +679,7 @@ static void typing(struct bridge *b, struct inbound *in, const char *topic)
 	free(json);
 	if (ctx == NULL)
 		return;
+	ctx->local_spent = v == LIMIT_PASS;
 	if (dm)
 		n = topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", ctx->dest,
 		               sizeof(ctx->dest));

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
@@ -618,10 +619,12 @@ static void on_limit(redisAsyncContext *ac, void *r, void *priv)
 		if (rep && rep->type == REDIS_REPLY_ERROR)
 			log_msg(LOG_WARN, "limit script: %s", rep->str);
 		reply(c, NULL, "unavailable", "the request service did not answer: try again");
-	} else if (rep->integer == 1) {
-		reply(c, NULL, "rate_limited", "too many requests: slow down");
-	} else if (rep->integer == 2) {
-		reply(c, NULL, "rate_limited", "too many rooms created: slow down");
+	} else if (rep->integer == 1 || rep->integer == 2) {
+		/* Redis spent nothing: neither may this node's copy */
+		limit_refund(&c->b->rpc_local, c->caller, (double)c->b->cfg->rpc_rate_burst);
+		reply(c, NULL, "rate_limited",
+		      rep->integer == 1 ? "too many requests: slow down"
+		                        : "too many rooms created: slow down");
 	} else {
 		dispatch(c);
 		return;
@@ -629,12 +632,27 @@ static void on_limit(redisAsyncContext *ac, void *r, void *priv)
 	ctx_free(c);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* Spends the request's tokens (rpc, and create for room.create) in Redis,
- * then on_limit runs it. Returns -1 after replying. */
+ * then on_limit runs it; a request this node's own copy of the bucket
+ * already refuses is answered without asking Redis. Returns -1 after
+ * replying. */
 static int rate_check(struct rpc_ctx *c)
 {
 	const struct chat_config *cfg = c->b->cfg;
 	char v[4][24];
+
+	if (limit_take(&c->b->rpc_local, c->caller, (double)cfg->rpc_rate_per_s,
+	               (double)cfg->rpc_rate_burst, now_s(), 0) != LIMIT_PASS) {
+		reply(c, NULL, "rate_limited", "too many requests: slow down");
+		return -1;
+	}
 	snprintf(v[0], sizeof(v[0]), "%ld", cfg->rpc_rate_per_s);
 	snprintf(v[1], sizeof(v[1]), "%ld", cfg->rpc_rate_burst);
 	snprintf(v[2], sizeof(v[2]), "%ld", cfg->create_rate_per_s);
