@@ -37,6 +37,8 @@ struct rpc_ctx {
 	cJSON *req;   /* the request, kept while its rate check runs */
 	const cJSON *params;
 	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list */
+	cJSON *acc;                                 /* unread: the answer so far */
+	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
 };
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
@@ -59,6 +61,7 @@ static void ctx_free(struct rpc_ctx *c)
 	cJSON_Delete(c->id);
 	cJSON_Delete(c->users);
 	cJSON_Delete(c->req);
+	cJSON_Delete(c->acc);
 	free(c->corr);
 	free(c);
 }
@@ -546,20 +549,28 @@ static int read_marker(struct rpc_ctx *c, const cJSON *params)
 /* the sscanf width below */
 _Static_assert(NAME_CONV_MAX == 69, "on_unread reads a conv with %69s");
 
+/* Conversations per unread script call: each call is one small atomic
+ * step, and other clients' commands run between them. */
+#define UNREAD_PAGE "200"
+
+static int unread_next(struct rpc_ctx *c);
+
 static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *rep = r;
 	struct rpc_ctx *c = priv;
 	(void)ac;
 
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->len >= sizeof(c->scan)) {
 		reply(c, NULL, "unavailable", "read markers did not answer: try again");
 		ctx_free(c);
 		return;
 	}
-	cJSON *result = cJSON_CreateObject();
-	cJSON *list = cJSON_AddArrayToObject(result, "conversations");
-	for (size_t i = 0; i < rep->elements; i++) {
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(c->acc, "conversations");
+	for (size_t i = 2; i < rep->elements; i++) {
 		char conv[NAME_CONV_MAX + 1];
 		long long last, read;
 		if (rep->element[i]->type != REDIS_REPLY_STRING ||
@@ -572,19 +583,44 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_AddNumberToObject(o, "read_seq", (double)read);
 		cJSON_AddItemToArray(list, o);
 	}
+	if (strcmp(rep->element[0]->str, "done") != 0) {
+		snprintf(c->phase, sizeof(c->phase), "%s", rep->element[0]->str);
+		memcpy(c->scan, rep->element[1]->str, rep->element[1]->len + 1);
+		if (unread_next(c) != 0)
+			ctx_free(c);
+		return;
+	}
+	cJSON *result = c->acc;
+	c->acc = NULL;
 	reply(c, result, NULL, NULL);
 	ctx_free(c);
 }
 
-static int unread(struct rpc_ctx *c)
+/* Asks for the next page. Returns 0 when sent, -1 after replying. */
+static int unread_next(struct rpc_ctx *c)
 {
-	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller};
+	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->phase, c->scan,
+	                      UNREAD_PAGE};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 4, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 7, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
 		return -1;
 	}
 	return 0;
+}
+
+/* unread: every conversation of mine with messages, gathered a page of
+ * script calls at a time. Returns 0 when sent (on_unread owns c). */
+static int unread(struct rpc_ctx *c)
+{
+	c->acc = cJSON_CreateObject();
+	if (c->acc == NULL || cJSON_AddArrayToObject(c->acc, "conversations") == NULL) {
+		reply(c, NULL, "unavailable", "out of memory");
+		return -1;
+	}
+	strcpy(c->phase, "rooms");
+	c->scan[0] = '\0';
+	return unread_next(c);
 }
 
 /* Runs the method of a request that passed its rate check; frees c when

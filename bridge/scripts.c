@@ -411,19 +411,30 @@ const char script_read[] =
 	"redis.call('XADD', 'chat:ops', '*', 'op', 'read', 'user', user, 'conv', conv, 'seq', seq)\n"
 	"return seq\n";
 
-/* unread: ARGV user. For each of the user's rooms and DMs with messages:
- * "conv last read" (the client shows last - read). */
+/* unread: ARGV user, phase ("rooms" | "dms"), cursor, count. One page of
+ * the user's conversations with messages, so no call costs more than
+ * count of them however many rooms a user has joined: the rooms by name
+ * after cursor (ZRANGEBYLEX of roomindex), then the DMs (SSCAN of dms).
+ * Returns {next phase ("rooms" | "dms" | "done"), next cursor,
+ * "conv last read"...} (the client shows last - read). */
 const char script_unread[] =
-	"local user = ARGV[1]\n"
+	"local user, phase, cursor, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
 	"local reads = 'chat:read:' .. user\n"
-	"local out = {}\n"
-	"local convs = {}\n"
-	"for _, r in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':rooms')) do\n"
-	"  convs[#convs + 1] = 'room:' .. r\n"
+	"local convs, next_phase, next_cursor = {}, phase, cursor\n"
+	"if phase == 'rooms' then\n"
+	"  local min = cursor == '' and '-' or '(' .. cursor\n"
+	"  local rooms = redis.call('ZRANGEBYLEX', 'chat:user:' .. user .. ':roomindex', min, '+',\n"
+	"                           'LIMIT', 0, count)\n"
+	"  for _, r in ipairs(rooms) do convs[#convs + 1] = 'room:' .. r end\n"
+	"  if #rooms < count then next_phase, next_cursor = 'dms', '0'\n"
+	"  else next_cursor = rooms[#rooms] end\n"
+	"else\n"
+	"  local page = redis.call('SSCAN', 'chat:user:' .. user .. ':dms', cursor, 'COUNT', count)\n"
+	"  for _, c in ipairs(page[2]) do convs[#convs + 1] = c end\n"
+	"  next_cursor = page[1]\n"
+	"  if next_cursor == '0' then next_phase = 'done' end\n"
 	"end\n"
-	"for _, c in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':dms')) do\n"
-	"  convs[#convs + 1] = c\n"
-	"end\n"
+	"local out = {next_phase, next_cursor}\n"
 	"for _, c in ipairs(convs) do\n"
 	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
 	"  if last then\n"

@@ -76,7 +76,8 @@ extern const char script_index_build[];
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];
-/* read: ARGV user, conv, seq; unread: ARGV user (see scripts.c). */
+/* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
+ * one page at a time (see scripts.c). */
 extern const char script_read[];
 extern const char script_unread[];
 

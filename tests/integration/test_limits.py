@@ -14,7 +14,8 @@ from paho.mqtt.properties import Properties
 from mqttutil import V5, Client, payloads, rpc, wait_for
 
 FAST = {"rpc_rate_per_s": 100000, "rpc_rate_burst": 100000,
-        "create_rate_per_s": 100000, "create_rate_burst": 100000}
+        "create_rate_per_s": 100000, "create_rate_burst": 100000,
+        "rate_per_s": 100000, "rate_burst": 100000}
 
 
 def connect(port, keys, user, role="user", ttl="1h", protocol=None, client_id=None):
@@ -110,6 +111,17 @@ def test_rooms_list_pages_public_and_mine(make_cluster):
                                                                          "next": None}
     last = rpc(bob, "bob", "rooms.list", {"cursor": "pub-248"})["result"]
     assert [r["room"] for r in last["rooms"]] == ["pub-249"] and last["next"] is None
+
+    # unread gathers more conversations than one script call takes (200)
+    for r in pub:
+        alice.c.publish("chat/in/alice/room/%s" % r, "hi %s" % r, qos=1)
+    alice.publish("chat/in/alice/dm/bob", "psst", qos=1)
+
+    def unread_convs():
+        convs = [c["conv"] for c in rpc(alice, "alice", "unread")["result"]["conversations"]]
+        return convs if len(convs) >= len(pub) + 1 else None
+    convs = wait_for(unread_convs, timeout=20)
+    assert convs and sorted(convs) == sorted(["room:" + r for r in pub] + ["dm:alice:bob"])
 
     for bad in ({"limit": 0}, {"limit": 201}, {"limit": 1.5}, {"limit": "10"},
                 {"cursor": "Bad!"}, {"cursor": 5}, {"cursor": ""}, {"query": "X"},
