@@ -36,7 +36,8 @@ struct rpc_ctx {
 	cJSON *users; /* presence.get */
 	cJSON *req;   /* the request, kept while its rate check runs */
 	const cJSON *params;
-	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list */
+	char flag[2];                                                       /* room.create */
+	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list, members */
 	cJSON *acc;                                 /* unread: the answer so far */
 	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
 };
@@ -142,6 +143,74 @@ static cJSON *room_object(const char *room, const char *owner, const char *priva
 	return r;
 }
 
+static int room_send(struct rpc_ctx *c);
+
+static int by_user(const void *a, const void *b)
+{
+	return strcmp(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, "user")->valuestring,
+	              cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, "user")->valuestring);
+}
+
+/* The members gathered, by user id, each once (SSCAN may return one
+ * twice when the set grows while it is walked). Takes c->acc. */
+static cJSON *members_result(struct rpc_ctx *c)
+{
+	cJSON *all = cJSON_DetachItemFromObject(c->acc, "members");
+	int n = cJSON_GetArraySize(all);
+	cJSON **items = calloc((size_t)n + 1, sizeof(*items));
+	cJSON *result = cJSON_CreateObject(), *out = cJSON_AddArrayToObject(result, "members");
+
+	for (int i = 0; items && i < n; i++)
+		items[i] = cJSON_DetachItemFromArray(all, 0);
+	if (items)
+		qsort(items, (size_t)n, sizeof(*items), by_user);
+	for (int i = 0; items && i < n; i++) {
+		if (i > 0 && by_user(&items[i - 1], &items[i]) == 0)
+			cJSON_Delete(items[i]);
+		else
+			cJSON_AddItemToArray(out, items[i]);
+	}
+	free(items);
+	cJSON_Delete(all);
+	return result;
+}
+
+/* One page of room.members: gathered, then the next asked, until SSCAN's
+ * cursor is back at 0. Frees c when done. */
+static void members_page(struct rpc_ctx *c, const redisReply *rep)
+{
+	if (c->acc == NULL) {
+		c->acc = cJSON_CreateObject();
+		cJSON_AddArrayToObject(c->acc, "members");
+	}
+	cJSON *members = cJSON_GetObjectItemCaseSensitive(c->acc, "members");
+	if (members == NULL || rep->elements < 2 || rep->element[1]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->len >= sizeof(c->cursor)) {
+		reply(c, NULL, "unavailable", "the room service did not answer: try again");
+		ctx_free(c);
+		return;
+	}
+	for (size_t i = 2; i < rep->elements; i++) {
+		char user[NAME_USER_MAX + 1];
+		int online;
+		if (rep->element[i]->type != REDIS_REPLY_STRING ||
+		    sscanf(rep->element[i]->str, "%32s %d", user, &online) != 2)
+			continue;
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "user", user);
+		cJSON_AddBoolToObject(m, "online", online == 1);
+		cJSON_AddItemToArray(members, m);
+	}
+	if (strcmp(rep->element[1]->str, "0") != 0) {
+		memcpy(c->cursor, rep->element[1]->str, rep->element[1]->len + 1);
+		if (room_send(c) != 0)
+			ctx_free(c);
+		return;
+	}
+	reply(c, members_result(c), NULL, NULL);
+	ctx_free(c);
+}
+
 /* Turns the room script's answer {status, ...} into the reply. */
 static void on_room(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -185,17 +254,9 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 		if (strcmp(rep->element[2]->str, "0") == 0)
 			rooms_event(c, "created");
 	} else if (strcmp(c->method, "room.members") == 0) {
-		cJSON *members = cJSON_AddArrayToObject(result, "members");
-		for (size_t i = 1; i < rep->elements; i++) {
-			char user[NAME_USER_MAX + 1];
-			int online;
-			if (sscanf(rep->element[i]->str, "%32s %d", user, &online) != 2)
-				continue;
-			cJSON *m = cJSON_CreateObject();
-			cJSON_AddStringToObject(m, "user", user);
-			cJSON_AddBoolToObject(m, "online", online == 1);
-			cJSON_AddItemToArray(members, m);
-		}
+		cJSON_Delete(result);
+		members_page(c, rep);
+		return;
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
 		/* membership changed: tell the room, and the member's devices */
 		if (strcmp(c->method, "room.join") == 0) {
@@ -309,8 +370,20 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
 			return -1;
 		strcpy(c->user, user);
 	}
+	if (strcmp(c->method, "room.members") == 0) {
+		strcpy(c->cursor, "0");
+		strcpy(c->limit, "200");
+	}
+	snprintf(c->flag, sizeof(c->flag), "%s", flag);
+	return room_send(c);
+}
+
+/* Runs the room script for c. Returns 0 when sent (on_room then owns c),
+ * -1 after replying. */
+static int room_send(struct rpc_ctx *c)
+{
 	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
-	                      flag,      c->user,        c->role, c->query,  c->cursor, c->limit};
+	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit};
 	if (!c->b->cmd.ready ||
 	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 12, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");

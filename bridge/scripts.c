@@ -265,8 +265,11 @@ const char script_room[] =
 	"  return {'ok', tostring(removed)}\n"
 	"elseif method == 'room.members' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'not a member'} end\n"
-	"  local out = {'ok'}\n"
-	"  for _, m in ipairs(redis.call('SMEMBERS', members)) do table.insert(out, m .. ' ' .. online(m)) end\n"
+	/* a page of SSCAN (ARGV[8] cursor, ARGV[9] count): a public room's
+	 * members can be every user, so no call reads them all */
+	"  local page = redis.call('SSCAN', members, ARGV[8], 'COUNT', tonumber(ARGV[9]))\n"
+	"  local out = {'ok', page[1]}\n"
+	"  for _, m in ipairs(page[2]) do out[#out + 1] = m .. ' ' .. online(m) end\n"
 	"  return out\n"
 	/* role is the one the plugin stamped on this very request, from the
 	 * token of the connection that sent it: no right outlives its token */

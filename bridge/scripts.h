@@ -65,7 +65,9 @@ extern const char script_limit[];
  * room). Changes to a private room's members publish its new state on
  * chat:acl (see authplugin/rooms.h for the line format). Returns {status,
  * payload...}; status "ok" or an error code; rooms.list {"ok", next
- * cursor or "", "room owner private member"...}. */
+ * cursor or "", "room owner private member"...}; room.members one page
+ * of SSCAN (cursor, limit as count) {"ok", next cursor or "0", "user
+ * online"...}. */
 extern const char script_room[];
 
 /* index_build: no ARGV. Builds rooms:index and user:<u>:roomindex from

@@ -112,6 +112,14 @@ def test_rooms_list_pages_public_and_mine(make_cluster):
     last = rpc(bob, "bob", "rooms.list", {"cursor": "pub-248"})["result"]
     assert [r["room"] for r in last["rooms"]] == ["pub-249"] and last["next"] is None
 
+    # room.members gathers more members than one script call takes (200)
+    many = ["u%03d" % i for i in range(450)]
+    assert all("result" in r for r in rpc_many(alice, "alice", [
+        ("room.invite", {"room": "pub-001", "user": u}) for u in many]))
+    members = rpc(bob, "bob", "room.members", {"room": "pub-001"})["result"]["members"]
+    assert [m["user"] for m in members] == sorted(many + ["alice"])
+    assert {m["user"]: m["online"] for m in members}["alice"] is True
+
     # unread gathers more conversations than one script call takes (200)
     for r in pub:
         alice.c.publish("chat/in/alice/room/%s" % r, "hi %s" % r, qos=1)
