@@ -205,28 +205,37 @@ static void sub_ready(struct bridge *b)
 
 static void feed_next(struct bridge *b);
 
+/* Private rooms per snapshot call, and so per $CONTROL message. */
+#define ACL_PAGE "100"
+
+static void acl_page(struct bridge *b, const char *cursor);
+
+/* One page of private-room states, passed to the plugin; the next page is
+ * asked for until the cursor is back at 0, and only then does delivery
+ * start (the broker must know every private room first). */
 static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct bridge *b = priv;
+	size_t total = 0;
 	(void)ac;
 
-	b->acl_syncing = false;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || reply->element[0]->len > 20) {
 		if (reply && reply->type == REDIS_REPLY_ERROR)
 			log_msg(LOG_WARN, "room snapshot: %s", reply->str);
+		b->acl_syncing = false;
 		return; /* tried again on the next turn */
 	}
-	/* one $CONTROL message per 500 rooms */
-	for (size_t i = 0; i < reply->elements; i += 500) {
-		size_t total = 0, end = i + 500 < reply->elements ? i + 500 : reply->elements;
-		for (size_t k = i; k < end; k++)
-			total += reply->element[k]->len + 1;
-		char *buf = malloc(total);
-		if (buf == NULL)
+	for (size_t k = 1; k < reply->elements; k++)
+		total += reply->element[k]->len + 1;
+	if (total > 0) {
+		char *buf = malloc(total), *p = buf;
+		if (buf == NULL) {
+			b->acl_syncing = false;
 			return;
-		char *p = buf;
-		for (size_t k = i; k < end; k++) {
+		}
+		for (size_t k = 1; k < reply->elements; k++) {
 			memcpy(p, reply->element[k]->str, reply->element[k]->len);
 			p += reply->element[k]->len;
 			*p++ = '\n';
@@ -234,11 +243,28 @@ static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 		publish(b, CONTROL_TOPIC, buf, total, 1, false);
 		free(buf);
 	}
-	if (!b->mqtt_up)
+	b->acl_sent += reply->elements - 1;
+	/* pages sent to an earlier connection may be lost: start over */
+	if (!b->mqtt_up || b->mqtt_connects != b->acl_connects) {
+		b->acl_syncing = false;
 		return;
+	}
+	if (strcmp(reply->element[0]->str, "0") != 0) {
+		acl_page(b, reply->element[0]->str);
+		return;
+	}
+	b->acl_syncing = false;
 	b->acl_synced = true;
-	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", reply->elements);
+	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", b->acl_sent);
 	feed_next(b);
+}
+
+static void acl_page(struct bridge *b, const char *cursor)
+{
+	const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0", cursor, ACL_PAGE};
+	if (!b->cmd.ready ||
+	    redisAsyncCommandArgv(b->cmd.ac, on_acl_snapshot, b, 5, argv, NULL) != REDIS_OK)
+		b->acl_syncing = false;
 }
 
 static void acl_sync(struct bridge *b)
@@ -246,7 +272,9 @@ static void acl_sync(struct bridge *b)
 	if (b->acl_synced || b->acl_syncing || !b->mqtt_up || !b->cmd.ready)
 		return;
 	b->acl_syncing = true;
-	redisAsyncCommand(b->cmd.ac, on_acl_snapshot, b, "EVALSHA %s 0", b->sha.acl_snapshot);
+	b->acl_sent = 0;
+	b->acl_connects = b->mqtt_connects;
+	acl_page(b, "0");
 }
 
 /* ---- presence ---- */
@@ -775,6 +803,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	log_msg(LOG_INFO, "connected to the broker at %s:%ld", b->cfg->mqtt_host, b->cfg->mqtt_port);
 	b->mqtt_up = true;
 	b->acl_synced = false;
+	b->mqtt_connects++;
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
 	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/sys/conn", b->cfg->topic_prefix);

@@ -61,6 +61,8 @@ struct bridge {
 	bool feed_pending;
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
+	size_t acl_sent;      /* private room states sent in this sync */
+	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct jobs jobs;         /* history pages, off the loop */

@@ -310,11 +310,15 @@ const char script_index_build[] =
 	"redis.call('SET', 'chat:roomindex:v1', '1')\n"
 	"return n\n";
 
-/* Every private room's state, one line each, for a broker that (re)connects.
- * The versions are the current ones, not bumped. */
+/* Private rooms' states, one line each, for a broker that (re)connects:
+ * one SSCAN page (ARGV cursor, count) a call, so a call never reads every
+ * private room. The versions are the current ones, not bumped; a room
+ * changed meanwhile publishes its new state on chat:acl anyway. Returns
+ * {next cursor ("0": done), line...}. */
 const char script_acl_snapshot[] =
-	"local out = {}\n"
-	"for _, room in ipairs(redis.call('SMEMBERS', 'chat:rooms:private')) do\n"
+	"local page = redis.call('SSCAN', 'chat:rooms:private', ARGV[1], 'COUNT', tonumber(ARGV[2]))\n"
+	"local out = {page[1]}\n"
+	"for _, room in ipairs(page[2]) do\n"
 	"  local ver = redis.call('GET', 'chat:room:' .. room .. ':ver') or '0'\n"
 	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
 	"  table.sort(m)\n"

@@ -74,7 +74,8 @@ extern const char script_room[];
  * the sets once (when roomindex:v1 is absent); returns the rooms indexed. */
 extern const char script_index_build[];
 
-/* acl_snapshot: no ARGV. Returns every private room's state line. */
+/* acl_snapshot: ARGV cursor, count. One SSCAN page of private rooms:
+ * {next cursor ("0" when done), state line...}. */
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];

@@ -364,3 +364,27 @@ def test_room_events_reach_other_users_within_one_second(cluster):
     assert [p["room"] for p in payloads(sam, "chat/rooms")] == ["newsroom"]
     for c in (rita, sam):
         c.close()
+
+
+# ---- a restarted broker learns every private room, page by page ----
+
+def test_restarted_broker_gets_every_private_room_state_in_pages(make_cluster):
+    cluster = make_cluster(**FAST)
+    keys = cluster.keys
+    n1 = cluster.brokers[0].port
+    owner = connect(n1, keys, "paula")
+    rooms = ["vault-%03d" % i for i in range(260)]
+    assert all("result" in r for r in rpc_many(owner, "paula", [
+        ("room.create", {"room": r, "private": True}) for r in rooms]))
+    owner.close()
+    cluster.brokers[0].restart()
+    bridge = cluster.bridges[0]
+    assert wait_for(lambda: "sent 260 private room state(s)" in bridge.log(), timeout=30), \
+        bridge.log()[-2000:]
+    intruder = connect(n1, keys, "ivan")
+    refused = [r for r in rooms if intruder.subscribe("chat/room/" + r) >= 0x80]
+    assert refused == rooms
+    owner = connect(n1, keys, "paula")
+    assert all(owner.subscribe("chat/room/" + r) < 0x80 for r in rooms[::37])
+    for c in (intruder, owner):
+        c.close()
