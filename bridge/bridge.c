@@ -579,6 +579,12 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
 	for (int i = 0; i < batch->n; i++) {
 		struct post_ctx *ctx = batch->p[i].ctx;
+		long long st = ok && reply->element[i]->type == REDIS_REPLY_INTEGER
+		                   ? reply->element[i]->integer
+		                   : 0;
+		if (!ok || st == -1 || st == -4 || st == -5)
+			/* Redis spent no token on it: neither may this node's copy */
+			limit_refund(&ctx->b->post_local, ctx->sender, (double)ctx->b->cfg->rate_burst);
 		if (!ok) {
 			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
 			       ctx->topic, ctx->cid);
@@ -638,8 +644,17 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 	char id[64];
 	char *head = NULL, *tail = NULL;
 
+	/* what this node's copy of the sender's bucket refuses, the shared one
+	 * in the post script would too: answered without a Redis step */
+	if (limit_take(&b->post_local, in->topic.sender, (double)b->cfg->rate_per_s,
+	               (double)b->cfg->rate_burst, now_s(), 0) != LIMIT_PASS) {
+		notice(b, in->topic.sender, NOTICE_RATE_LIMITED, "too many messages: slow down", topic,
+		       in->input.cid);
+		return;
+	}
 	snprintf(id, sizeof(id), "%s%llx", b->id_prefix, ++b->id_counter);
 	if (inbound_message_parts(in, id, &head, &tail) != 0) {
+		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		return;
 	}
@@ -650,6 +665,7 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		free(ctx);
 		free(head);
 		free(tail);
+		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		return;
 	}

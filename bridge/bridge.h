@@ -67,8 +67,8 @@ struct bridge {
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
-	/* this node's copies of the request and typing buckets (limit.h) */
-	struct limit_table rpc_local, typing_local;
+	/* this node's copies of the post, request and typing buckets (limit.h) */
+	struct limit_table post_local, rpc_local, typing_local;
 	/* counters, written to chat:metrics:bridge:<node> every second */
 	struct bridge_counters {
 		unsigned long long msgs_in, delivered, typing, requests;

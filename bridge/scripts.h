@@ -45,7 +45,8 @@
  * tail, sender, target, kind ("room" | "dm"). Returns one status per
  * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member,
  * -4 the stream of messages not yet persisted is full, -5 Redis lost its
- * data and the store has not given it back yet. The recent list keeps
+ * data and the store has not given it back yet. A token is spent for every
+ * message but -1, -4 and -5 (a refused target is input too). The recent list keeps
  * every message not yet persisted and may run up to 64 over between
  * trims. */
 extern const char script_post[];

@@ -200,17 +200,30 @@ def test_flood_of_requests_is_limited_and_others_keep_their_latency(cluster):
     stop = threading.Event()
     sent = [0]
 
+    assert "result" in rpc(mallory, "mallory", "room.create", {"room": "floodroom"})
+    time.sleep(1.1)  # the create bucket's token back
+
     def flood():
+        """Every kind of input at once: room creation, rooms.list, posts
+        to a room and to no room, typing."""
         i = 0
         while not stop.is_set():
             for _ in range(50):
                 i += 1
-                if i % 2:
+                k = i % 5
+                if k == 0:
                     body = {"id": "f%d" % i, "method": "room.create",
                             "params": {"room": "flood-%d" % i}}
-                else:
+                    mallory.c.publish("chat/in/mallory/rpc", json.dumps(body), qos=0)
+                elif k == 1:
                     body = {"id": "f%d" % i, "method": "rooms.list", "params": {}}
-                mallory.c.publish("chat/in/mallory/rpc", json.dumps(body), qos=0)
+                    mallory.c.publish("chat/in/mallory/rpc", json.dumps(body), qos=0)
+                elif k == 2:
+                    mallory.c.publish("chat/in/mallory/room/floodroom", "spam %d" % i, qos=0)
+                elif k == 3:
+                    mallory.c.publish("chat/in/mallory/room/nosuchroom", "spam", qos=0)
+                else:
+                    mallory.c.publish("chat/in/mallory/typing/dm/bob", b"", qos=0)
             sent[0] = i
             time.sleep(0.001)
     t = threading.Thread(target=flood)
@@ -223,7 +236,7 @@ def test_flood_of_requests_is_limited_and_others_keep_their_latency(cluster):
         stop.set()
         t.join()
     elapsed = time.time() - start
-    print("DM p99 quiet %.1f ms, under a flood of %d requests %.1f ms" %
+    print("DM p99 quiet %.1f ms, under a flood of %d inputs %.1f ms" %
           (p99(quiet) * 1000, sent[0], p99(loud) * 1000))
     assert p99(loud) < 0.5, "DM p99 %.3f s under the flood (quiet %.3f s)" % (
         p99(loud), p99(quiet))
@@ -236,6 +249,12 @@ def test_flood_of_requests_is_limited_and_others_keep_their_latency(cluster):
     assert len(created) <= 5 + elapsed + 2, (len(created), elapsed)
     ok = [r for r in replies if "result" in r]
     assert len(ok) <= 40 + 20 * (elapsed + 2), (len(ok), elapsed)
+    # posts share one bucket, refused targets included (burst 40, 20 a second)
+    posted = int(cluster.redis.call("GET", "chat:seq:room:floodroom") or 0)
+    not_found = [p for p in payloads(mallory, "/notice") if p["code"] == "not_found"]
+    assert 1 <= posted + len(not_found) <= 40 + 20 * (elapsed + 2), (posted, len(not_found))
+    typed = [p for p in payloads(bob, "/inbox") if p.get("type") == "typing"]
+    assert len(typed) <= 6 + 3 * (elapsed + 2), len(typed)
     for c in (mallory, alice, bob):
         c.close()
 
