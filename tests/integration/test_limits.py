@@ -315,10 +315,14 @@ def test_admin_rights_end_with_the_admin_token(cluster):
     # a chat-role property the client set itself is not believed
     spoof = connect(n1, keys, "eve", protocol=V5, client_id="eve:v5")
     props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = [("chat-role", "admin")]
+    props.UserProperty = [("chat-role", "admin"), ("other", "kept")]
+    # the other properties survive the stamp: the reply comes on the
+    # Response Topic
+    props.ResponseTopic = "chat/user/eve/replies/7"
+    props.CorrelationData = b"corr-7"
     body = {"id": "spoof", "method": "room.invite", "params": {"room": "safe", "user": "eve"}}
     spoof.c.publish("chat/in/eve/rpc", json.dumps(body), qos=1, properties=props)
-    got = wait_for(lambda: [p for p in payloads(spoof, "/rpc") if p.get("id") == "spoof"])
+    got = wait_for(lambda: [p for p in payloads(spoof, "/replies/7") if p.get("id") == "spoof"])
     assert got and got[0].get("error", {}).get("code") == "forbidden", got
     members = rpc(owner, "olivia", "room.members", {"room": "safe"})["result"]["members"]
     assert [m["user"] for m in members] == ["olivia"]
