@@ -122,6 +122,9 @@ static bool user_rules(const struct acl_rules *r, const struct acl_client *c,
 		return own_user_topic(c, rest, access);
 	if (is(kind, "presence"))
 		return presence_topic(rest, access);
+	/* <p>/rooms: public rooms created and deleted, for every user */
+	if (is(kind, "rooms"))
+		return rest.p == NULL;
 	return false;
 }
 

@@ -15,6 +15,7 @@
  *   and only up to the size limit; a refused post gets a notice from here.
  * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
  *   (rooms.c), consulted by the topic rules.
+ * - MESSAGE: client input is stamped with its sender's role (stamp.c).
  *
  * Connections are reported to the bridge for presence, on <prefix>/sys/conn:
  * "up <user> <boot>-<n> <role>" after a successful auth and "down <user>
@@ -46,6 +47,7 @@
 #include "rooms.h"
 #include "sessions.h"
 #include "watch.h"
+#include "stamp.h"
 
 /* The broker finds these three by name; everything else stays hidden. */
 #define PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -62,6 +64,7 @@ struct plugin {
 	struct acl_rules rules;
 	struct client_table clients;
 	struct room_table rooms;
+	struct stamp stamp;
 	char boot[17];
 	uint64_t next_conn;
 	char conn_topic[80];
@@ -460,13 +463,16 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	p->rules.prefix_len = strlen(p->cfg.topic_prefix);
 	p->rules.room_visible = rooms_visible;
 	p->rules.room_ctx = &p->rooms;
+	p->stamp = (struct stamp){p->cfg.topic_prefix, strlen(p->cfg.topic_prefix), &p->clients};
 
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC,
-	                                p)) {
+	                                p) ||
+	    mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, stamp_on_message, NULL,
+	                                &p->stamp)) {
 		log_msg(LOG_ERR, "cannot register callbacks");
 		goto error;
 	}
@@ -497,6 +503,7 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, stamp_on_message, NULL);
 	}
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;

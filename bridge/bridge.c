@@ -250,31 +250,39 @@ static void sub_ready(struct bridge *b)
 
 static void feed_next(struct bridge *b);
 
+/* Private rooms per snapshot call, and so per $CONTROL message. */
+#define ACL_PAGE "100"
+
+static void acl_page(struct bridge *b, const char *cursor);
+
+/* One page of private-room states, passed to the plugin; the next page is
+ * asked for until the cursor is back at 0, and only then does delivery
+ * start (the broker must know every private room first). */
 static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct bridge *b = priv;
+	size_t total = 0;
 	(void)ac;
 
-	b->acl_syncing = false;
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || reply->element[0]->len > 20) {
 		if (reply && reply->type == REDIS_REPLY_ERROR)
 			log_msg(LOG_WARN, "room snapshot: %s", reply->str);
-		b->acl_stale = b->acl_synced;
+		b->acl_syncing = false;
+		b->acl_stale = b->acl_synced; /* a resync failed: again */
 		return; /* tried again on the next turn */
 	}
-	/* one $CONTROL message per 500 rooms */
-	for (size_t i = 0; i < reply->elements; i += 500) {
-		size_t total = 0, end = i + 500 < reply->elements ? i + 500 : reply->elements;
-		for (size_t k = i; k < end; k++)
-			total += reply->element[k]->len + 1;
-		char *buf = malloc(total);
+	for (size_t k = 1; k < reply->elements; k++)
+		total += reply->element[k]->len + 1;
+	if (total > 0) {
+		char *buf = malloc(total), *p = buf;
 		if (buf == NULL) {
-			b->acl_stale = b->acl_synced;
+			b->acl_syncing = false;
+			b->acl_stale = b->acl_synced; /* a resync failed: again */
 			return;
 		}
-		char *p = buf;
-		for (size_t k = i; k < end; k++) {
+		for (size_t k = 1; k < reply->elements; k++) {
 			memcpy(p, reply->element[k]->str, reply->element[k]->len);
 			p += reply->element[k]->len;
 			*p++ = '\n';
@@ -282,11 +290,31 @@ static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
 		publish(b, CONTROL_TOPIC, buf, total, 1, false);
 		free(buf);
 	}
-	if (!b->mqtt_up)
+	b->acl_sent += reply->elements - 1;
+	/* pages sent to an earlier connection may be lost: start over */
+	if (!b->mqtt_up || b->mqtt_connects != b->acl_connects) {
+		b->acl_syncing = false;
+		b->acl_stale = b->acl_synced; /* a resync failed: again */
 		return;
+	}
+	if (strcmp(reply->element[0]->str, "0") != 0) {
+		acl_page(b, reply->element[0]->str);
+		return;
+	}
+	b->acl_syncing = false;
 	b->acl_synced = true;
-	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", reply->elements);
+	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", b->acl_sent);
 	feed_next(b);
+}
+
+static void acl_page(struct bridge *b, const char *cursor)
+{
+	const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0", cursor, ACL_PAGE};
+	if (!b->cmd.ready ||
+	    redisAsyncCommandArgv(b->cmd.ac, on_acl_snapshot, b, 5, argv, NULL) != REDIS_OK) {
+		b->acl_syncing = false;
+		b->acl_stale = b->acl_synced; /* a resync failed: again */
+	}
 }
 
 static void acl_sync(struct bridge *b)
@@ -295,7 +323,9 @@ static void acl_sync(struct bridge *b)
 		return;
 	b->acl_syncing = true;
 	b->acl_stale = false;
-	redisAsyncCommand(b->cmd.ac, on_acl_snapshot, b, "EVALSHA %s 0", b->sha.acl_snapshot);
+	b->acl_sent = 0;
+	b->acl_connects = b->mqtt_connects;
+	acl_page(b, "0");
 }
 
 /* ---- presence ---- */
@@ -497,6 +527,12 @@ static void cmd_ready(struct bridge *b)
 {
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_post);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_typing);
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_limit);
+	/* roles come with each request now (authplugin/stamp.c); the set of
+	 * users once seen as admin is a right that outlived its token */
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "DEL chat:admins");
+	/* a Redis written by a version without the rooms.list indexes */
+	redisAsyncCommand(b->cmd.ac, NULL, NULL, "EVAL %s 0", script_index_build);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);
@@ -513,6 +549,8 @@ struct post_ctx {
 	char topic[192];
 	char cid[ENVELOPE_CID_MAX + 1];
 	char room[NAME_ROOM_MAX + 1];
+	char dest[160];  /* typing: where it is relayed */
+	bool local_spent; /* typing: this node's bucket gave a token for it */
 	char payload[]; /* typing: the relay payload */
 };
 
@@ -592,6 +630,12 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
 	for (int i = 0; i < batch->n; i++) {
 		struct post_ctx *ctx = batch->p[i].ctx;
+		long long st = ok && reply->element[i]->type == REDIS_REPLY_INTEGER
+		                   ? reply->element[i]->integer
+		                   : 0;
+		if (!ok || st == -1 || st == -4 || st == -5)
+			/* Redis spent no token on it: neither may this node's copy */
+			limit_refund(&ctx->b->post_local, ctx->sender, (double)ctx->b->cfg->rate_burst);
 		if (!ok) {
 			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
 			       ctx->topic, ctx->cid);
@@ -651,8 +695,17 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 	char id[64];
 	char *head = NULL, *tail = NULL;
 
+	/* what this node's copy of the sender's bucket refuses, the shared one
+	 * in the post script would too: answered without a Redis step */
+	if (limit_take(&b->post_local, in->topic.sender, (double)b->cfg->rate_per_s,
+	               (double)b->cfg->rate_burst, now_s(), 0) != LIMIT_PASS) {
+		notice(b, in->topic.sender, NOTICE_RATE_LIMITED, "too many messages: slow down", topic,
+		       in->input.cid);
+		return;
+	}
 	snprintf(id, sizeof(id), "%s%llx", b->id_prefix, ++b->id_counter);
 	if (inbound_message_parts(in, id, &head, &tail) != 0) {
+		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		return;
 	}
@@ -663,6 +716,7 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		free(ctx);
 		free(head);
 		free(tail);
+		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		return;
 	}
@@ -676,41 +730,86 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		flush_posts(b);
 }
 
+/* At most one typing rate notice per this many ms per user. */
+#define TYPING_NOTICE_MS "5000"
+
 static void on_typing(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct post_ctx *ctx = priv;
-	char topic[160];
 	(void)ac;
 
+	if (reply && reply->type == REDIS_REPLY_INTEGER && ctx->local_spent &&
+	    (reply->integer == -1 || reply->integer == -6))
+		limit_refund(&ctx->b->typing_local, ctx->sender, (double)ctx->b->cfg->typing_rate_burst);
 	if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-		if (topic_room(ctx->b->cfg->topic_prefix, ctx->room, "typing", topic, sizeof(topic)) > 0)
-			bridge_relay(ctx->b, topic, ctx->payload);
-	} else if (reply && reply->type == REDIS_REPLY_INTEGER) {
+		bridge_relay(ctx->b, ctx->dest, ctx->payload);
+	} else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == -1) {
+		notice(ctx->b, ctx->sender, NOTICE_RATE_LIMITED,
+		       "too many typing signals: dropped, slow down", ctx->topic, NULL);
+	} else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer != -6) {
 		script_refusal(ctx, reply->integer);
 	}
 	free(ctx);
 }
 
+/* Typing, rooms and DMs alike, goes through the typing script: it spends
+ * a token of the sender's typing bucket (shared by every instance) and
+ * checks the room, and only then is the signal relayed. What this node's
+ * copy of the bucket refuses is dropped here, but for one a second that
+ * still goes to Redis, which sends the (rare) rate notice. */
 static void typing(struct bridge *b, struct inbound *in, const char *topic)
 {
-	char *json = inbound_typing(in);
-	char dest[160];
-
-	if (json == NULL)
+	enum limit_verdict v =
+	    limit_take(&b->typing_local, in->topic.sender, (double)b->cfg->typing_rate_per_s,
+	               (double)b->cfg->typing_rate_burst, now_s(), 1.0);
+	if (v == LIMIT_REFUSE)
 		return;
-	if (in->topic.kind == TOPIC_IN_TYPING_DM) {
-		if (topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", dest, sizeof(dest)) > 0)
-			bridge_relay(b, dest, json);
-	} else {
-		struct post_ctx *ctx = post_ctx_new(b, in, topic, json);
-		if (ctx) {
-			const char *argv[] = {"EVALSHA", b->sha.typing, "0", in->topic.sender,
-			                      in->topic.target};
-			redisAsyncCommandArgv(b->cmd.ac, on_typing, ctx, 5, argv, NULL);
-		}
-	}
+	char *json = inbound_typing(in);
+	char rate[24], burst[24];
+	bool dm = in->topic.kind == TOPIC_IN_TYPING_DM;
+	struct post_ctx *ctx = json ? post_ctx_new(b, in, topic, json) : NULL;
+	int n;
+
 	free(json);
+	if (ctx == NULL)
+		return;
+	ctx->local_spent = v == LIMIT_PASS;
+	if (dm)
+		n = topic_user(b->cfg->topic_prefix, in->topic.target, "inbox", ctx->dest,
+		               sizeof(ctx->dest));
+	else
+		n = topic_room(b->cfg->topic_prefix, in->topic.target, "typing", ctx->dest,
+		               sizeof(ctx->dest));
+	snprintf(rate, sizeof(rate), "%ld", b->cfg->typing_rate_per_s);
+	snprintf(burst, sizeof(burst), "%ld", b->cfg->typing_rate_burst);
+	const char *argv[] = {"EVALSHA", b->sha.typing, "0",  in->topic.sender, dm ? "dm" : "room",
+	                      in->topic.target, rate,   burst, TYPING_NOTICE_MS};
+	if (n <= 0 ||
+	    redisAsyncCommandArgv(b->cmd.ac, on_typing, ctx, 9, argv, NULL) != REDIS_OK)
+		free(ctx);
+}
+
+/* The role the plugin stamped on a client's publish (authplugin/stamp.c):
+ * that of the token of the connection that sent it. Anything else, or
+ * none (a Will, which the broker sends itself), is a plain user. */
+static const char *publish_role(const mosquitto_property *props)
+{
+	const mosquitto_property *p = props;
+	char *name = NULL, *value = NULL;
+	const char *role = "user";
+	bool skip = false;
+
+	while ((p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+	                                                 skip)) != NULL) {
+		skip = true;
+		if (strcmp(name, "chat-role") == 0 && strcmp(value, "admin") == 0)
+			role = "admin";
+		free(name);
+		free(value);
+		name = value = NULL;
+	}
+	return role;
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
@@ -747,7 +846,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		break;
 	case INBOUND_RPC:
 		b->count.requests++;
-		rpc_handle(b, in.topic.sender, msg->payload, (size_t)msg->payloadlen, props);
+		rpc_handle(b, in.topic.sender, publish_role(props), msg->payload,
+		           (size_t)msg->payloadlen, props);
 		break;
 	}
 	inbound_free(&in);
@@ -782,6 +882,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	b->mqtt_up = true;
 	b->mqtt_backoff = 0;
 	b->acl_synced = false;
+	b->mqtt_connects++;
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
 	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/sys/conn", b->cfg->topic_prefix);

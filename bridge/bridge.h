@@ -30,6 +30,7 @@
 #include "chat/config.h"
 #include "chat/token.h"
 #include "jobs.h"
+#include "limit.h"
 #include "persist.h"
 #include "scripts.h"
 
@@ -63,10 +64,14 @@ struct bridge {
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
 	bool acl_stale;       /* chat:acl was not listened to for a while */
+	size_t acl_sent;      /* private room states sent in this sync */
+	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
+	/* this node's copies of the post, request and typing buckets (limit.h) */
+	struct limit_table post_local, rpc_local, typing_local;
 	/* counters, written to chat:metrics:bridge:<node> every second */
 	struct bridge_counters {
 		unsigned long long msgs_in, delivered, typing, requests;

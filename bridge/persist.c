@@ -142,6 +142,8 @@ static int restore_room(void *ctx, const struct store_room *room)
 	append(r, "HSET chat:room:%s owner %s private %s created %" PRId64, room->name, room->owner,
 	       room->private ? "1" : "0", room->created_ms / 1000);
 	append(r, "SADD chat:rooms:%s %s", room->private ? "private" : "public", room->name);
+	if (!room->private) /* rooms.list pages through this index */
+		append(r, "ZADD chat:rooms:index 0 %s", room->name);
 	return 0;
 }
 
@@ -150,6 +152,7 @@ static int restore_member(void *ctx, const char *room, const char *user)
 	struct restore *r = ctx;
 	append(r, "SADD chat:room:%s:members %s", room, user);
 	append(r, "SADD chat:user:%s:rooms %s", user, room);
+	append(r, "ZADD chat:user:%s:roomindex 0 %s", user, room);
 	return 0;
 }
 
@@ -215,6 +218,8 @@ static void restore(struct worker *w)
 	w->groups_ok = false; /* the flush took the consumer groups too */
 	const char *acl[] = {"EVAL", acl_all_lua, "0"};
 	freeReplyObject(call_argv(w, 3, acl));
+	/* the restore built the rooms.list indexes too (restore_room, _member) */
+	freeReplyObject(redisCommand(w->redis, "SET chat:roomindex:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
 	if (done)
 		log_msg(LOG_INFO, "persist: Redis restored from the store");

@@ -1,16 +1,20 @@
 /*
- * Requests (see rpc.h). A request is parsed and checked here; room methods
- * run as one Lua script in Redis; the reply is built from its answer.
+ * Requests (see rpc.h). A request is parsed and checked here, then costs a
+ * token of the caller's request bucket in Redis (room.create also one of
+ * its own) before anything else runs; room methods run as one Lua script
+ * in Redis; the reply is built from its answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 #include <mqtt_protocol.h>
 
 #include "bridge.h"
+#include "chat/envelope.h"
 #include "chat/log.h"
 #include "history.h"
 #include "jobs.h"
@@ -21,6 +25,7 @@
 struct rpc_ctx {
 	struct bridge *b;
 	char caller[NAME_USER_MAX + 1];
+	char role[16]; /* of the token of the connection that sent it */
 	char method[32];
 	char room[NAME_ROOM_MAX + 1];
 	char user[NAME_USER_MAX + 1];
@@ -29,6 +34,12 @@ struct rpc_ctx {
 	void *corr;
 	uint16_t corr_len;
 	cJSON *users; /* presence.get */
+	cJSON *req;   /* the request, kept while its rate check runs */
+	const cJSON *params;
+	char flag[2];                                                       /* room.create */
+	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list, members */
+	cJSON *acc;                                 /* unread: the answer so far */
+	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
 };
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
@@ -50,6 +61,8 @@ static void ctx_free(struct rpc_ctx *c)
 {
 	cJSON_Delete(c->id);
 	cJSON_Delete(c->users);
+	cJSON_Delete(c->req);
+	cJSON_Delete(c->acc);
 	free(c->corr);
 	free(c);
 }
@@ -92,6 +105,35 @@ static void room_event(struct rpc_ctx *c, const char *type, const char *user)
 	free(json);
 }
 
+/* A change to one of user's rooms, on their inbox (every device, every
+ * instance): invited, removed, joined, left; by is who did it. */
+static void inbox_room_event(struct rpc_ctx *c, const char *user, const char *event)
+{
+	char topic[160], *json = NULL;
+	if (topic_user(c->b->cfg->topic_prefix, user, "inbox", topic, sizeof(topic)) <= 0)
+		return;
+	if (asprintf(&json, "{\"v\":1,\"type\":\"room\",\"event\":\"%s\",\"room\":\"%s\",\"by\":\"%s\"}",
+	             event, c->room, c->caller) < 0)
+		return;
+	bridge_relay(c->b, topic, json);
+	free(json);
+}
+
+/* A public room was created: <prefix>/rooms, so room lists stay current
+ * without polling. */
+static void rooms_event(struct rpc_ctx *c, const char *event)
+{
+	char topic[96], *json = NULL;
+	int n = snprintf(topic, sizeof(topic), "%s/rooms", c->b->cfg->topic_prefix);
+	if (n <= 0 || (size_t)n >= sizeof(topic))
+		return;
+	if (asprintf(&json, "{\"v\":1,\"type\":\"room\",\"event\":\"%s\",\"room\":\"%s\"}", event,
+	             c->room) < 0)
+		return;
+	bridge_relay(c->b, topic, json);
+	free(json);
+}
+
 static cJSON *room_object(const char *room, const char *owner, const char *private)
 {
 	cJSON *r = cJSON_CreateObject();
@@ -99,6 +141,74 @@ static cJSON *room_object(const char *room, const char *owner, const char *priva
 	cJSON_AddStringToObject(r, "owner", owner);
 	cJSON_AddBoolToObject(r, "private", strcmp(private, "1") == 0);
 	return r;
+}
+
+static int room_send(struct rpc_ctx *c);
+
+static int by_user(const void *a, const void *b)
+{
+	return strcmp(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, "user")->valuestring,
+	              cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, "user")->valuestring);
+}
+
+/* The members gathered, by user id, each once (SSCAN may return one
+ * twice when the set grows while it is walked). Takes c->acc. */
+static cJSON *members_result(struct rpc_ctx *c)
+{
+	cJSON *all = cJSON_DetachItemFromObject(c->acc, "members");
+	int n = cJSON_GetArraySize(all);
+	cJSON **items = calloc((size_t)n + 1, sizeof(*items));
+	cJSON *result = cJSON_CreateObject(), *out = cJSON_AddArrayToObject(result, "members");
+
+	for (int i = 0; items && i < n; i++)
+		items[i] = cJSON_DetachItemFromArray(all, 0);
+	if (items)
+		qsort(items, (size_t)n, sizeof(*items), by_user);
+	for (int i = 0; items && i < n; i++) {
+		if (i > 0 && by_user(&items[i - 1], &items[i]) == 0)
+			cJSON_Delete(items[i]);
+		else
+			cJSON_AddItemToArray(out, items[i]);
+	}
+	free(items);
+	cJSON_Delete(all);
+	return result;
+}
+
+/* One page of room.members: gathered, then the next asked, until SSCAN's
+ * cursor is back at 0. Frees c when done. */
+static void members_page(struct rpc_ctx *c, const redisReply *rep)
+{
+	if (c->acc == NULL) {
+		c->acc = cJSON_CreateObject();
+		cJSON_AddArrayToObject(c->acc, "members");
+	}
+	cJSON *members = cJSON_GetObjectItemCaseSensitive(c->acc, "members");
+	if (members == NULL || rep->elements < 2 || rep->element[1]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->len >= sizeof(c->cursor)) {
+		reply(c, NULL, "unavailable", "the room service did not answer: try again");
+		ctx_free(c);
+		return;
+	}
+	for (size_t i = 2; i < rep->elements; i++) {
+		char user[NAME_USER_MAX + 1];
+		int online;
+		if (rep->element[i]->type != REDIS_REPLY_STRING ||
+		    sscanf(rep->element[i]->str, "%32s %d", user, &online) != 2)
+			continue;
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "user", user);
+		cJSON_AddBoolToObject(m, "online", online == 1);
+		cJSON_AddItemToArray(members, m);
+	}
+	if (strcmp(rep->element[1]->str, "0") != 0) {
+		memcpy(c->cursor, rep->element[1]->str, rep->element[1]->len + 1);
+		if (room_send(c) != 0)
+			ctx_free(c);
+		return;
+	}
+	reply(c, members_result(c), NULL, NULL);
+	ctx_free(c);
 }
 
 /* Turns the room script's answer {status, ...} into the reply. */
@@ -124,7 +234,8 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 	cJSON *result = cJSON_CreateObject();
 	if (strcmp(c->method, "rooms.list") == 0) {
 		cJSON *rooms = cJSON_AddArrayToObject(result, "rooms");
-		for (size_t i = 1; i < rep->elements; i++) {
+		const redisReply *next = rep->elements > 1 ? rep->element[1] : NULL;
+		for (size_t i = 2; i < rep->elements; i++) {
 			char room[NAME_ROOM_MAX + 1], owner[NAME_USER_MAX + 1], priv[2];
 			int member;
 			if (sscanf(rep->element[i]->str, "%64s %32s %1s %d", room, owner, priv, &member) != 4)
@@ -133,31 +244,34 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 			cJSON_AddBoolToObject(o, "member", member == 1);
 			cJSON_AddItemToArray(rooms, o);
 		}
+		if (next && next->type == REDIS_REPLY_STRING && next->len > 0)
+			cJSON_AddStringToObject(result, "next", next->str);
+		else
+			cJSON_AddNullToObject(result, "next");
 	} else if (strcmp(c->method, "room.create") == 0) {
 		cJSON_AddItemToObject(result, "room",
 		                      room_object(c->room, rep->element[1]->str, rep->element[2]->str));
+		if (strcmp(rep->element[2]->str, "0") == 0)
+			rooms_event(c, "created");
 	} else if (strcmp(c->method, "room.members") == 0) {
-		cJSON *members = cJSON_AddArrayToObject(result, "members");
-		for (size_t i = 1; i < rep->elements; i++) {
-			char user[NAME_USER_MAX + 1];
-			int online;
-			if (sscanf(rep->element[i]->str, "%32s %d", user, &online) != 2)
-				continue;
-			cJSON *m = cJSON_CreateObject();
-			cJSON_AddStringToObject(m, "user", user);
-			cJSON_AddBoolToObject(m, "online", online == 1);
-			cJSON_AddItemToArray(members, m);
-		}
+		cJSON_Delete(result);
+		members_page(c, rep);
+		return;
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
-		/* membership changed: tell the room */
-		if (strcmp(c->method, "room.join") == 0)
+		/* membership changed: tell the room, and the member's devices */
+		if (strcmp(c->method, "room.join") == 0) {
 			room_event(c, "join", c->caller);
-		else if (strcmp(c->method, "room.leave") == 0)
+			inbox_room_event(c, c->caller, "joined");
+		} else if (strcmp(c->method, "room.leave") == 0) {
 			room_event(c, "leave", c->caller);
-		else if (strcmp(c->method, "room.invite") == 0)
+			inbox_room_event(c, c->caller, "left");
+		} else if (strcmp(c->method, "room.invite") == 0) {
 			room_event(c, "join", c->user);
-		else if (strcmp(c->method, "room.remove") == 0)
+			inbox_room_event(c, c->user, "invited");
+		} else if (strcmp(c->method, "room.remove") == 0) {
 			room_event(c, "leave", c->user);
+			inbox_room_event(c, c->user, "removed");
+		}
 	}
 	reply(c, result, NULL, NULL);
 done:
@@ -174,6 +288,8 @@ static int is_room_method(const char *m)
 			return 1;
 	return 0;
 }
+
+static int count_param(struct rpc_ctx *c, const cJSON *params, const char *key, int64_t *out);
 
 /* Reads a required id-like string param; returns NULL after replying. */
 static const char *name_param(struct rpc_ctx *c, const cJSON *params, const char *key,
@@ -194,10 +310,47 @@ static const char *name_param(struct rpc_ctx *c, const cJSON *params, const char
 
 /* Checks params for a room method and runs the script. Returns 0 when the
  * script was sent (on_room then owns c), -1 after replying with an error. */
+/* rooms.list {query, cursor, limit}: query "" or a room-id prefix (which
+ * is itself a valid room id), cursor the "next" of the previous page (a
+ * room id), limit 1-200 (50). Returns -1 after replying bad_request. */
+static int list_params(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(params, "query");
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	int64_t limit;
+
+	if (q != NULL && !cJSON_IsNull(q) &&
+	    (!cJSON_IsString(q) ||
+	     (q->valuestring[0] && !name_room_valid(q->valuestring, strlen(q->valuestring))))) {
+		reply(c, NULL, "bad_request", "params.query must be the start of a room id");
+		return -1;
+	}
+	if (cur != NULL && !cJSON_IsNull(cur) &&
+	    (!cJSON_IsString(cur) || !name_room_valid(cur->valuestring, strlen(cur->valuestring)))) {
+		reply(c, NULL, "bad_request", "params.cursor must be the next of a previous page");
+		return -1;
+	}
+	if (count_param(c, params, "limit", &limit))
+		return -1;
+	if (limit == -1)
+		limit = 50;
+	if (limit < 1 || limit > 200) {
+		reply(c, NULL, "bad_request", "params.limit must be 1 to 200");
+		return -1;
+	}
+	snprintf(c->query, sizeof(c->query), "%s", cJSON_IsString(q) ? q->valuestring : "");
+	snprintf(c->cursor, sizeof(c->cursor), "%s", cJSON_IsString(cur) ? cur->valuestring : "");
+	snprintf(c->limit, sizeof(c->limit), "%d", (int)limit);
+	return 0;
+}
+
 static int room_call(struct rpc_ctx *c, const cJSON *params)
 {
 	const char *flag = "";
-	if (strcmp(c->method, "rooms.list") != 0) {
+	if (strcmp(c->method, "rooms.list") == 0) {
+		if (list_params(c, params) != 0)
+			return -1;
+	} else {
 		const char *room = name_param(c, params, "room", 1);
 		if (room == NULL)
 			return -1;
@@ -217,9 +370,22 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
 			return -1;
 		strcpy(c->user, user);
 	}
-	const char *argv[] = {"EVALSHA", c->b->sha.room, "0", c->method, c->caller, c->room, flag,
-	                      c->user};
-	if (redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 8, argv, NULL) != REDIS_OK) {
+	if (strcmp(c->method, "room.members") == 0) {
+		strcpy(c->cursor, "0");
+		strcpy(c->limit, "200");
+	}
+	snprintf(c->flag, sizeof(c->flag), "%s", flag);
+	return room_send(c);
+}
+
+/* Runs the room script for c. Returns 0 when sent (on_room then owns c),
+ * -1 after replying. */
+static int room_send(struct rpc_ctx *c)
+{
+	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
+	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit};
+	if (!c->b->cmd.ready ||
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 12, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
 		return -1;
 	}
@@ -456,20 +622,28 @@ static int read_marker(struct rpc_ctx *c, const cJSON *params)
 /* the sscanf width below */
 _Static_assert(NAME_CONV_MAX == 69, "on_unread reads a conv with %69s");
 
+/* Conversations per unread script call: each call is one small atomic
+ * step, and other clients' commands run between them. */
+#define UNREAD_PAGE "200"
+
+static int unread_next(struct rpc_ctx *c);
+
 static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *rep = r;
 	struct rpc_ctx *c = priv;
 	(void)ac;
 
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->len >= sizeof(c->scan)) {
 		reply(c, NULL, "unavailable", "read markers did not answer: try again");
 		ctx_free(c);
 		return;
 	}
-	cJSON *result = cJSON_CreateObject();
-	cJSON *list = cJSON_AddArrayToObject(result, "conversations");
-	for (size_t i = 0; i < rep->elements; i++) {
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(c->acc, "conversations");
+	for (size_t i = 2; i < rep->elements; i++) {
 		char conv[NAME_CONV_MAX + 1];
 		long long last, read;
 		if (rep->element[i]->type != REDIS_REPLY_STRING ||
@@ -482,23 +656,130 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_AddNumberToObject(o, "read_seq", (double)read);
 		cJSON_AddItemToArray(list, o);
 	}
+	if (strcmp(rep->element[0]->str, "done") != 0) {
+		snprintf(c->phase, sizeof(c->phase), "%s", rep->element[0]->str);
+		memcpy(c->scan, rep->element[1]->str, rep->element[1]->len + 1);
+		if (unread_next(c) != 0)
+			ctx_free(c);
+		return;
+	}
+	cJSON *result = c->acc;
+	c->acc = NULL;
 	reply(c, result, NULL, NULL);
 	ctx_free(c);
 }
 
-static int unread(struct rpc_ctx *c)
+/* Asks for the next page. Returns 0 when sent, -1 after replying. */
+static int unread_next(struct rpc_ctx *c)
 {
-	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller};
+	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->phase, c->scan,
+	                      UNREAD_PAGE};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 4, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 7, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
 		return -1;
 	}
 	return 0;
 }
 
-void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
-                const mosquitto_property *props)
+/* unread: every conversation of mine with messages, gathered a page of
+ * script calls at a time. Returns 0 when sent (on_unread owns c). */
+static int unread(struct rpc_ctx *c)
+{
+	c->acc = cJSON_CreateObject();
+	if (c->acc == NULL || cJSON_AddArrayToObject(c->acc, "conversations") == NULL) {
+		reply(c, NULL, "unavailable", "out of memory");
+		return -1;
+	}
+	strcpy(c->phase, "rooms");
+	c->scan[0] = '\0';
+	return unread_next(c);
+}
+
+/* Runs the method of a request that passed its rate check; frees c when
+ * nothing was sent. */
+static void dispatch(struct rpc_ctx *c)
+{
+	int sent = -1;
+
+	if (is_room_method(c->method))
+		sent = room_call(c, c->params) == 0;
+	else if (strcmp(c->method, "history") == 0)
+		sent = history(c, c->params) == 0;
+	else if (strcmp(c->method, "read") == 0)
+		sent = read_marker(c, c->params) == 0;
+	else if (strcmp(c->method, "unread") == 0)
+		sent = unread(c) == 0;
+	else if (strcmp(c->method, "presence.get") == 0)
+		sent = presence_get(c, c->params) == 0;
+	if (sent < 0)
+		reply(c, NULL, "bad_request", "unknown method");
+	if (sent <= 0)
+		ctx_free(c);
+}
+
+static void on_limit(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "limit script: %s", rep->str);
+		reply(c, NULL, "unavailable", "the request service did not answer: try again");
+	} else if (rep->integer == 1 || rep->integer == 2) {
+		/* Redis spent nothing: neither may this node's copy */
+		limit_refund(&c->b->rpc_local, c->caller, (double)c->b->cfg->rpc_rate_burst);
+		reply(c, NULL, "rate_limited",
+		      rep->integer == 1 ? "too many requests: slow down"
+		                        : "too many rooms created: slow down");
+	} else {
+		dispatch(c);
+		return;
+	}
+	ctx_free(c);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Spends the request's tokens (rpc, and create for room.create) in Redis,
+ * then on_limit runs it; a request this node's own copy of the bucket
+ * already refuses is answered without asking Redis. Returns -1 after
+ * replying. */
+static int rate_check(struct rpc_ctx *c)
+{
+	const struct chat_config *cfg = c->b->cfg;
+	char v[4][24];
+
+	if (limit_take(&c->b->rpc_local, c->caller, (double)cfg->rpc_rate_per_s,
+	               (double)cfg->rpc_rate_burst, now_s(), 0) != LIMIT_PASS) {
+		reply(c, NULL, "rate_limited", "too many requests: slow down");
+		return -1;
+	}
+	snprintf(v[0], sizeof(v[0]), "%ld", cfg->rpc_rate_per_s);
+	snprintf(v[1], sizeof(v[1]), "%ld", cfg->rpc_rate_burst);
+	snprintf(v[2], sizeof(v[2]), "%ld", cfg->create_rate_per_s);
+	snprintf(v[3], sizeof(v[3]), "%ld", cfg->create_rate_burst);
+	int create = strcmp(c->method, "room.create") == 0;
+	const char *argv[] = {"EVALSHA", c->b->sha.limit, "0",  c->caller, create ? "2" : "1",
+	                      "rpc",     v[0],            v[1], "create",  v[2],
+	                      v[3]};
+	if (!c->b->cmd.ready || redisAsyncCommandArgv(c->b->cmd.ac, on_limit, c, create ? 11 : 8,
+	                                              argv, NULL) != REDIS_OK) {
+		reply(c, NULL, "unavailable", "the request service is reconnecting: try again");
+		return -1;
+	}
+	return 0;
+}
+
+void rpc_handle(struct bridge *b, const char *caller, const char *role, const void *payload,
+                size_t len, const mosquitto_property *props)
 {
 	struct rpc_ctx *c = calloc(1, sizeof(*c));
 	char *rt = NULL;
@@ -508,14 +789,19 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 		return;
 	c->b = b;
 	strcpy(c->caller, caller);
+	snprintf(c->role, sizeof(c->role), "%s", role);
 	topic_user(prefix, caller, "rpc", c->reply_topic, sizeof(c->reply_topic));
 	if (props) {
 		mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &c->corr,
 		                               &c->corr_len, false);
 		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
 	}
-	cJSON *req = cJSON_ParseWithLength(payload, len);
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	/* cJSON would cut a string at an escaped NUL ("room:general\u0000x"
+	 * would be served as room:general): refuse the request whole, without
+	 * echoing an id that may itself be cut */
+	bool nul = envelope_json_has_nul(payload, len);
+	c->req = nul ? NULL : cJSON_ParseWithLength(payload, len);
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->req, "id");
 	if (cJSON_IsString(id) || cJSON_IsNumber(id))
 		c->id = cJSON_Duplicate(id, 1);
 	if (rt && !rpc_reply_topic_ok(prefix, caller, rt)) {
@@ -524,43 +810,25 @@ void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_
 	}
 	if (rt)
 		snprintf(c->reply_topic, sizeof(c->reply_topic), "%s", rt);
+	if (nul) {
+		reply(c, NULL, "bad_request", "a request must not contain NUL (\\u0000)");
+		goto fail;
+	}
 
-	const cJSON *method = cJSON_GetObjectItemCaseSensitive(req, "method");
-	const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
-	if (!cJSON_IsObject(req) || c->id == NULL || !cJSON_IsString(method) ||
-	    (params != NULL && !cJSON_IsObject(params))) {
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(c->req, "method");
+	c->params = cJSON_GetObjectItemCaseSensitive(c->req, "params");
+	if (!cJSON_IsObject(c->req) || c->id == NULL || !cJSON_IsString(method) ||
+	    (c->params != NULL && !cJSON_IsObject(c->params))) {
 		reply(c, NULL, "bad_request",
 		      "a request is {\"id\": string, \"method\": string, \"params\": object}");
 		goto fail;
 	}
 	snprintf(c->method, sizeof(c->method), "%s", method->valuestring);
-	if (is_room_method(c->method)) {
-		int sent = room_call(c, params) == 0;
-		cJSON_Delete(req);
-		free(rt);
-		if (!sent)
-			ctx_free(c);
-		return;
-	}
-	int sent = -1;
-	if (strcmp(c->method, "history") == 0)
-		sent = history(c, params) == 0;
-	else if (strcmp(c->method, "read") == 0)
-		sent = read_marker(c, params) == 0;
-	else if (strcmp(c->method, "unread") == 0)
-		sent = unread(c) == 0;
-	else if (strcmp(c->method, "presence.get") == 0)
-		sent = presence_get(c, params) == 0;
-	if (sent >= 0) {
-		cJSON_Delete(req);
-		free(rt);
-		if (!sent)
-			ctx_free(c);
-		return;
-	}
-	reply(c, NULL, "bad_request", "unknown method");
+	if (rate_check(c) != 0)
+		goto fail;
+	free(rt);
+	return;
 fail:
-	cJSON_Delete(req);
 	free(rt);
 	ctx_free(c);
 }

@@ -13,8 +13,11 @@
 
 struct bridge;
 
-void rpc_handle(struct bridge *b, const char *caller, const void *payload, size_t len,
-                const mosquitto_property *props);
+/* Handles one request of caller, whose connection's token carries role
+ * ("user", "admin"; the plugin stamps it on the publish, see
+ * authplugin/stamp.c). */
+void rpc_handle(struct bridge *b, const char *caller, const char *role, const void *payload,
+                size_t len, const mosquitto_property *props);
 
 /* Whether topic is a valid reply topic for caller: <prefix>/user/<caller>/
  * followed by one or more non-empty levels, no wildcards. */

@@ -31,17 +31,8 @@ const char script_post[] =
 	"local ms = string.format('%d', math.floor(now * 1000))\n"
 	"local function post(conv, head, tail, sender, target, kind)\n"
 	"  if backlog_full then return -4 end\n"
-	"  if kind == 'room' then\n"
-	"    local members = 'chat:room:' .. target .. ':members'\n"
-	"    if redis.call('SISMEMBER', members, sender) == 0 then\n"
-	"      local private = redis.call('HGET', 'chat:room:' .. target, 'private')\n"
-	"      if not private then return -2 end\n"
-	"      if private == '1' then return -3 end\n"
-	"      redis.call('SADD', members, sender)\n"
-	"      redis.call('SADD', 'chat:user:' .. sender .. ':rooms', target)\n"
-	"      redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', target, 'user', sender, 'in', '1')\n"
-	"    end\n"
-	"  end\n"
+	/* the token first: a post refused for its target is input too, and
+	 * a flood of them must be limited like any other */
 	"  local bucket = 'chat:ratelimit:' .. sender\n"
 	"  local tokens, last = burst, now\n"
 	"  local b = redis.call('GET', bucket)\n"
@@ -55,6 +46,18 @@ const char script_post[] =
 	"    return -1\n"
 	"  end\n"
 	"  redis.call('SET', bucket, tostring(tokens - 1) .. ' ' .. tostring(now), 'EX', 3600)\n"
+	"  if kind == 'room' then\n"
+	"    local members = 'chat:room:' .. target .. ':members'\n"
+	"    if redis.call('SISMEMBER', members, sender) == 0 then\n"
+	"      local private = redis.call('HGET', 'chat:room:' .. target, 'private')\n"
+	"      if not private then return -2 end\n"
+	"      if private == '1' then return -3 end\n"
+	"      redis.call('SADD', members, sender)\n"
+	"      redis.call('SADD', 'chat:user:' .. sender .. ':rooms', target)\n"
+	"      redis.call('ZADD', 'chat:user:' .. sender .. ':roomindex', 0, target)\n"
+	"      redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', target, 'user', sender, 'in', '1')\n"
+	"    end\n"
+	"  end\n"
 	"  local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
 	"  if seq == 1 and kind == 'dm' then\n"
 	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"
@@ -79,14 +82,70 @@ const char script_post[] =
 	"end\n"
 	"return out\n";
 
+/* A token bucket "<tokens> <ts>" at key: level() is what it holds now,
+ * take() stores it after spending. A key expires when its bucket would be
+ * full again (a missing key is a full bucket), so idle users cost no
+ * memory. */
+#define BUCKET_FN \
+	"local function level(key, rate, burst, now)\n" \
+	"  local tokens, last = burst, now\n" \
+	"  local b = redis.call('GET', key)\n" \
+	"  if b then\n" \
+	"    local tk, ts = string.match(b, '^(%S+) (%S+)$')\n" \
+	"    tokens, last = tonumber(tk) or burst, tonumber(ts) or now\n" \
+	"  end\n" \
+	"  return math.min(burst, tokens + math.max(0, now - last) * rate)\n" \
+	"end\n" \
+	"local function take(key, tokens, rate, burst, now)\n" \
+	"  local full_ms = math.ceil((burst - tokens) / rate * 1000) + 1000\n" \
+	"  redis.call('SET', key, tostring(tokens) .. ' ' .. tostring(now), 'PX', full_ms)\n" \
+	"end\n" \
+	"local t = redis.call('TIME')\n" \
+	"local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+
+/* Every signal spends a token first, valid or not, so a flood costs one
+ * GET and SET each and is never relayed; at most one rate_limited notice
+ * per notice_ms (the NX key). */
 const char script_typing[] =
-	"local sender, room = ARGV[1], ARGV[2]\n"
-	"local private = redis.call('HGET', 'chat:room:' .. room, 'private')\n"
+	BUCKET_FN
+	"local sender, kind, target = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local rate, burst, notice_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]\n"
+	"local key = 'chat:rl:typing:' .. sender\n"
+	"local tokens = level(key, rate, burst, now)\n"
+	"if tokens < 1 then\n"
+	"  if redis.call('SET', 'chat:rl:typing-notice:' .. sender, '1', 'PX', notice_ms, 'NX') then\n"
+	"    return -1\n"
+	"  end\n"
+	"  return -6\n"
+	"end\n"
+	"take(key, tokens - 1, rate, burst, now)\n"
+	"if kind ~= 'room' then return 1 end\n"
+	"local private = redis.call('HGET', 'chat:room:' .. target, 'private')\n"
 	"if not private then return -2 end\n"
-	"if private == '1' and redis.call('SISMEMBER', 'chat:room:' .. room .. ':members', sender) == 0 then\n"
+	"if private == '1' and redis.call('SISMEMBER', 'chat:room:' .. target .. ':members', sender) == 0 then\n"
 	"  return -3\n"
 	"end\n"
 	"return 1\n";
+
+/* All buckets of one input must have a token, else none is spent: a
+ * room.create refused for its own limit does not also cost a request. */
+const char script_limit[] =
+	BUCKET_FN
+	"local user, n = ARGV[1], tonumber(ARGV[2])\n"
+	"local pending = {}\n"
+	"for i = 1, n do\n"
+	"  local a = 3 + (i - 1) * 3\n"
+	"  local key = 'chat:rl:' .. ARGV[a] .. ':' .. user\n"
+	"  local rate, burst = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
+	"  local tokens = level(key, rate, burst, now)\n"
+	"  if tokens < 1 then return i end\n"
+	"  pending[i] = {key, tokens - 1, rate, burst}\n"
+	"end\n"
+	"for i = 1, n do\n"
+	"  local p = pending[i]\n"
+	"  take(p[1], p[2], p[3], p[4], now)\n"
+	"end\n"
+	"return 0\n";
 
 /* Publishes a private room's whole state, versioned, on chat:acl. */
 #define ACL_STATE_FN \
@@ -105,37 +164,83 @@ const char script_typing[] =
 	"  redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', room, 'user', user, 'in', flag)\n" \
 	"end\n"
 
+/* Membership in both of the user's indexes: the set (unread, restore) and
+ * the sorted set that rooms.list pages through by name. */
+#define MEMBER_IDX_FN \
+	"local function idx_join(user, room)\n" \
+	"  redis.call('SADD', 'chat:user:' .. user .. ':rooms', room)\n" \
+	"  redis.call('ZADD', 'chat:user:' .. user .. ':roomindex', 0, room)\n" \
+	"end\n" \
+	"local function idx_leave(user, room)\n" \
+	"  redis.call('SREM', 'chat:user:' .. user .. ':rooms', room)\n" \
+	"  redis.call('ZREM', 'chat:user:' .. user .. ':roomindex', room)\n" \
+	"end\n"
+
+/* Byte order of two room ids (Lua's own < follows Redis's LC_COLLATE). */
+#define BEFORE_FN \
+	"local function before(a, b)\n" \
+	"  for i = 1, math.min(#a, #b) do\n" \
+	"    local x, y = string.byte(a, i), string.byte(b, i)\n" \
+	"    if x ~= y then return x < y end\n" \
+	"  end\n" \
+	"  return #a < #b\n" \
+	"end\n"
+
+/* rooms.list: one page of the union of the public rooms and the caller's,
+ * by name, after cursor, starting with query: two ZRANGEBYLEX of at most
+ * limit + 1 names merged, so a page costs O(log n + limit) whatever is
+ * stored. Returns {'ok', next cursor or '', "room owner private member"...}. */
+#define ROOMS_LIST_FN \
+	BEFORE_FN \
+	"local function rooms_list(caller, query, cursor, limit)\n" \
+	"  local min, max = '[' .. query, '+'\n" \
+	"  if query ~= '' then max = '(' .. query .. '\\255' end\n" \
+	"  if cursor ~= '' and not before(cursor, query) then min = '(' .. cursor end\n" \
+	"  local pub = redis.call('ZRANGEBYLEX', 'chat:rooms:index', min, max, 'LIMIT', 0, limit + 1)\n" \
+	"  local mine = redis.call('ZRANGEBYLEX', 'chat:user:' .. caller .. ':roomindex', min, max,\n" \
+	"                          'LIMIT', 0, limit + 1)\n" \
+	"  local i, j, names = 1, 1, {}\n" \
+	"  while #names <= limit and (i <= #pub or j <= #mine) do\n" \
+	"    if j > #mine or (i <= #pub and before(pub[i], mine[j])) then\n" \
+	"      names[#names + 1] = pub[i]; i = i + 1\n" \
+	"    elseif i > #pub or before(mine[j], pub[i]) then\n" \
+	"      names[#names + 1] = mine[j]; j = j + 1\n" \
+	"    else\n" \
+	"      names[#names + 1] = pub[i]; i = i + 1; j = j + 1\n" \
+	"    end\n" \
+	"  end\n" \
+	"  local out = {'ok', #names > limit and names[limit] or ''}\n" \
+	"  for k = 1, math.min(limit, #names) do\n" \
+	"    local r = names[k]\n" \
+	"    local h = redis.call('HMGET', 'chat:room:' .. r, 'owner', 'private')\n" \
+	"    if h[1] then\n" \
+	"      local m = redis.call('SISMEMBER', 'chat:room:' .. r .. ':members', caller)\n" \
+	"      out[#out + 1] = r .. ' ' .. h[1] .. ' ' .. h[2] .. ' ' .. m\n" \
+	"    end\n" \
+	"  end\n" \
+	"  return out\n" \
+	"end\n"
+
 const char script_room[] =
 	ACL_STATE_FN
 	OP_MEMBER_FN
-	"local method, caller, room, flag, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+	MEMBER_IDX_FN
+	ROOMS_LIST_FN
+	"local method, caller, room, flag, user, role = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]\n"
 	"local key = 'chat:room:' .. room\n"
 	"local members = key .. ':members'\n"
 	"local function online(u) return redis.call('EXISTS', 'chat:presence:' .. u) end\n"
-	"if method == 'rooms.list' then\n"
-	"  local out = {'ok'}\n"
-	"  local seen = {}\n"
-	"  for _, set in ipairs({'chat:rooms:public', 'chat:user:' .. caller .. ':rooms'}) do\n"
-	"    for _, r in ipairs(redis.call('SMEMBERS', set)) do\n"
-	"      if not seen[r] then\n"
-	"        seen[r] = true\n"
-	"        local h = redis.call('HMGET', 'chat:room:' .. r, 'owner', 'private')\n"
-	"        if h[1] then\n"
-	"          local m = redis.call('SISMEMBER', 'chat:room:' .. r .. ':members', caller)\n"
-	"          table.insert(out, r .. ' ' .. h[1] .. ' ' .. h[2] .. ' ' .. m)\n"
-	"        end\n"
-	"      end\n"
-	"    end\n"
-	"  end\n"
-	"  return out\n"
-	"end\n"
+	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
 	"  if redis.call('EXISTS', key) == 1 then return {'conflict', 'room exists'} end\n"
 	"  local t = redis.call('TIME')\n"
 	"  redis.call('HSET', key, 'owner', caller, 'private', flag, 'created', t[1])\n"
-	"  if flag == '0' then redis.call('SADD', 'chat:rooms:public', room) end\n"
+	"  if flag == '0' then\n"
+	"    redis.call('SADD', 'chat:rooms:public', room)\n"
+	"    redis.call('ZADD', 'chat:rooms:index', 0, room)\n"
+	"  end\n"
 	"  redis.call('SADD', members, caller)\n"
-	"  redis.call('SADD', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  idx_join(caller, room)\n"
 	"  redis.call('XADD', 'chat:ops', '*', 'op', 'room', 'room', room, 'owner', caller, 'private', flag, 'created', t[1])\n"
 	"  redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', room, 'user', caller, 'in', '1')\n"
 	"  if flag == '1' then\n"
@@ -151,31 +256,36 @@ const char script_room[] =
 	"if method == 'room.join' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'private room: ask the owner for an invitation'} end\n"
 	"  local added = redis.call('SADD', members, caller)\n"
-	"  redis.call('SADD', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  idx_join(caller, room)\n"
 	"  if added == 1 then op_member(room, caller, '1') end\n"
 	"  return {'ok', tostring(added)}\n"
 	"elseif method == 'room.leave' then\n"
 	"  local removed = redis.call('SREM', members, caller)\n"
-	"  redis.call('SREM', 'chat:user:' .. caller .. ':rooms', room)\n"
+	"  idx_leave(caller, room)\n"
 	"  if removed == 1 then op_member(room, caller, '0') end\n"
 	"  if priv == '1' and removed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(removed)}\n"
 	"elseif method == 'room.members' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'not a member'} end\n"
-	"  local out = {'ok'}\n"
-	"  for _, m in ipairs(redis.call('SMEMBERS', members)) do table.insert(out, m .. ' ' .. online(m)) end\n"
+	/* a page of SSCAN (ARGV[8] cursor, ARGV[9] count): a public room's
+	 * members can be every user, so no call reads them all */
+	"  local page = redis.call('SSCAN', members, ARGV[8], 'COUNT', tonumber(ARGV[9]))\n"
+	"  local out = {'ok', page[1]}\n"
+	"  for _, m in ipairs(page[2]) do out[#out + 1] = m .. ' ' .. online(m) end\n"
 	"  return out\n"
+	/* role is the one the plugin stamped on this very request, from the
+	 * token of the connection that sent it: no right outlives its token */
 	"elseif method == 'room.invite' or method == 'room.remove' then\n"
-	"  if caller ~= owner and redis.call('SISMEMBER', 'chat:admins', caller) == 0 then\n"
+	"  if caller ~= owner and role ~= 'admin' then\n"
 	"    return {'forbidden', 'only the owner or an admin may do this'}\n"
 	"  end\n"
 	"  local changed\n"
 	"  if method == 'room.invite' then\n"
 	"    changed = redis.call('SADD', members, user)\n"
-	"    redis.call('SADD', 'chat:user:' .. user .. ':rooms', room)\n"
+	"    idx_join(user, room)\n"
 	"  else\n"
 	"    changed = redis.call('SREM', members, user)\n"
-	"    redis.call('SREM', 'chat:user:' .. user .. ':rooms', room)\n"
+	"    idx_leave(user, room)\n"
 	"  end\n"
 	"  if changed == 1 then op_member(room, user, method == 'room.invite' and '1' or '0') end\n"
 	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
@@ -183,11 +293,34 @@ const char script_room[] =
 	"end\n"
 	"return {'bad_request', 'unknown method'}\n";
 
-/* Every private room's state, one line each, for a broker that (re)connects.
- * The versions are the current ones, not bumped. */
+/* The rooms.list indexes from the sets, for a Redis filled by a version
+ * without them: once (chat:roomindex:v1 marks it done, and the restore
+ * from the store builds them itself), O(rooms + memberships) that one
+ * time. */
+const char script_index_build[] =
+	"if redis.call('EXISTS', 'chat:roomindex:v1') == 1 then return 0 end\n"
+	"local n = 0\n"
+	"for _, kind in ipairs({'public', 'private'}) do\n"
+	"  for _, r in ipairs(redis.call('SMEMBERS', 'chat:rooms:' .. kind)) do\n"
+	"    if kind == 'public' then redis.call('ZADD', 'chat:rooms:index', 0, r) end\n"
+	"    for _, u in ipairs(redis.call('SMEMBERS', 'chat:room:' .. r .. ':members')) do\n"
+	"      redis.call('ZADD', 'chat:user:' .. u .. ':roomindex', 0, r)\n"
+	"    end\n"
+	"    n = n + 1\n"
+	"  end\n"
+	"end\n"
+	"redis.call('SET', 'chat:roomindex:v1', '1')\n"
+	"return n\n";
+
+/* Private rooms' states, one line each, for a broker that (re)connects:
+ * one SSCAN page (ARGV cursor, count) a call, so a call never reads every
+ * private room. The versions are the current ones, not bumped; a room
+ * changed meanwhile publishes its new state on chat:acl anyway. Returns
+ * {next cursor ("0": done), line...}. */
 const char script_acl_snapshot[] =
-	"local out = {}\n"
-	"for _, room in ipairs(redis.call('SMEMBERS', 'chat:rooms:private')) do\n"
+	"local page = redis.call('SSCAN', 'chat:rooms:private', ARGV[1], 'COUNT', tonumber(ARGV[2]))\n"
+	"local out = {page[1]}\n"
+	"for _, room in ipairs(page[2]) do\n"
 	"  local ver = redis.call('GET', 'chat:room:' .. room .. ':ver') or '0'\n"
 	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
 	"  table.sort(m)\n"
@@ -230,8 +363,7 @@ const char script_presence[] =
 	"  local key = 'chat:presence:' .. user\n"
 	"  if op == 'up' then\n"
 	"    redis.call('SADD', 'chat:users', user)\n"
-	"    if role == 'admin' then redis.call('SADD', 'chat:admins', user) end\n"
-	"    redis.call('SADD', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
+		"    redis.call('SADD', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
 	"    if redis.call('HSET', key, node .. '/' .. conn, now) == 1 and redis.call('HLEN', key) == 1 then\n"
 	"      announce(user, true)\n"
 	"    end\n"
@@ -288,19 +420,30 @@ const char script_read[] =
 	"redis.call('XADD', 'chat:ops', '*', 'op', 'read', 'user', user, 'conv', conv, 'seq', seq)\n"
 	"return seq\n";
 
-/* unread: ARGV user. For each of the user's rooms and DMs with messages:
- * "conv last read" (the client shows last - read). */
+/* unread: ARGV user, phase ("rooms" | "dms"), cursor, count. One page of
+ * the user's conversations with messages, so no call costs more than
+ * count of them however many rooms a user has joined: the rooms by name
+ * after cursor (ZRANGEBYLEX of roomindex), then the DMs (SSCAN of dms).
+ * Returns {next phase ("rooms" | "dms" | "done"), next cursor,
+ * "conv last read"...} (the client shows last - read). */
 const char script_unread[] =
-	"local user = ARGV[1]\n"
+	"local user, phase, cursor, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
 	"local reads = 'chat:read:' .. user\n"
-	"local out = {}\n"
-	"local convs = {}\n"
-	"for _, r in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':rooms')) do\n"
-	"  convs[#convs + 1] = 'room:' .. r\n"
+	"local convs, next_phase, next_cursor = {}, phase, cursor\n"
+	"if phase == 'rooms' then\n"
+	"  local min = cursor == '' and '-' or '(' .. cursor\n"
+	"  local rooms = redis.call('ZRANGEBYLEX', 'chat:user:' .. user .. ':roomindex', min, '+',\n"
+	"                           'LIMIT', 0, count)\n"
+	"  for _, r in ipairs(rooms) do convs[#convs + 1] = 'room:' .. r end\n"
+	"  if #rooms < count then next_phase, next_cursor = 'dms', '0'\n"
+	"  else next_cursor = rooms[#rooms] end\n"
+	"else\n"
+	"  local page = redis.call('SSCAN', 'chat:user:' .. user .. ':dms', cursor, 'COUNT', count)\n"
+	"  for _, c in ipairs(page[2]) do convs[#convs + 1] = c end\n"
+	"  next_cursor = page[1]\n"
+	"  if next_cursor == '0' then next_phase = 'done' end\n"
 	"end\n"
-	"for _, c in ipairs(redis.call('SMEMBERS', 'chat:user:' .. user .. ':dms')) do\n"
-	"  convs[#convs + 1] = c\n"
-	"end\n"
+	"local out = {next_phase, next_cursor}\n"
 	"for _, c in ipairs(convs) do\n"
 	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
 	"  if last then\n"
@@ -321,6 +464,7 @@ void scripts_sha(struct script_sha *out)
 {
 	hex_sha1(script_post, out->post);
 	hex_sha1(script_typing, out->typing);
+	hex_sha1(script_limit, out->limit);
 	hex_sha1(script_room, out->room);
 	hex_sha1(script_acl_snapshot, out->acl_snapshot);
 	hex_sha1(script_presence, out->presence);

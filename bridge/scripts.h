@@ -16,13 +16,19 @@
  *                       absent after a flush: posts wait for it
  *   read:<user>         hash conv -> the user's read marker
  *   user:<user>:dms     set of the user's DM conversation ids
- *   ratelimit:<user>    token bucket "<tokens> <ts>"
+ *   ratelimit:<user>    token bucket "<tokens> <ts>" for posts
+ *   rl:<kind>:<user>    token bucket of requests (rpc), room creation
+ *                       (create) and typing; expires once full again
+ *   rl:typing-notice:<user>  set while a typing rate notice was sent
+ *   rooms:index         sorted set (score 0) of public room ids, paged
+ *                       by name (ZRANGEBYLEX) by rooms.list
+ *   user:<user>:roomindex  sorted set (score 0) of the user's rooms
+ *   roomindex:v1        set once both indexes are complete
  *   room:<room>         hash {owner, private, created}
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
  *   users               set of user ids ever connected
- *   admins              users seen with the admin role
  *   rooms:private       set of private room ids
  *   room:<room>:ver     version of a private room's member list
  *   presence:<user>     hash of the user's live connections
@@ -39,30 +45,50 @@
  * tail, sender, target, kind ("room" | "dm"). Returns one status per
  * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member,
  * -4 the stream of messages not yet persisted is full, -5 Redis lost its
- * data and the store has not given it back yet. The recent list keeps
+ * data and the store has not given it back yet. A token is spent for every
+ * message but -1, -4 and -5 (a refused target is input too). The recent list keeps
  * every message not yet persisted and may run up to 64 over between
  * trims. */
 extern const char script_post[];
-/* typing: ARGV sender, room. Returns 1 when the sender may signal typing in
- * the room, -2 no such room, -3 not a member. */
+/* typing: ARGV sender, kind ("room" | "dm"), target, rate, burst,
+ * notice_ms. Spends a token of the sender's typing bucket, then returns 1
+ * when the signal may be relayed, -1 rate limited (send one notice), -6
+ * rate limited (a notice went out within notice_ms: stay silent), -2 no
+ * such room, -3 not a member. */
 extern const char script_typing[];
-/* room: ARGV method, caller, room, flag, user; flag is "1"/"0" (private)
- * for room.create. Changes to a private room's members publish its new
- * state on chat:acl (see authplugin/rooms.h for the line format).
- * Returns {status, payload...}; status "ok" or an error code. */
+/* limit: ARGV user, n, then n times: kind, rate, burst. Spends one token
+ * of each bucket rl:<kind>:<user> and returns 0, or returns the 1-based
+ * index of the first empty bucket and spends nothing. */
+extern const char script_limit[];
+/* room: ARGV method, caller, room, flag, user, role, and for rooms.list
+ * query, cursor, limit; flag is "1"/"0" (private) for room.create; role is
+ * the caller's role on this request ("admin" may invite and remove in any
+ * room). Changes to a private room's members publish its new state on
+ * chat:acl (see authplugin/rooms.h for the line format). Returns {status,
+ * payload...}; status "ok" or an error code; rooms.list {"ok", next
+ * cursor or "", "room owner private member"...}; room.members one page
+ * of SSCAN (cursor, limit as count) {"ok", next cursor or "0", "user
+ * online"...}. */
 extern const char script_room[];
 
-/* acl_snapshot: no ARGV. Returns every private room's state line. */
+/* index_build: no ARGV. Builds rooms:index and user:<u>:roomindex from
+ * the sets once (when roomindex:v1 is absent); returns the rooms indexed. */
+extern const char script_index_build[];
+
+/* acl_snapshot: ARGV cursor, count. One SSCAN page of private rooms:
+ * {next cursor ("0" when done), state line...}. */
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];
-/* read: ARGV user, conv, seq; unread: ARGV user (see scripts.c). */
+/* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
+ * one page at a time (see scripts.c). */
 extern const char script_read[];
 extern const char script_unread[];
 
 struct script_sha {
 	char post[41];
 	char typing[41];
+	char limit[41];
 	char room[41];
 	char acl_snapshot[41];
 	char presence[41];

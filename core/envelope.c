@@ -12,13 +12,28 @@
 #include "chat/names.h"
 
 /* cJSON turns "\u0000" into a NUL that would silently cut the string, so
- * such payloads are refused before parsing. */
-static bool has_escaped_nul(const char *s, size_t len)
+ * payloads with one are refused before parsing. The scan follows JSON's
+ * escapes pair by pair: in "C:\\u0000" the backslash is itself escaped
+ * and the "u0000" after it is plain text, not a NUL. */
+bool envelope_json_has_nul(const char *s, size_t len)
 {
-	for (size_t i = 0; i + 6 <= len; i++)
-		if (s[i] == '\\' && s[i + 1] == 'u' && s[i + 2] == '0' && s[i + 3] == '0' &&
-		    s[i + 4] == '0' && s[i + 5] == '0')
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\0')
 			return true;
+		if (!in_string) {
+			in_string = s[i] == '"';
+			continue;
+		}
+		if (s[i] == '"') {
+			in_string = false;
+		} else if (s[i] == '\\' && i + 1 < len) {
+			if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+				return true;
+			i++; /* the escaped character is never the start of another escape */
+		}
+	}
 	return false;
 }
 
@@ -39,7 +54,7 @@ static int parse_json(const char *p, size_t len, size_t body_max, struct chat_in
 
 	if (!utf8_valid((const unsigned char *)p, len) || memchr(p, '\0', len))
 		return ENVELOPE_E_UTF8;
-	if (has_escaped_nul(p, len))
+	if (envelope_json_has_nul(p, len))
 		return ENVELOPE_E_UTF8;
 	cJSON *root = cJSON_ParseWithLength(p, len);
 	if (!cJSON_IsObject(root)) {

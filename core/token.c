@@ -196,8 +196,8 @@ int token_verify(const struct token_keyring *kr, const char *token, size_t len,
                  int64_t now, struct token_claims *out)
 {
 	jwt_t *jwt = NULL;
-	char *copy = NULL, *grants = NULL;
-	cJSON *claims = NULL;
+	char *copy = NULL, *grants = NULL, *headers = NULL;
+	cJSON *claims = NULL, *header = NULL;
 	int rc;
 
 	if (kr->verify_key == NULL)
@@ -222,6 +222,19 @@ int token_verify(const struct token_keyring *kr, const char *token, size_t len,
 		rc = TOKEN_E_ALG;
 		goto cleanup;
 	}
+	/* RFC 7515 4.1.11: a token must be refused when "crit" names an
+	 * extension the verifier does not understand, and we understand none,
+	 * so any "crit" header refuses the token. */
+	headers = jwt_get_headers_json(jwt, NULL);
+	header = headers ? cJSON_Parse(headers) : NULL;
+	if (!cJSON_IsObject(header)) {
+		rc = TOKEN_E_MALFORMED;
+		goto cleanup;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(header, "crit") != NULL) {
+		rc = TOKEN_E_CRIT;
+		goto cleanup;
+	}
 	grants = jwt_get_grants_json(jwt, NULL);
 	claims = grants ? cJSON_Parse(grants) : NULL;
 	if (!cJSON_IsObject(claims)) {
@@ -232,7 +245,9 @@ int token_verify(const struct token_keyring *kr, const char *token, size_t len,
 
 cleanup:
 	cJSON_Delete(claims);
+	cJSON_Delete(header);
 	free(grants);
+	free(headers);
 	jwt_free(jwt);
 	free(copy);
 	return rc;
@@ -300,6 +315,7 @@ const char *token_strerror(int err)
 	case TOKEN_E_CLAIMS: return "missing or invalid exp, nbf, iat or role";
 	case TOKEN_E_KEY: return "key unusable";
 	case TOKEN_E_NOMEM: return "out of memory";
+	case TOKEN_E_CRIT: return "token header names a critical extension we do not support";
 	}
 	return "unknown error";
 }

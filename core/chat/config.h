@@ -33,6 +33,12 @@ struct chat_config {
 	long recent_max;        /* messages kept per conversation in Redis */
 	long rate_per_s;        /* per-user messages per second */
 	long rate_burst;        /* per-user burst */
+	long rpc_rate_per_s;    /* per-user requests per second, all methods */
+	long rpc_rate_burst;
+	long create_rate_per_s; /* per-user room.create per second (also a request) */
+	long create_rate_burst;
+	long typing_rate_per_s; /* per-user typing signals per second, rooms and DMs */
+	long typing_rate_burst;
 	/* the durable store (storage/store.h URL) */
 	char *store_url;        /* sqlite:PATH or mongodb://... */
 	long store_timeout_ms;  /* the longest a store call waits (locks, network) */

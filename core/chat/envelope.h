@@ -57,4 +57,11 @@ char *envelope_encode(const struct chat_msg *m);
 
 const char *envelope_strerror(int err);
 
+/* Whether JSON text holds a NUL: a raw byte 0, or a "\u0000" escape inside a
+ * string (cJSON would decode it and cut the string there). Escapes are read
+ * pairwise, so an escaped backslash followed by "u0000" is no NUL. Any
+ * JSON that a cut string could change (request params, ids) is refused
+ * when this is true. */
+bool envelope_json_has_nul(const char *s, size_t len);
+
 #endif

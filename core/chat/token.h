@@ -29,6 +29,7 @@ enum token_err {
 	TOKEN_E_CLAIMS = -11,
 	TOKEN_E_KEY = -12,
 	TOKEN_E_NOMEM = -13,
+	TOKEN_E_CRIT = -14, /* a "crit" header: no extension is understood */
 };
 
 struct token_keyring {

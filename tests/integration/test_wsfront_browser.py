@@ -37,6 +37,9 @@ def test_two_people_chat_in_browsers_on_two_nodes(web):
                             "USER_A": "alice", "USER_B": "bob"})
     res = result_of(proc)
     assert res["ok"]
+    # a room created while the other person is signed in reaches their list
+    # live (chat/rooms), with no polling and no reload
+    assert res["roomLiveMs"] < 1000, res["roomLiveMs"]
     assert res["room"][:2] == ["hello from alice", "hi alice, bob here"]
     assert ["bulk %d" % i for i in range(1, 56)] == [b for b in res["room"] if b.startswith("bulk ")]
     assert res["room"][-3:] == ["while you were away %d" % i for i in (1, 2, 3)]

@@ -58,6 +58,12 @@ int main(void)
 	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/room/#"));
 	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/room/general/+"));
 	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/room/Bad"));
+	CHECK(may(&alice, ACL_SUBSCRIBE, "chat/rooms"));
+	CHECK(may(&alice, ACL_READ, "chat/rooms"));
+	CHECK(!may(&alice, ACL_WRITE, "chat/rooms"));
+	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/rooms/x"));
+	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/rooms/#"));
+	CHECK(!may(&alice, ACL_SUBSCRIBE, "chat/rooms/"));
 	CHECK(may(&alice, ACL_SUBSCRIBE, "chat/user/alice/inbox"));
 	CHECK(may(&alice, ACL_SUBSCRIBE, "chat/user/alice/rpc"));
 	CHECK(may(&alice, ACL_SUBSCRIBE, "chat/user/alice/notice"));

@@ -34,6 +34,20 @@ int main(void)
 	CHECK_INT(parse("a\0b", 3, &in), ENVELOPE_E_UTF8);
 	CHECK_INT(parse(S("{\"body\":\"a\\u0000b\"}"), &in), ENVELOPE_E_UTF8);
 	CHECK_INT(parse(S("{\"body\":\"\xc3\"}"), &in), ENVELOPE_E_UTF8);
+	/* an escaped backslash followed by "u0000" is text, not a NUL */
+	CHECK_INT(parse(S("{\"body\":\"C:\\\\u0000\"}"), &in), ENVELOPE_OK);
+	CHECK_STR(in.body, "C:\\u0000");
+	envelope_input_free(&in);
+	CHECK_INT(parse(S("{\"body\":\"C:\\\\\\u0000\"}"), &in), ENVELOPE_E_UTF8);
+	CHECK_INT(parse(S("{\"body\":\"x\",\"cid\":\"a\\u0000\"}"), &in), ENVELOPE_E_UTF8);
+	CHECK(!envelope_json_has_nul(S("{\"a\":\"\\\\u0000\"}")));
+	CHECK(!envelope_json_has_nul(S("{\"a\":\"\\\"u0000\"}")));
+	CHECK(!envelope_json_has_nul(S("{\"a\":\"\\u0001\"}")));
+	CHECK(envelope_json_has_nul(S("{\"a\":\"\\u0000\"}")));
+	CHECK(envelope_json_has_nul(S("{\"room\":\"general\\u0000x\"}")));
+	CHECK(envelope_json_has_nul("{\"a\":\"x\0\"}", 8));
+	CHECK(!envelope_json_has_nul(S("{\"a\":\"\\u000\"}")));
+
 	CHECK_INT(parse(S("{\"body\":5}"), &in), ENVELOPE_E_TYPES);
 	CHECK_INT(parse(S("{\"body\":\"x\",\"cid\":7}"), &in), ENVELOPE_E_TYPES);
 	CHECK_INT(parse(S("{\"cid\":\"x\"}"), &in), ENVELOPE_E_TYPES);

@@ -24,6 +24,19 @@ static char *make(const char *claims, jwt_alg_t alg, const char *key)
 	return t;
 }
 
+/* A valid HS256 token for "alice" with extra header fields (JSON). */
+static char *make_with_header(const char *headers)
+{
+	jwt_t *jwt = NULL;
+	jwt_new(&jwt);
+	jwt_add_grants_json(jwt, "{\"sub\":\"alice\",\"exp\":1800000100}");
+	jwt_add_headers_json(jwt, headers);
+	jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret));
+	char *t = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	return t;
+}
+
 static int verify(const struct token_keyring *kr, const char *tok, struct token_claims *c)
 {
 	return token_verify(kr, tok, strlen(tok), NOW, c);
@@ -56,6 +69,19 @@ int main(void)
 	CHECK_INT(c.role, ROLE_USER);
 	CHECK_INT(c.exp, NOW + 3600);
 	CHECK_INT(token_verify(&kr, tok, strlen(tok), NOW + 3600, &c), TOKEN_E_EXPIRED);
+	/* a "crit" header names extensions we must understand: we know none */
+	free(tok);
+	tok = make_with_header("{\"crit\":[\"exp-ext\"],\"exp-ext\":1}");
+	CHECK(tok != NULL);
+	CHECK_INT(verify(&kr, tok, &c), TOKEN_E_CRIT);
+	free(tok);
+	tok = make_with_header("{\"crit\":[]}");
+	CHECK_INT(verify(&kr, tok, &c), TOKEN_E_CRIT);
+	free(tok);
+	tok = make_with_header("{\"kid\":\"k1\"}");
+	CHECK_INT(verify(&kr, tok, &c), TOKEN_OK);
+	free(tok);
+	CHECK_INT(token_mint(&kr, "alice", ROLE_USER, NOW, 3600, &tok), TOKEN_OK);
 	/* truncated and tampered */
 	CHECK_INT(token_verify(&kr, tok, strlen(tok) - 3, NOW, &c), TOKEN_E_SIGNATURE);
 	tok[strlen(tok) - 2] ^= 1;

@@ -234,7 +234,7 @@
     status(null);
     $('me-dot').classList.add('on');
     S.subscribed.clear();
-    await subscribe([P + '/user/' + S.user + '/#', P + '/presence/+']);
+    await subscribe([P + '/user/' + S.user + '/#', P + '/presence/+', P + '/rooms']);
     try {
       await refreshRooms();
       await loadUnread();
@@ -249,6 +249,7 @@
     try { m = JSON.parse(new TextDecoder().decode(payload)); } catch (e) { return; }
     if (!m || typeof m !== 'object') return;
     const parts = topic.split('/');
+    if (parts[1] === 'rooms' && parts.length === 2) return onRoomsEvent(m);
     if (parts[1] === 'presence' && parts.length === 3) {
       S.presence.set(parts[2], !!m.online);
       renderPresence();
@@ -262,6 +263,7 @@
         if (m.type === 'msg') onLive(m);
         else if (m.type === 'typing') onTyping(m);
         else if (m.type === 'read') onReadElsewhere(m);
+        else if (m.type === 'room') refreshSoon();
       }
       return;
     }
@@ -290,6 +292,8 @@
   };
 
   function onNotice(m) {
+    // typing is best effort: a dropped signal is no failed message
+    if (m && typeof m.topic === 'string' && m.topic.includes('/typing/')) return;
     toast('Not sent: ' + (NOTICE_TEXT[m.code] || m.message || m.code), true);
     // the pending copies in that conversation did not go through
     document.querySelectorAll('.msg.pending').forEach((e) => e.classList.add('failed'));
@@ -477,11 +481,60 @@
 
   /* ---------- rooms ---------- */
 
+  /* The list, a page at a time (at most ROOM_PAGES pages: the search box
+   * finds the rest). Asked when connecting and when one of my rooms
+   * changes (a room event on my inbox); new public rooms arrive live on
+   * <prefix>/rooms, so there is no polling. */
+  const ROOM_PAGES = 10;
+
+  async function listRooms(query) {
+    const out = [];
+    let cursor = null;
+    for (let i = 0; i < ROOM_PAGES; i++) {
+      const params = { limit: 200 };
+      if (query) params.query = query;
+      if (cursor) params.cursor = cursor;
+      const r = await rpc('rooms.list', params);
+      (r.rooms || []).forEach((room) => { if (room && ROOM_RE.test(room.room)) out.push(room); });
+      cursor = r.next;
+      if (!cursor) break;
+    }
+    return out;
+  }
+
+  function onRoomsEvent(m) {
+    if (!m || m.type !== 'room' || typeof m.room !== 'string' || !ROOM_RE.test(m.room)) return;
+    if (m.event === 'created' && !S.rooms.has(m.room)) {
+      S.rooms.set(m.room, { room: m.room, owner: '', private: false, member: false });
+    } else if (m.event === 'deleted') {
+      S.rooms.delete(m.room);
+    }
+    renderLists();
+  }
+
+  /* Room events can come in bursts (someone invites me to many rooms):
+   * one list request for a burst, not one per event. */
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      refreshRooms().catch(() => null);
+    }, 300);
+  }
+
+  async function searchRooms() {
+    const q = $('room-search').value.trim().toLowerCase();
+    S.search = q;
+    if (q && ROOM_RE.test(q)) {
+      (await listRooms(q)).forEach((room) => { if (!S.rooms.has(room.room)) S.rooms.set(room.room, room); });
+    }
+    renderLists();
+  }
+
   async function refreshRooms() {
-    const r = await rpc('rooms.list');
     const seen = new Set();
-    (r.rooms || []).forEach((room) => {
-      if (!room || !ROOM_RE.test(room.room)) return;
+    (await listRooms(null)).forEach((room) => {
       seen.add(room.room);
       S.rooms.set(room.room, room);
     });
@@ -587,6 +640,7 @@
       li.appendChild(el('span', 'name', r.room));
       if (c && c.unread > 0 && r.member) li.appendChild(el('span', 'badge', String(c.unread)));
       if (r.member) rooms.appendChild(li);
+      else if (S.search && !r.room.startsWith(S.search)) return;
       else { li.classList.add('discover'); li.title = 'Join ' + r.room; discover.appendChild(li); }
     });
     $('discover-head').hidden = !discover.children.length;
@@ -839,8 +893,6 @@
     renderLists();
     renderHeader();
     connect();
-    // invitations reach a user through the room list: look again now and then
-    S.timers.push(setInterval(() => { if (S.online) refreshRooms().catch(() => null); }, 15000));
     S.timers.push(setInterval(renderTyping, 1000));
     S.timers.push(setInterval(() => {
       if (S.exp && S.exp * 1000 < Date.now()) signOut('Your session has ended. Sign in again.');
@@ -860,6 +912,11 @@
     $('dialog-cancel').onclick = () => $('dialog').close();
     $('back').onclick = () => { $('app').classList.remove('in-conv'); };
     $('composer').onsubmit = send;
+    let searchTimer = null;
+    $('room-search').addEventListener('input', () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => searchRooms().catch((e) => toast(rpcError(e), true)), 250);
+    });
     $('input').addEventListener('input', () => { autosize(); if ($('input').value) sendTyping(); });
     $('input').addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) send(ev);
@@ -886,8 +943,6 @@
       if (c && document.visibilityState === 'visible') markRead(c);
     });
     window.addEventListener('online', () => { if (S.client && !S.online) S.client.reconnect(); });
-    // a room created or an invitation made elsewhere shows when the window comes back
-    window.addEventListener('focus', () => { if (S.online) refreshRooms().catch(() => null); });
   }
 
   wire();

@@ -82,14 +82,16 @@ async function main(browser) {
   await signUp(a, env.URL1, A);
   await signUp(b, env.URL2, B);
 
-  // a creates a public room; b finds it under public rooms and joins
+  // a creates a public room; b, signed in meanwhile, sees it appear under
+  // public rooms without asking (chat/rooms), and joins
+  await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
   await a.click('#new-room');
   await a.fill('#room-name', room);
+  const created = Date.now();
   await a.click('#dialog-ok');
-  await a.waitForSelector('#room-list li.active[data-conv="room:' + room + '"]');
-  await b.reload();
-  await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
   await b.waitForSelector('#discover-list li[data-conv="room:' + room + '"]', { timeout: 15000 });
+  const roomLiveMs = Date.now() - created;
+  await a.waitForSelector('#room-list li.active[data-conv="room:' + room + '"]');
   await b.click('#discover-list li[data-conv="room:' + room + '"]');
   await b.waitForSelector('#room-list li.active[data-conv="room:' + room + '"]', { timeout: 10000 });
 
@@ -264,7 +266,7 @@ async function main(browser) {
   await shot(a, '09-peer-offline');
   await ctxA.close();
   if (errors.length) fail('page errors: ' + errors.join('; '));
-  return { ok: true, room: shown, seqs };
+  return { ok: true, room: shown, seqs, roomLiveMs };
 }
 
 async function mixed(browser) {
