@@ -23,8 +23,14 @@ LIMIT_KEYS = ("max_packet_size", "persistent_client_expiration", "max_connection
 
 def conf_limits():
     """The broker limits of mosquitto.conf, as lines for the harness's broker."""
+    lines, seen = [], set()
     with open(os.path.join(ROOT, "mosquitto.conf")) as f:
-        lines = [l.strip() for l in f if l.split(" ")[0] in LIMIT_KEYS]
+        for l in f:
+            key = l.split(" ")[0]
+            # the first of each: the TLS listener repeats max_connections
+            if key in LIMIT_KEYS and key not in seen:
+                seen.add(key)
+                lines.append(l.strip())
     assert len(lines) == len(LIMIT_KEYS), lines
     return "\n".join(lines)
 
