@@ -84,7 +84,7 @@ static const struct config_opt opts[] = {
 	{"https_host", OPT_HOST, 1, 255, "0.0.0.0", NULL, OFF(https_host)},
 	{"https_port", OPT_LONG, 1, 65535, "8443", NULL, OFF(https_port)},
 	/* the broker plugin's limits (README "Security", "Reliability") */
-	{"bridge_grace", OPT_LONG, 0, 3000, "30", NULL, OFF(bridge_grace)},
+	{"bridge_grace", OPT_LONG, 0, 3000, "0", NULL, OFF(bridge_grace)},
 	{"bridge_queue_max", OPT_LONG, 100, 90000, "50000", NULL, OFF(bridge_queue_max)},
 	{"publish_max", OPT_LONG, 1024, 1048576, "16384", NULL, OFF(publish_max)},
 	{"session_queue_max", OPT_LONG, 0, 100000, "500", NULL, OFF(session_queue_max)},

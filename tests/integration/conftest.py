@@ -70,7 +70,7 @@ class Cluster:
     """Two brokers, each with its bridge, sharing one Redis and one store
     (an SQLite file unless store_url is given)."""
 
-    def __init__(self, tmp, keys, **bridge_settings):
+    def __init__(self, tmp, keys, broker_opts=None, **bridge_settings):
         self.keys = keys
         self.started = []
         bridge_settings.setdefault(
@@ -78,7 +78,8 @@ class Cluster:
         self.store_url = bridge_settings["store_url"]
         try:
             self.redis = self._add(Redis(tmp.mktemp("redis")))
-            self.brokers = [self._add(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts()))
+            self.brokers = [self._add(Mosquitto(tmp.mktemp("broker"),
+                                                keys.plugin_opts(**(broker_opts or {}))))
                             for _ in range(2)]
             self.bridges = [self._add(Bridge(tmp.mktemp("bridge"), b, self.redis, keys,
                                              "node%d" % (i + 1), **bridge_settings))
@@ -115,8 +116,8 @@ def cluster(tmp_path_factory, keys):
 def make_cluster(tmp_path_factory, keys):
     made = []
 
-    def make(**bridge_settings):
-        c = Cluster(tmp_path_factory, keys, **bridge_settings)
+    def make(broker_opts=None, **bridge_settings):
+        c = Cluster(tmp_path_factory, keys, broker_opts, **bridge_settings)
         made.append(c)
         return c
 

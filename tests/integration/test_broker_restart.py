@@ -231,11 +231,34 @@ def test_bridge_absent_when_the_broker_restarts(make_cluster):
     assert max(waits) <= 6.0, waits
 
 
-def test_bridge_away_within_grace_queues_qos1_and_refuses_qos0(make_cluster):
-    """While the bridge restarts, its session queues QoS 1 posts (delivered
-    when it is back); a QoS 0 post would be dropped there, so it is refused
-    with a notice. Typing is refused without one."""
+def test_bridge_away_refuses_every_post_by_default(make_cluster):
+    """With the default bridge_grace 0, nothing is queued for a bridge that
+    is away (a broker crash would lose it): QoS 1 and QoS 0 posts alike are
+    refused with a notice, and nothing is stored for them."""
     cluster = make_cluster()
+    make_room(cluster)
+    alice = Client(cluster.brokers[0].port, "alice", cluster.keys.mint("alice"))
+    assert alice.connect() == 0
+    assert alice.subscribe("chat/user/alice/#", qos=1) < 0x80
+    cluster.bridges[0].kill()
+    time.sleep(0.5)
+    alice.publish("chat/in/alice/room/%s" % ROOM, json.dumps({"body": "q1", "cid": "q1"}), qos=1)
+    alice.publish("chat/in/alice/room/%s" % ROOM, json.dumps({"body": "q0", "cid": "q0"}), qos=0)
+    cluster.bridges[0].start()
+    notices = lambda: sorted((m["cid"], m["code"]) for m in map(
+        json.loads, (p for t, p in alice.messages if t.endswith("/notice"))))
+    assert wait_for(lambda: notices() == [("q0", "unavailable"), ("q1", "unavailable")],
+                    timeout=10), alice.messages
+    time.sleep(1.0)
+    assert not any(m.get("cid") in ("q0", "q1") for _, m in stored_messages(cluster.store_url, CONV))
+    alice.close()
+
+
+def test_bridge_away_within_grace_queues_qos1_and_refuses_qos0(make_cluster):
+    """With a grace set, while the bridge restarts its session queues QoS 1
+    posts (delivered when it is back); a QoS 0 post would be dropped there,
+    so it is refused with a notice. Typing is refused without one."""
+    cluster = make_cluster(broker_opts={"bridge_grace": 30})
     make_room(cluster)
     alice = Client(cluster.brokers[0].port, "alice", cluster.keys.mint("alice"))
     assert alice.connect() == 0
