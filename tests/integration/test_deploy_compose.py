@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from chatharness import FERRETDB_DIRS, HarnessError, find_binary, free_ports
 from mqttutil import payloads, rpc, wait_for
@@ -90,10 +91,8 @@ class Stack:
             ferret = find_binary("ferretdb", FERRETDB_DIRS)
         except HarnessError as e:
             pytest.fail(str(e), pytrace=False)
-        with open(os.path.join(ROOT, "core", "config.c")) as f:
-            redis_auth = "redis_password_file" in f.read()
         self.env.update(CHAT_BASE=BASE_IMAGE, FERRETDB_BIN=os.path.realpath(ferret),
-                        CHAT_SECRETS_DIR=secrets, REDIS_AUTH="1" if redis_auth else "")
+                        CHAT_SECRETS_DIR=secrets)
         self.ca = os.path.join(secrets, "ca.crt")
         self.compose = ["docker-compose", "-p", self.project, "-f", "docker-compose.yml",
                         "-f", "deploy/compose.host.yml"]
@@ -168,15 +167,21 @@ def stack(tmp_path_factory):
             daemon.stop()
 
 
-def node_of_mqtt(stack):
-    """Which node holds MQTT-over-TLS connections from the balancer now."""
+def held_by_nodes(stack, kind):
+    """How many connections from the balancer each node's kind (MQTTS,
+    HTTPS) port holds now."""
     held = {}
     for n in (1, 2):
-        port = stack.ports["NODE%d_MQTTS_PORT" % n]
+        port = stack.ports["NODE%d_%s_PORT" % (n, kind)]
         out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port],
                              capture_output=True, text=True).stdout
         held[n] = len(out.splitlines())
     return held
+
+
+def node_of_mqtt(stack):
+    """Which node holds MQTT-over-TLS connections from the balancer now."""
+    return held_by_nodes(stack, "MQTTS")
 
 
 def ws_count(stack, n):
@@ -203,6 +208,27 @@ def connect_on(stack, make, where, node, tries=8):
             return c
         c.close()
     raise AssertionError("the balancer never sent a client to node%d" % node)
+
+
+def test_both_nodes_get_the_settings_of_the_users_file(tmp_path):
+    """chat2 exists only in the override, so it gets none of the environment
+    docker-compose.yml gives chat: each setting must be repeated (as a
+    missing redis_password_file once stopped node2 at start). Runs before
+    the stack is built, so a gap fails in seconds, naming the key."""
+    s = Stack(tmp_path)
+    users = yaml.safe_load(run(["docker-compose", "-f", "docker-compose.yml", "config"], 60,
+                               s.env).stdout)["services"]["chat"]["environment"]
+    merged = yaml.safe_load(s.dc("config", timeout=60).stdout)["services"]
+    per_node = {"CHAT_NODE_NAME", "CHAT_MQTT_PORT", "CHAT_HTTP_PORT", "CHAT_HTTPS_PORT",
+                "MQTTS_PORT"}
+    env1, env2 = merged["chat"]["environment"], merged["chat2"]["environment"]
+    assert {k: v for k, v in env1.items() if k not in per_node} == \
+        {k: v for k, v in env2.items() if k not in per_node}
+    # the override changes where things are, not which settings are given
+    missing = sorted(set(users) - set(env2))
+    assert not missing, "chat2 lacks settings of docker-compose.yml: %s" % missing
+    for key in ("CHAT_REDIS_PASSWORD_FILE", "CHAT_AUTH_BURST", "CHAT_AUTH_PER_MIN"):
+        assert str(env2[key]) == str(users[key]), key
 
 
 def test_docker_compose_config_validates_both_files(stack):
