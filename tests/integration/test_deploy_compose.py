@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import time
 
@@ -227,7 +228,8 @@ def test_both_nodes_get_the_settings_of_the_users_file(tmp_path):
     # the override changes where things are, not which settings are given
     missing = sorted(set(users) - set(env2))
     assert not missing, "chat2 lacks settings of docker-compose.yml: %s" % missing
-    for key in ("CHAT_REDIS_PASSWORD_FILE", "CHAT_AUTH_BURST", "CHAT_AUTH_PER_MIN"):
+    for key in ("CHAT_REDIS_PASSWORD_FILE", "CHAT_HTTP_MAX_CONNS_PER_ADDR", "CHAT_AUTH_BURST",
+                "CHAT_AUTH_PER_MIN"):
         assert str(env2[key]) == str(users[key]), key
 
 
@@ -258,6 +260,53 @@ def test_image_runs_unprivileged_with_a_health_check_and_loopback_plain_ports(st
             out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True,
                                  text=True).stdout
             assert [l.split()[3] for l in out.splitlines()] == ["127.0.0.1:%d" % port], out
+
+
+def open_from(source, port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def is_open(sock):
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def test_the_balancer_caps_connections_per_client_and_the_nodes_take_all(stack):
+    """Every connection reaches a node from the balancer's address: three
+    clients' 64 each (about 96 a node, over the nodes' own per-address cap
+    of 64) all stay open, and a 65th from one client is refused there."""
+    port = stack.ports["LB_HTTPS_PORT"]
+
+    def both_in_rotation():
+        pair = [open_from("127.0.0.5", port) for _ in range(2)]
+        try:
+            return wait_for(lambda: min(held_by_nodes(stack, "HTTPS").values()) > 0, 1, 0.05)
+        finally:
+            for sk in pair:
+                sk.close()
+    # /healthz through the balancer answers once one node is up there
+    assert wait_for(both_in_rotation, 30, 0.5), "the balancer never used both nodes"
+    socks = []
+    try:
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            socks += [open_from(source, port) for _ in range(64)]
+        extra = open_from("127.0.0.2", port)
+        socks.append(extra)
+        assert wait_for(lambda: not is_open(extra), 5), "a 65th connection of one client stayed"
+        time.sleep(1.5)
+        closed = sum(not is_open(sk) for sk in socks[:-1])
+        assert closed == 0, "%d of 192 connections were closed" % closed
+        held = held_by_nodes(stack, "HTTPS")
+        assert min(held.values()) > 64, held
+    finally:
+        for sk in socks:
+            sk.close()
 
 
 def test_two_nodes_behind_the_balancer_and_failover_without_gap(stack):
