@@ -11,10 +11,12 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import time
 
 import pytest
+import yaml
 
 from chatharness import FERRETDB_DIRS, HarnessError, find_binary, free_ports
 from mqttutil import payloads, rpc, wait_for
@@ -90,10 +92,8 @@ class Stack:
             ferret = find_binary("ferretdb", FERRETDB_DIRS)
         except HarnessError as e:
             pytest.fail(str(e), pytrace=False)
-        with open(os.path.join(ROOT, "core", "config.c")) as f:
-            redis_auth = "redis_password_file" in f.read()
         self.env.update(CHAT_BASE=BASE_IMAGE, FERRETDB_BIN=os.path.realpath(ferret),
-                        CHAT_SECRETS_DIR=secrets, REDIS_AUTH="1" if redis_auth else "")
+                        CHAT_SECRETS_DIR=secrets)
         self.ca = os.path.join(secrets, "ca.crt")
         self.compose = ["docker-compose", "-p", self.project, "-f", "docker-compose.yml",
                         "-f", "deploy/compose.host.yml"]
@@ -168,15 +168,21 @@ def stack(tmp_path_factory):
             daemon.stop()
 
 
-def node_of_mqtt(stack):
-    """Which node holds MQTT-over-TLS connections from the balancer now."""
+def held_by_nodes(stack, kind):
+    """How many connections from the balancer each node's kind (MQTTS,
+    HTTPS) port holds now."""
     held = {}
     for n in (1, 2):
-        port = stack.ports["NODE%d_MQTTS_PORT" % n]
+        port = stack.ports["NODE%d_%s_PORT" % (n, kind)]
         out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port],
                              capture_output=True, text=True).stdout
         held[n] = len(out.splitlines())
     return held
+
+
+def node_of_mqtt(stack):
+    """Which node holds MQTT-over-TLS connections from the balancer now."""
+    return held_by_nodes(stack, "MQTTS")
 
 
 def ws_count(stack, n):
@@ -203,6 +209,28 @@ def connect_on(stack, make, where, node, tries=8):
             return c
         c.close()
     raise AssertionError("the balancer never sent a client to node%d" % node)
+
+
+def test_both_nodes_get_the_settings_of_the_users_file(tmp_path):
+    """chat2 exists only in the override, so it gets none of the environment
+    docker-compose.yml gives chat: each setting must be repeated (as a
+    missing redis_password_file once stopped node2 at start). Runs before
+    the stack is built, so a gap fails in seconds, naming the key."""
+    s = Stack(tmp_path)
+    users = yaml.safe_load(run(["docker-compose", "-f", "docker-compose.yml", "config"], 60,
+                               s.env).stdout)["services"]["chat"]["environment"]
+    merged = yaml.safe_load(s.dc("config", timeout=60).stdout)["services"]
+    per_node = {"CHAT_NODE_NAME", "CHAT_MQTT_PORT", "CHAT_HTTP_PORT", "CHAT_HTTPS_PORT",
+                "MQTTS_PORT"}
+    env1, env2 = merged["chat"]["environment"], merged["chat2"]["environment"]
+    assert {k: v for k, v in env1.items() if k not in per_node} == \
+        {k: v for k, v in env2.items() if k not in per_node}
+    # the override changes where things are, not which settings are given
+    missing = sorted(set(users) - set(env2))
+    assert not missing, "chat2 lacks settings of docker-compose.yml: %s" % missing
+    for key in ("CHAT_REDIS_PASSWORD_FILE", "CHAT_HTTP_MAX_CONNS_PER_ADDR", "CHAT_AUTH_BURST",
+                "CHAT_AUTH_PER_MIN"):
+        assert str(env2[key]) == str(users[key]), key
 
 
 def test_docker_compose_config_validates_both_files(stack):
@@ -232,6 +260,53 @@ def test_image_runs_unprivileged_with_a_health_check_and_loopback_plain_ports(st
             out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True,
                                  text=True).stdout
             assert [l.split()[3] for l in out.splitlines()] == ["127.0.0.1:%d" % port], out
+
+
+def open_from(source, port):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def is_open(sock):
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def test_the_balancer_caps_connections_per_client_and_the_nodes_take_all(stack):
+    """Every connection reaches a node from the balancer's address: three
+    clients' 64 each (about 96 a node, over the nodes' own per-address cap
+    of 64) all stay open, and a 65th from one client is refused there."""
+    port = stack.ports["LB_HTTPS_PORT"]
+
+    def both_in_rotation():
+        pair = [open_from("127.0.0.5", port) for _ in range(2)]
+        try:
+            return wait_for(lambda: min(held_by_nodes(stack, "HTTPS").values()) > 0, 1, 0.05)
+        finally:
+            for sk in pair:
+                sk.close()
+    # /healthz through the balancer answers once one node is up there
+    assert wait_for(both_in_rotation, 30, 0.5), "the balancer never used both nodes"
+    socks = []
+    try:
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            socks += [open_from(source, port) for _ in range(64)]
+        extra = open_from("127.0.0.2", port)
+        socks.append(extra)
+        assert wait_for(lambda: not is_open(extra), 5), "a 65th connection of one client stayed"
+        time.sleep(1.5)
+        closed = sum(not is_open(sk) for sk in socks[:-1])
+        assert closed == 0, "%d of 192 connections were closed" % closed
+        held = held_by_nodes(stack, "HTTPS")
+        assert min(held.values()) > 64, held
+    finally:
+        for sk in socks:
+            sk.close()
 
 
 def test_two_nodes_behind_the_balancer_and_failover_without_gap(stack):
