@@ -294,9 +294,30 @@
   function onNotice(m) {
     // typing is best effort: a dropped signal is no failed message
     if (m && typeof m.topic === 'string' && m.topic.includes('/typing/')) return;
+    if (m && m.code === 'unavailable' && retryPost(m)) return;
     toast('Not sent: ' + (NOTICE_TEXT[m.code] || m.message || m.code), true);
     // the pending copies in that conversation did not go through
     document.querySelectorAll('.msg.pending').forEach((e) => e.classList.add('failed'));
+  }
+
+  // A post refused as `unavailable` (the service is restarting or
+  // reconnecting: nothing was stored) is sent again with the same cid,
+  // backing off from 0.5 s; after five refusals it is shown as failed.
+  function retryPost(m) {
+    if (!m.cid || typeof m.topic !== 'string') return false;
+    for (const c of S.convs.values()) {
+      const o = c.outbox.find((x) => x.cid === m.cid);
+      if (!o) continue;
+      o.tries = (o.tries || 0) + 1;
+      if (o.tries > 5) return false;
+      setTimeout(() => {
+        if (c.outbox.includes(o) && S.client) {
+          S.client.publish(m.topic, JSON.stringify({ body: o.body, cid: o.cid }), { qos: 1 });
+        }
+      }, 250 * 2 ** o.tries);
+      return true;
+    }
+    return false;
   }
 
   /* ---------- conversations ---------- */
