@@ -8,11 +8,18 @@ command -v node >/dev/null || { echo "bench-peer: needs Node.js (scripts/install
 
 work=$(mktemp -d)
 pids=()
+# ours PID: still a child of this script, or started by it with a file of
+# $work on its command line (a broker the connections mode restarted), so
+# that an id the system reused is never killed.
+ours() {
+  [ -r "/proc/$1/stat" ] || return 1
+  [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2)" = $$ ] || tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF "$work"
+}
 cleanup() {
   local p
   # brokers restarted by the connections mode record their ids in restarted
-  [ -f "$work/restarted" ] && while read -r p; do kill "$p" 2>/dev/null || true; done < "$work/restarted"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/restarted" ] && while read -r p; do ours "$p" && kill "$p" 2>/dev/null; done < "$work/restarted"
+  for p in "${pids[@]}"; do ours "$p" && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -22,7 +29,9 @@ trap 'exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
   for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
-  echo "bench-peer: nothing listens on $1" >&2; exit 1
+  echo "bench-peer: nothing listens on $1" >&2
+  tail -n 5 "$work"/*.log >&2
+  exit 1
 }
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/secret"
 ulimit -n "$(ulimit -Hn)"
@@ -41,10 +50,14 @@ broker_common() {
   printf 'per_listener_settings false\nmax_connections -1\npersistence false\nmax_queued_messages 100000\nset_tcp_nodelay true\nuser %s\n' "$(id -un)"
 }
 
-# mosquitto -c CONF > LOG, as NAME: pid in $work/NAME.pid
+# mosquitto -c CONF > LOG, as NAME: pid in $work/NAME.pid. A broker with
+# the plugin gets MOSQUITTO_PRELOAD (the ASan runtime, when the plugin is a
+# sanitized build), as run.sh does.
 start_broker() {
-  local name=$1 conf=$2
-  mosquitto -c "$conf" > "$work/$name.log" 2>&1 & pids+=($!)
+  local name=$1 conf=$2 preload=()
+  grep -q '^plugin ' "$conf" && [ -n "${MOSQUITTO_PRELOAD:-}" ] &&
+    preload=("LD_PRELOAD=$MOSQUITTO_PRELOAD" ASAN_OPTIONS=detect_leaks=0)
+  env "${preload[@]}" mosquitto -c "$conf" > "$work/$name.log" 2>&1 & pids+=($!)
   echo $! > "$work/$name.pid"
 }
 
@@ -64,7 +77,7 @@ start_cluster() {
     i=$((i + 1))
     { broker_common
       printf 'allow_anonymous false\nlistener %s 127.0.0.1\nplugin %s\nplugin_opt_jwt_alg HS256\nplugin_opt_jwt_key_file %s\n' \
-        "$port" "$PWD/$BUILD/authplugin/chat_auth.so" "$work/secret"; } > "$work/broker$i.conf"
+        "$port" "$(realpath "$BUILD")/authplugin/chat_auth.so" "$work/secret"; } > "$work/broker$i.conf"
     start_broker "broker$i" "$work/broker$i.conf"
   done
   mkdir -p "$work/credis"

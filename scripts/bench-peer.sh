@@ -24,8 +24,9 @@
 #
 # Settings (environment): ROOM_SIZES ("10"; the issue's set is "1 10 100
 # 1000"), RATES ("2000 10000"), SECONDS_PER_RUN (5), WARMUP (2), WINDOW
-# (200), PUBS (4), PROFILE (1), PROFILE_SECONDS (10), PERF (0), SYSTEMS
-# ("cluster plain peer").
+# (200), DRAIN_MS (1000: how long late deliveries still count), PUBS (4),
+# PROFILE (1), PROFILE_SECONDS (10), PERF (0), SYSTEMS ("cluster plain
+# peer"), MOSQUITTO_PRELOAD (the ASan runtime for a sanitized plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -35,6 +36,7 @@ RATES=${RATES:-2000 10000}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 WARMUP=${WARMUP:-2}
 WINDOW=${WINDOW:-200}
+DRAIN_MS=${DRAIN_MS:-1000}
 PUBS=${PUBS:-4}
 PROFILE=${PROFILE:-1}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
@@ -55,7 +57,7 @@ run() {
   local sys=$1 size=$2 label=$3 rate=$4; shift 4
   local out
   out=$(node bench/peer/loadgen.js $(loadgen_args "$sys") --pubs "$PUBS" --subs "$size" \
-    --rate "$rate" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --window "$WINDOW" "$@") || {
+    --rate "$rate" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --window "$WINDOW" --drain "$DRAIN_MS" "$@") || {
     echo "bench-peer: $sys $label run failed" >&2; return 1; }
   echo "$sys.$size.$label: $out" >> "$work/raw"
   echo "$out" > "$work/$sys.$size.$label"
