@@ -5,7 +5,7 @@
  *   node loadgen.js --kind plain|chat|sio --pub-port P --sub-port P2
  *        [--secret-file F] --pubs 4 --subs 10 --rate POSTS_PER_S
  *        --seconds T [--warmup W] [--window N] [--size 100]
- *        [--pids name=pid,...] [--redis-port R]
+ *        [--pids name=pid,...] [--redis-port R] [--drain MS]
  *
  * Publishers connect to --pub-port, subscribers (in worker threads, so the
  * receiving side has its own event loop) to --sub-port. Posts leave on a
@@ -79,7 +79,7 @@ function subscriberThread() {
 function args() {
   const a = {
     kind: 'plain', pubPort: 0, subPort: 0, secretFile: null, pubs: 4, subs: 10, rate: 1000,
-    seconds: 10, warmup: 2, window: 200, size: 100, pids: '', redisPort: 0, subThreads: 2,
+    seconds: 10, warmup: 2, window: 200, size: 100, pids: '', redisPort: 0, subThreads: 2, drain: 1000,
   };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
@@ -192,7 +192,7 @@ async function main() {
   }
   const cpu1 = pids.map(([, pid]) => cpuSeconds(pid));
   const stats = redis ? await redis.info('commandstats') : '';
-  await sleep(1000); /* stragglers of the window still count for latency */
+  await sleep(a.drain); /* stragglers of the window still count for latency */
 
   const hist = new Uint32Array(BUCKETS);
   let delivered = 0;
