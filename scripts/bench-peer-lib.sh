@@ -167,8 +167,11 @@ profile_cluster() {
     wait "${perfs[@]}" 2>/dev/null || true
     for p in bridge1 credis broker1; do
       echo "  perf (cpu-clock, self time), $p, top 15:"
+      # (head ends the pipe early: not a failure)
+      perf report -i "$work/$p.perf" --stdio --no-children --sort dso 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -6 | sed 's/^/    by object: /' || true
       perf report -i "$work/$p.perf" --stdio --no-children --sort dso,symbol 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | head -15 | sed 's/^/    /'
+        grep -E '^ +[0-9.]+%' | head -15 | sed 's/ *- *- *$//; s/^/    /' || true
     done
   fi
 }

@@ -23,7 +23,7 @@
 #   storm, cluster next to plain mosquitto)
 #
 # Settings (environment): ROOM_SIZES ("10"; the issue's set is "1 10 100
-# 1000"), RATES ("2000 10000"), SECONDS_PER_RUN (5), WARMUP (2), WINDOW
+# 1000"; empty: only the profile), RATES ("2000 10000"), SECONDS_PER_RUN (5), WARMUP (2), WINDOW
 # (200), DRAIN_MS (1000: how long late deliveries still count), PUBS (4),
 # PROFILE (1), PROFILE_SECONDS (10), PERF (0), SYSTEMS ("cluster plain
 # peer"), MOSQUITTO_PRELOAD (the ASan runtime for a sanitized plugin).
@@ -31,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 [ "${MODE:-}" = conns ] && exec scripts/bench-peer-conns.sh
-ROOM_SIZES=${ROOM_SIZES:-10}
+ROOM_SIZES=${ROOM_SIZES-10} # empty: the profile only
 RATES=${RATES:-2000 10000}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 WARMUP=${WARMUP:-2}
@@ -71,7 +71,7 @@ for size in $ROOM_SIZES; do
     for sys in $SYSTEMS; do run "$sys" "$size" "r$r" "$posts"; done
   done
 done
-sed 's/^/  raw: /' "$work/raw"
+[ -f "$work/raw" ] && sed 's/^/  raw: /' "$work/raw"
 
 # row LABEL FILEKEY FIELD FORMAT GOAL
 row() {
