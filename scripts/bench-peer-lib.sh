@@ -15,12 +15,20 @@ ours() {
   [ -r "/proc/$1/stat" ] || return 1
   [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f2)" = $$ ] || tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF "$work"
 }
+restarted_alive() {
+  local p
+  [ -f "$work/restarted" ] || return 1
+  while read -r p; do ours "$p" && return 0; done < "$work/restarted"
+  return 1
+}
 cleanup() {
   local p
   # brokers restarted by the connections mode record their ids in restarted
   [ -f "$work/restarted" ] && while read -r p; do ours "$p" && kill "$p" 2>/dev/null; done < "$work/restarted"
   for p in "${pids[@]}"; do ours "$p" && kill "$p" 2>/dev/null; done
-  wait 2>/dev/null || true
+  # each one gone (at most 5 s) before its files are removed
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for _ in $(seq 50); do restarted_alive || break; sleep 0.1; done
   rm -rf "$work"
 }
 trap cleanup EXIT
