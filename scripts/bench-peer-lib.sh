@@ -43,6 +43,7 @@ wait_port() {
 }
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/secret"
 ulimit -n "$(ulimit -Hn)"
+export CHAT_CLK_TCK=$(getconf CLK_TCK)
 
 # The peer's packages, from package-lock.json, once per lock file (a stamp
 # named for its hash, as the web app's build does).

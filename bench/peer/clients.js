@@ -2,7 +2,8 @@
  * The client side shared by the load generator's threads: one way to mint a
  * token, open a connection and read a message's scheduled send time, for
  * each of the three systems, so that every system is driven by the same
- * code apart from the wire protocol.
+ * code apart from the wire protocol; and how a server process's CPU time
+ * is read, the same for every system.
  *
  *   kind "plain"   MQTT.js, anonymous, posts straight to chat/room/<room>
  *   kind "chat"    MQTT.js with a JWT password, posts to
@@ -19,6 +20,16 @@ const { io } = require('socket.io-client');
 /* Microseconds on CLOCK_MONOTONIC: the same clock in every thread. */
 function nowUs() {
   return Number(process.hrtime.bigint() / 1000n);
+}
+
+/* user+system CPU seconds of a process, all its threads, from
+ * /proc/<pid>/stat (utime, stime in USER_HZ ticks: CHAT_CLK_TCK, which the
+ * bench script sets from getconf CLK_TCK; Linux's is 100). */
+const CLK_TCK = Number(process.env.CHAT_CLK_TCK) || 100;
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
 function loadSecret(file) {
@@ -103,4 +114,4 @@ function close(kind, c) {
   else c.end(true);
 }
 
-module.exports = { nowUs, loadSecret, mint, open, scheduledUs, body, post, close };
+module.exports = { nowUs, cpuSeconds, loadSecret, mint, open, scheduledUs, body, post, close };

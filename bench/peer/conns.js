@@ -49,12 +49,6 @@ function rssKb(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
 }
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 /* One client that reconnects by itself, each time with c.token. */
 class Client {
   constructor(a, i) {
@@ -161,9 +155,9 @@ async function main() {
   out.connect_s = ((Date.now() - t) / 1000).toFixed(2);
 
   await sleep(2000); /* presence and the bridges' bookkeeping settle */
-  const cpu0 = pids.map(([, pid]) => cpuSeconds(pid));
+  const cpu0 = pids.map(([, pid]) => cl.cpuSeconds(pid));
   await sleep(a.idle * 1000);
-  const cpu1 = pids.map(([, pid]) => cpuSeconds(pid));
+  const cpu1 = pids.map(([, pid]) => cl.cpuSeconds(pid));
   const rss1 = pids.reduce((s, [, pid]) => s + rssKb(pid), 0);
   out.rss_base_mb = (rss0 / 1024).toFixed(1);
   out.rss_mb = (rss1 / 1024).toFixed(1);

@@ -91,13 +91,6 @@ function args() {
   return a;
 }
 
-/* user+system CPU seconds of a process, all its threads. */
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; /* utime, stime: USER_HZ ticks */
-}
-
 function quantile(hist, total, q) {
   const want = Math.ceil(total * q);
   let seen = 0;
@@ -170,7 +163,7 @@ async function main() {
       measuring = true;
       st[1] = BigInt(Math.round(startUs));
       st[2] = BigInt(Math.round(endUs));
-      cpu0 = pids.map(([, pid]) => cpuSeconds(pid));
+      cpu0 = pids.map(([, pid]) => cl.cpuSeconds(pid));
       if (redis) redis.config('RESETSTAT');
     }
     if (now >= endUs) break;
@@ -190,7 +183,7 @@ async function main() {
     }
     await sleep(1);
   }
-  const cpu1 = pids.map(([, pid]) => cpuSeconds(pid));
+  const cpu1 = pids.map(([, pid]) => cl.cpuSeconds(pid));
   const stats = redis ? await redis.info('commandstats') : '';
   await sleep(a.drain); /* stragglers of the window still count for latency */
 
