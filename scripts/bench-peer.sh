@@ -98,6 +98,8 @@ for size in $ROOM_SIZES; do
     goal=""
     [ "$r" = 10000 ] && goal="cluster p99 ≤ 3 ms"
     echo "| $r/s: p50 / p99 / p99.9 ms | $(lat cluster "$size.r$r") | $(lat plain "$size.r$r") | $(lat peer "$size.r$r") | | | $goal |"
+    lag() { echo "$(get "$1.$size.r$r" send_lag_p50_ms) / $(get "$1.$size.r$r" send_lag_p99_ms)"; }
+    echo "| $r/s: the generator's own send lag p50 / p99 ms (part of each latency) | $(lag cluster) | $(lag plain) | $(lag peer) | | | |"
   done
 done
 

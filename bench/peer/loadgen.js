@@ -17,7 +17,9 @@
  * Over the measured window (after the warm-up) it counts deliveries, the
  * latency of posts scheduled in the window, and the user+system CPU of each
  * --pids process (from /proc/<pid>/stat); with --redis-port, Redis's
- * INFO commandstats over the window. One line of key=value goes to stdout.
+ * INFO commandstats over the window; and how late it sent the posts itself
+ * (send_lag_*: its timer's share of every latency). One line of key=value
+ * goes to stdout.
  */
 'use strict';
 const fs = require('fs');
@@ -156,6 +158,10 @@ async function main() {
   const startUs = t0 + a.warmup * 1e6;
   const endUs = startUs + a.seconds * 1e6;
   let sent = 0, sentInWindow = 0, cpu0 = null, redis = null, measuring = false;
+  /* how late the generator itself sent each post of the window: part of
+   * every latency it reports, the same for every system */
+  const lag = new Uint32Array(BUCKETS);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
   if (a.redisPort) redis = new Redis({ port: a.redisPort, host: '127.0.0.1' });
   for (;;) {
     const now = cl.nowUs();
@@ -178,10 +184,22 @@ async function main() {
       }
       const p = pubs[sent % pubs.length];
       cl.post(a.kind, p.c, p.user, ROOM, cl.body(Math.round(due), a.size));
-      if (due >= startUs && due < endUs) sentInWindow++;
+      if (due >= startUs && due < endUs) {
+        sentInWindow++;
+        lag[Math.min(BUCKETS - 1, Math.max(0, Math.floor((now - due) / BUCKET_US)))]++;
+      }
       sent++;
     }
-    await sleep(1);
+    if (stepUs > 0) {
+      /* let I/O run, then sleep until the next post is due (at most 1 ms):
+       * a timer would wake up to ~1 ms late, and that lateness would count
+       * in every latency measured */
+      await new Promise((r) => setImmediate(r));
+      const waitMs = (t0 + sent * stepUs - cl.nowUs()) / 1000;
+      if (waitMs > 0) Atomics.wait(nap, 0, 0, Math.min(1, waitMs));
+    } else {
+      await sleep(1);
+    }
   }
   const cpu1 = pids.map(([, pid]) => cl.cpuSeconds(pid));
   const stats = redis ? await redis.info('commandstats') : '';
@@ -208,6 +226,8 @@ async function main() {
     p50_ms: quantile(hist, samples, 0.5).toFixed(2),
     p99_ms: quantile(hist, samples, 0.99).toFixed(2),
     p999_ms: quantile(hist, samples, 0.999).toFixed(2),
+    send_lag_p50_ms: quantile(lag, sentInWindow, 0.5).toFixed(2),
+    send_lag_p99_ms: quantile(lag, sentInWindow, 0.99).toFixed(2),
   };
   let cpuTotal = 0;
   pids.forEach(([name], i) => {
