@@ -7,7 +7,7 @@ NODES ?= 1
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
 .PHONY: all deps deps-test build build-asan run stop test test-unit test-asan clean \
-        bench bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls
+        bench bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer
 
 all: build
 
@@ -45,9 +45,9 @@ test-asan: deps-test build-asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure
 
 # Every benchmark, each printing its figures and ratios (README, Performance).
-bench: bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls
+bench: bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer
 
-bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls: deps-test build
+bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer: deps-test build
 	BUILD=$(BUILD) scripts/$(subst bench-auth,bench,$@).sh
 
 clean:

@@ -49,6 +49,16 @@ done
 
 [ $want_test -eq 1 ] || exit 0
 
+# The Socket.IO peer of make bench-peer and its load generator (Node.js
+# packages from bench/peer/package-lock.json), once per lock file.
+peer_dir="$(cd "$(dirname "$0")/.." && pwd)/bench/peer"
+peer_stamp="$peer_dir/node_modules/.chat-lock-$(sha256sum "$peer_dir/package-lock.json" | cut -c1-16)"
+if [ ! -f "$peer_stamp" ]; then
+  echo "install-deps: npm ci in bench/peer"
+  (cd "$peer_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$peer_stamp"
+fi
+
 # FerretDB (MongoDB wire protocol over SQLite) for the storage tests, built
 # from the Go module proxy. `go install pkg@version` is refused here (the
 # proxy answers 403 to the version-list lookup it makes), and a build from

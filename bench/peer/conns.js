@@ -1,0 +1,208 @@
+/*
+ * The connections half of issue 11, driven by MQTT.js like the rest of
+ * `make bench-peer` (scripts/bench-peer-conns.sh starts the servers).
+ *
+ *   node conns.js --kind plain|chat --ports P1[,P2] --count N
+ *        [--secret-file F] [--sources K] [--idle S] [--pids name=pid,...]
+ *        [--restart-cmd CMD] [--presence-port P]
+ *
+ * 1. N clients connect (keepalive 60 s, at most --inflight connects in
+ *    flight per port: mosquitto listens with a backlog of 100), client i to
+ *    port i mod ports, from source address 127.0.0.(2 + i mod K), so one
+ *    source's ephemeral ports do not bound N.
+ * 2. Idle for S seconds: the RSS of every --pids process (VmRSS) minus
+ *    their RSS before step 1, per connection, and their CPU in % of a core.
+ * 3. The reconnect storm: fresh tokens are minted, then CMD restarts the
+ *    brokers; every client reconnects as soon as it can (a failed attempt
+ *    retries after 50-250 ms) with its fresh token. storm_s is from the
+ *    restart to the last CONNACK; for the chat stack, presence_s is until
+ *    an observer subscribed to chat/presence/+ on --presence-port has seen
+ *    every user online again.
+ * One line of key=value goes to stdout.
+ */
+'use strict';
+const fs = require('fs');
+const net = require('net');
+const { exec } = require('child_process');
+const mqtt = require('mqtt');
+const cl = require('./clients');
+
+function args() {
+  const a = {
+    kind: 'plain', ports: '', count: 1000, secretFile: null, sources: 0, idle: 5, pids: '',
+    restartCmd: '', presencePort: 0, presenceWait: 20, inflight: 64,
+  };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '').replace(/-(.)/g, (_, c) => c.toUpperCase());
+    if (!(key in a)) throw new Error(`unknown option ${argv[i]}`);
+    a[key] = typeof a[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
+  }
+  a.ports = a.ports.split(',').map(Number);
+  a.sources = a.sources || Math.ceil(a.count / a.ports.length / 20000) + 1;
+  return a;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const procs = (spec) => (spec ? spec.split(',').map((s) => s.split('=')) : []);
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+/* One client that reconnects by itself, each time with c.token. */
+class Client {
+  constructor(a, i) {
+    this.a = a;
+    this.user = `c${i}`;
+    this.port = a.ports[i % a.ports.length];
+    this.localAddress = `127.0.0.${2 + (i % a.sources)}`;
+    this.token = a.secret ? cl.mint(a.secret, this.user) : null;
+    this.connected = false;
+    this.reconnecting = false;
+  }
+
+  /* Resolves at CONNACK; rejects when the attempt fails. */
+  attempt() {
+    return new Promise((resolve, reject) => {
+      const opts = { clientId: this.user, clean: true, keepalive: 60, reconnectPeriod: 0, protocolVersion: 4 };
+      if (this.token) Object.assign(opts, { username: this.user, password: this.token });
+      const c = new mqtt.MqttClient(() => net.createConnection({
+        port: this.port, host: '127.0.0.1', localAddress: this.localAddress,
+      }), opts);
+      let settled = false;
+      c.on('connect', () => {
+        settled = true;
+        this.c = c;
+        this.connected = true;
+        resolve();
+      });
+      c.on('error', () => {});
+      c.on('close', () => {
+        c.removeAllListeners('close');
+        c.end(true);
+        if (!settled) return reject(new Error(`${this.user}: connect failed`));
+        this.connected = false;
+        if (this.reconnecting) this.reconnect().catch(() => {});
+      });
+    });
+  }
+
+  /* Retries until connected (resolves) or until a.deadline (throws). */
+  async reconnect() {
+    for (;;) {
+      if (Date.now() > this.a.deadline) throw new Error(`${this.user}: no connect before the deadline`);
+      try {
+        await this.attempt();
+        if (this.onUp) this.onUp();
+        return;
+      } catch (e) {
+        await sleep(50 + Math.random() * 200);
+      }
+    }
+  }
+}
+
+/* Connects all, at most inflight at a time per port. */
+async function connectAll(clients, inflight) {
+  let next = 0;
+  const lane = async () => {
+    while (next < clients.length) {
+      const c = clients[next++];
+      await c.reconnect();
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, lane));
+}
+
+/* The chat stack's observer: who has been seen online since `since` ms. */
+function observer(a, port, since) {
+  const seen = new Set();
+  const offline = new Set();
+  const user = 'presence-obs';
+  const o = { seen, offline, client: null };
+  const connect = () => {
+    const c = mqtt.connect({
+      host: '127.0.0.1', port, clientId: user, username: user, password: cl.mint(a.secret, user),
+      keepalive: 60, reconnectPeriod: 100, protocolVersion: 4,
+    });
+    c.on('connect', () => c.subscribe('chat/presence/+'));
+    c.on('message', (topic, payload) => {
+      try {
+        const p = JSON.parse(payload.toString());
+        if (p.ts < since() || !/^c\d+$/.test(p.user)) return;
+        if (p.online) seen.add(p.user);
+        else offline.add(p.user);
+      } catch (e) { /* not ours */ }
+    });
+    c.on('error', () => {});
+    o.client = c;
+  };
+  connect();
+  return o;
+}
+
+async function main() {
+  const a = args();
+  a.secret = cl.loadSecret(a.secretFile);
+  const pids = procs(a.pids);
+  const rss0 = pids.reduce((s, [, pid]) => s + rssKb(pid), 0);
+  const clients = Array.from({ length: a.count }, (_, i) => new Client(a, i));
+  const out = { kind: a.kind, conns: a.count, sources: a.sources };
+
+  let t = Date.now();
+  a.deadline = t + 180000;
+  await connectAll(clients, a.inflight * a.ports.length);
+  out.connect_s = ((Date.now() - t) / 1000).toFixed(2);
+
+  await sleep(2000); /* presence and the bridges' bookkeeping settle */
+  const cpu0 = pids.map(([, pid]) => cl.cpuSeconds(pid));
+  await sleep(a.idle * 1000);
+  const cpu1 = pids.map(([, pid]) => cl.cpuSeconds(pid));
+  const rss1 = pids.reduce((s, [, pid]) => s + rssKb(pid), 0);
+  out.rss_base_mb = (rss0 / 1024).toFixed(1);
+  out.rss_mb = (rss1 / 1024).toFixed(1);
+  out.rss_per_conn_kb = ((rss1 - rss0) / a.count).toFixed(2);
+  pids.forEach(([name, pid], i) => { out[`rss_${name}_mb`] = (rssKb(pid) / 1024).toFixed(1); });
+  out.idle_cpu_pct = ((cpu1.reduce((s, v, i) => s + v - cpu0[i], 0) / a.idle) * 100).toFixed(2);
+
+  if (a.restartCmd) {
+    for (const c of clients) c.token = a.secret ? cl.mint(a.secret, c.user) : null;
+    let restartMs = Date.now();
+    const obs = a.presencePort ? observer(a, a.presencePort, () => restartMs) : null;
+    let up = 0;
+    let allUp;
+    const allUpP = new Promise((r) => { allUp = r; });
+    for (const c of clients) {
+      c.reconnecting = true;
+      c.onUp = () => { if (++up === clients.length) allUp(); };
+    }
+    restartMs = Date.now();
+    t = restartMs;
+    a.deadline = t + 180000;
+    await new Promise((resolve, reject) =>
+      exec(a.restartCmd, (err) => (err ? reject(new Error(`restart: ${err.message}`)) : resolve())));
+    const bound = sleep(120000).then(() => 'timeout');
+    if ((await Promise.race([allUpP, bound])) === 'timeout') out.storm_s = 'timeout';
+    else out.storm_s = ((Date.now() - t) / 1000).toFixed(2);
+    out.reconnected = up;
+    if (obs) {
+      const until = Date.now() + a.presenceWait * 1000;
+      while (obs.seen.size < clients.length && Date.now() < until) await sleep(50);
+      out.presence_s = obs.seen.size === clients.length ? ((Date.now() - t) / 1000).toFixed(2) : 'timeout';
+      out.presence_seen = obs.seen.size;
+      out.presence_offline_seen = obs.offline.size;
+      obs.client.end(true);
+    }
+  }
+  console.log(Object.entries(out).map(([k, v]) => `${k}=${v}`).join(' '));
+  for (const c of clients) {
+    c.reconnecting = false;
+    if (c.c) c.c.end(true);
+  }
+  setTimeout(() => process.exit(0), 200);
+}
+
+main().catch((e) => {
+  console.error('conns:', e.message);
+  process.exit(1);
+});
