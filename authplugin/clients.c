@@ -110,6 +110,14 @@ void clients_remove(struct client_table *t, const void *key)
 	}
 }
 
+void clients_each(const struct client_table *t,
+                  void (*fn)(const struct client_entry *e, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (const struct client_entry *e = t->buckets[i]; e; e = e->next)
+			fn(e, ctx);
+}
+
 size_t clients_expire(struct client_table *t, int64_t now,
                       void (*fn)(const void *key, void *ctx), void *ctx)
 {

@@ -219,7 +219,8 @@ static int refuse_post(struct plugin *p, const struct acl_client *c,
 
 /* Whether filter is the bridge's subscription to every post:
  * <prefix>/in/# or $share/<group>/<prefix>/in/#. */
-static bool is_in_filter(const struct plugin *p, const char *filter)
+/* Whether filter, shared or not, is <prefix><rest>. */
+static bool is_filter(const struct plugin *p, const char *filter, const char *rest)
 {
 	if (strncmp(filter, "$share/", 7) == 0) {
 		const char *slash = strchr(filter + 7, '/');
@@ -228,7 +229,17 @@ static bool is_in_filter(const struct plugin *p, const char *filter)
 		filter = slash + 1;
 	}
 	size_t n = strlen(p->cfg.topic_prefix);
-	return strncmp(filter, p->cfg.topic_prefix, n) == 0 && strcmp(filter + n, "/in/#") == 0;
+	return strncmp(filter, p->cfg.topic_prefix, n) == 0 && strcmp(filter + n, rest) == 0;
+}
+
+static bool is_in_filter(const struct plugin *p, const char *filter)
+{
+	return is_filter(p, filter, "/in/#");
+}
+
+static void report_up(const struct client_entry *e, void *ctx)
+{
+	report(ctx, "up", &e->acl, e->conn_id);
 }
 
 /* A user's publish that the topic rules allow: refused when too large, or
@@ -320,6 +331,12 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		 * the subscription exists before any other publish is routed */
 		if (access == ACL_SUBSCRIBE && is_in_filter(p, ed->topic))
 			watch_subscribed(&p->watch, mosquitto_client_id(ed->client), now_ms());
+		/* Reports made while no bridge listened (clients back before it
+		 * after a broker restart) were lost: report every connection
+		 * again to the bridge that now listens. An "up" it already has
+		 * changes nothing. */
+		if (access == ACL_SUBSCRIBE && is_filter(p, ed->topic, "/sys/conn"))
+			clients_each(&p->clients, report_up, p);
 		return MOSQ_ERR_SUCCESS;
 	}
 	return access == ACL_WRITE ? gate_post(p, &e->acl, ed) : MOSQ_ERR_SUCCESS;

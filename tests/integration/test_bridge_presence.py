@@ -79,3 +79,39 @@ def test_dead_instance_is_cleared_within_30s(make_cluster):
         yuri.close()
     finally:
         w.close()
+
+
+def test_clients_back_before_their_bridge_are_online(make_cluster):
+    """After a broker restart, clients that reconnect before the bridge is
+    back on that broker made their connection reports to nobody: once the
+    bridge listens, the plugin reports every connection again, so they are
+    online (and stay so when the new boot id is seen), instead of offline
+    for as long as they stay connected."""
+    import os
+    import signal
+    cluster = make_cluster()
+    keys = cluster.keys
+    node2, bridge2 = cluster.brokers[1], cluster.bridges[1]
+    w = watcher(cluster.brokers[0].port, keys, "watcher9")
+    early = []
+    try:
+        os.killpg(bridge2.proc.pid, signal.SIGSTOP)
+        try:
+            node2.kill()
+            node2.start()
+            for i in range(3):
+                c = Client(node2.port, "early%d" % i, keys.mint("early%d" % i))
+                assert c.connect() == 0
+                early.append(c)
+        finally:
+            os.killpg(bridge2.proc.pid, signal.SIGCONT)
+        for i in range(3):
+            assert wait_for(lambda: presence_of(w, "early%d" % i) is True, timeout=10), \
+                "early%d, connected before its bridge was back, is not online" % i
+        time.sleep(2.0)
+        reply = rpc(w, "watcher9", "presence.get", {"users": ["early0", "early1", "early2"]})
+        assert all(u["online"] for u in reply["result"]["users"]), reply
+    finally:
+        for c in early:
+            c.close()
+        w.close()
