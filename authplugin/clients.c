@@ -110,8 +110,8 @@ void clients_remove(struct client_table *t, const void *key)
 	}
 }
 
-void clients_each(const struct client_table *t,
-                  void (*fn)(const struct client_entry *e, void *ctx), void *ctx)
+void clients_each(const struct client_table *t, void (*fn)(const struct client_entry *e, void *ctx),
+                  void *ctx)
 {
 	for (size_t i = 0; i < t->nbuckets; i++)
 		for (const struct client_entry *e = t->buckets[i]; e; e = e->next)

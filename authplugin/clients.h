@@ -38,8 +38,8 @@ const struct client_entry *clients_get(const struct client_table *t, const void 
 void clients_remove(struct client_table *t, const void *key);
 
 /* Calls fn for every entry; fn must not add or remove entries. */
-void clients_each(const struct client_table *t,
-                  void (*fn)(const struct client_entry *e, void *ctx), void *ctx);
+void clients_each(const struct client_table *t, void (*fn)(const struct client_entry *e, void *ctx),
+                  void *ctx);
 
 /* Calls fn for every entry whose exp <= now, after collecting them, so fn
  * may remove entries (through the broker's DISCONNECT) while it runs.
