@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 
@@ -229,7 +230,7 @@ def test_both_nodes_get_the_settings_of_the_users_file(tmp_path):
     missing = sorted(set(users) - set(env2))
     assert not missing, "chat2 lacks settings of docker-compose.yml: %s" % missing
     for key in ("CHAT_REDIS_PASSWORD_FILE", "CHAT_HTTP_MAX_CONNS_PER_ADDR", "CHAT_AUTH_BURST",
-                "CHAT_AUTH_PER_MIN"):
+                "CHAT_AUTH_PER_MIN", "CHAT_CONN_PER_ADDRESS"):
         assert str(env2[key]) == str(users[key]), key
 
 
@@ -398,3 +399,87 @@ def test_two_nodes_behind_the_balancer_and_failover_without_gap(stack):
     with open(os.path.join(ARTIFACTS, "figures.json"), "w") as f:
         json.dump(figures, f)
     print("deploy figures:", figures)
+
+
+def mqtt_str(s):
+    b = s.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def mqtt5_connect(client_id, user, token):
+    """An MQTT 5 CONNECT (clean start, user name and password, keepalive
+    30 s); with a JWT its remaining length takes two bytes."""
+    body = mqtt_str("MQTT") + bytes([5, 0xC2, 0, 30, 0]) + mqtt_str(client_id) + \
+        mqtt_str(user) + mqtt_str(token)
+    n, length = len(body), b""
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            break
+    return b"\x10" + length + body
+
+
+def tls_to(port, ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                           server_hostname="localhost")
+
+
+def is_closed(sock):
+    try:
+        return sock.recv(64) == b""
+    except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True
+
+
+def test_the_balancer_closes_mqtt_connections_without_a_connect_within_5s(stack):
+    """PROTOCOL.md section 3: mosquitto keeps a socket that never sends
+    CONNECT ~90 s; the balancer ends TLS for MQTT and closes, within 5 s,
+    a TCP connection that never starts TLS, a TLS one that sends nothing
+    and one that sends only part of a CONNECT (its remaining length says
+    more is coming). A real client that waits 2 s before its CONNECT is
+    served and stays connected while idle past the deadline."""
+    port = stack.ports["LB_MQTTS_PORT"]
+    token = register(stack.ports["LB_HTTPS_PORT"], stack.ca, "dave")
+    connect = mqtt5_connect("dave:raw", "dave", token)
+    assert connect[1] & 0x80, "the test CONNECT should need a two-byte length"
+    opened = {}
+    socks = {}
+    opened["tcp"] = time.time()
+    socks["tcp"] = socket.create_connection(("127.0.0.1", port), timeout=5)
+    opened["tls"] = time.time()
+    socks["tls"] = tls_to(port, stack.ca)
+    opened["partial"] = time.time()
+    socks["partial"] = tls_to(port, stack.ca)
+    socks["partial"].sendall(connect[:-10])
+    t0 = time.time()
+    real = tls_to(port, stack.ca)
+    try:
+        time.sleep(2)
+        real.sendall(connect)
+        real.settimeout(10)
+        connack = real.recv(64)
+        assert connack[:1] == b"\x20" and connack[3] == 0, connack
+        for sk in socks.values():
+            sk.settimeout(0.05)
+        waited = {}
+        while len(waited) < len(socks) and time.time() - t0 < 9:
+            for name, sk in socks.items():
+                if name not in waited and is_closed(sk):
+                    waited[name] = round(time.time() - opened[name], 2)
+            time.sleep(0.05)
+        print("closed after (s):", waited)
+        for name in socks:
+            assert name in waited, "a %s connection without CONNECT stayed open" % name
+            # by the 5 s deadline: not at once, and not much later
+            assert 4 <= waited[name] <= 7, (name, waited[name])
+        # idle past the deadline, the real client is still served
+        time.sleep(max(0.0, 8 - (time.time() - t0)))
+        real.sendall(b"\xc0\x00")
+        assert real.recv(2) == b"\xd0\x00", "PINGREQ got no PINGRESP"
+    finally:
+        for sk in list(socks.values()) + [real]:
+            sk.close()
