@@ -551,6 +551,8 @@ struct post_ctx {
 	char room[NAME_ROOM_MAX + 1];
 	char dest[160];  /* typing: where it is relayed */
 	bool local_spent; /* typing: this node's bucket gave a token for it */
+	char jid[40];     /* post: "<journal boot>:<id>" (journal.h) */
+	bool replayed;    /* post: from a previous process's journal */
 	char payload[]; /* typing: the relay payload */
 };
 
@@ -596,6 +598,8 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 		       "the message service is restoring its state: try again in a moment", ctx->topic,
 		       ctx->cid);
 		break;
+	case -6:
+		break; /* a replayed post Redis had answered already */
 	default:
 		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "unexpected answer", ctx->topic,
 		       ctx->cid);
@@ -618,6 +622,24 @@ struct post_batch {
 	int n;
 	struct pending_post p[BATCH_MAX];
 };
+
+/* A journaled post has been answered (accepted, or refused with a
+ * notice): the journal may forget it. After the last replayed one, the
+ * earlier processes' progress marks in Redis go too. */
+static void intake_done(struct bridge *b, const struct post_ctx *ctx)
+{
+	if (!ctx->replayed) {
+		journal_done(&b->journal);
+		return;
+	}
+	if (!journal_replay_done(&b->journal))
+		return;
+	log_msg(LOG_INFO, "journal: the %zu post(s) a previous bridge left are answered",
+	        b->journal.nreplay);
+	for (size_t i = 0; i < b->journal.nreplay && b->cmd.ready; i++)
+		redisAsyncCommand(b->cmd.ac, NULL, NULL, "HDEL chat:journal:%s %s", b->cfg->node_name,
+		                  b->journal.replay[i].boot);
+}
 
 static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -646,6 +668,7 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 			ctx->b->count.msgs_in++;
 		}
 		/* accepted: delivery, to the sender's devices too, comes from the feed */
+		intake_done(ctx->b, ctx);
 		free(ctx);
 	}
 	free(batch);
@@ -656,7 +679,7 @@ static void flush_posts(struct bridge *b)
 {
 	struct post_batch *batch = b->batch;
 	char rate[24], burst[24], keep[24], maxlen[24], count[8];
-	const char *argv[8 + 6 * BATCH_MAX];
+	const char *argv[9 + 7 * BATCH_MAX];
 
 	if (batch == NULL)
 		return;
@@ -667,7 +690,8 @@ static void flush_posts(struct bridge *b)
 	snprintf(maxlen, sizeof(maxlen), "%ld", b->cfg->stream_maxlen);
 	snprintf(count, sizeof(count), "%d", batch->n);
 	int argc = 0;
-	const char *fixed[] = {"EVALSHA", b->sha.post, "0", rate, burst, keep, maxlen, count};
+	const char *fixed[] = {"EVALSHA", b->sha.post, "0",   rate, burst, keep, maxlen, count,
+	                       b->cfg->node_name};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		argv[argc++] = fixed[i];
 	for (int i = 0; i < batch->n; i++) {
@@ -678,6 +702,7 @@ static void flush_posts(struct bridge *b)
 		argv[argc++] = p->ctx->sender;
 		argv[argc++] = p->ctx->room;
 		argv[argc++] = p->kind;
+		argv[argc++] = p->ctx->jid;
 	}
 	/* hiredis copies the arguments into its output buffer right away */
 	int rc = b->cmd.ready ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
@@ -690,8 +715,12 @@ static void flush_posts(struct bridge *b)
 		on_post_batch(NULL, NULL, batch);
 }
 
-static void post(struct bridge *b, struct inbound *in, const char *topic)
+/* Batches one post for the script call. jboot/jid name its journal record;
+ * a post answered here at once (refused) is done with the journal too. */
+static void post(struct bridge *b, struct inbound *in, const char *topic, const char *jboot,
+                 uint64_t jid, bool replayed)
 {
+	struct post_ctx done = {.replayed = replayed};
 	char id[64];
 	char *head = NULL, *tail = NULL;
 
@@ -701,12 +730,14 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 	               (double)b->cfg->rate_burst, now_s(), 0) != LIMIT_PASS) {
 		notice(b, in->topic.sender, NOTICE_RATE_LIMITED, "too many messages: slow down", topic,
 		       in->input.cid);
+		intake_done(b, &done);
 		return;
 	}
 	snprintf(id, sizeof(id), "%s%llx", b->id_prefix, ++b->id_counter);
 	if (inbound_message_parts(in, id, &head, &tail) != 0) {
 		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
+		intake_done(b, &done);
 		return;
 	}
 	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
@@ -718,8 +749,11 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		free(tail);
 		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
+		intake_done(b, &done);
 		return;
 	}
+	snprintf(ctx->jid, sizeof(ctx->jid), "%s:%llu", jboot, (unsigned long long)jid);
+	ctx->replayed = replayed;
 	struct pending_post *p = &b->batch->p[b->batch->n++];
 	p->ctx = ctx;
 	strcpy(p->conv, in->conv);
@@ -837,9 +871,19 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 	case INBOUND_REJECT:
 		notice(b, in.topic.sender, in.code, in.message, msg->topic, in.input.cid);
 		break;
-	case INBOUND_POST:
-		post(b, &in, msg->topic);
+	case INBOUND_POST: {
+		/* into the journal first: libmosquitto has acknowledged it already */
+		uint64_t jid = journal_append(&b->journal, msg->topic, msg->payload,
+		                              (size_t)msg->payloadlen);
+		if (jid == 0) {
+			log_msg(LOG_ERR, "journal: cannot write (%s): posts are refused", strerror(errno));
+			notice(b, in.topic.sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
+			       msg->topic, in.input.cid);
+			break;
+		}
+		post(b, &in, msg->topic, b->journal.boot, jid, false);
 		break;
+	}
 	case INBOUND_TYPING:
 		b->count.typing++;
 		typing(b, &in, msg->topic);
@@ -993,6 +1037,13 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		links[i]->retry_at = 0.001; /* connect on the first turn */
 	}
 	b->mqtt_retry_at = 0.001;
+	if (journal_open(&b->journal, cfg->journal_file, err, sizeof(err)) != 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	if (b->journal.nreplay)
+		log_msg(LOG_WARN, "journal: %zu post(s) a previous bridge took in may be unanswered: "
+		        "replayed once connected", b->journal.nreplay);
 	if (jobs_start(&b->jobs, cfg) != 0)
 		return -1;
 	if (persist_start(&b->persist, cfg) != 0) {
@@ -1014,6 +1065,29 @@ static void mqtt_io(struct bridge *b, short revents)
 		b->acl_synced = false;
 		mqtt_retry_later(b);
 	}
+}
+
+/* Posts a previous process took from the broker and may not have
+ * answered go through the post path again, once Redis and the broker (for
+ * the notices) are there; the post script skips those Redis answered. */
+static void journal_replay(struct bridge *b)
+{
+	struct journal *j = &b->journal;
+
+	j->replay_started = true;
+	for (size_t i = 0; i < j->nreplay; i++) {
+		struct journal_record *r = &j->replay[i];
+		struct post_ctx done = {.replayed = true};
+		struct inbound in;
+		inbound_classify(b->cfg->topic_prefix, r->topic, r->payload, r->payload_len,
+		                 (size_t)b->cfg->body_max, &in);
+		if (in.action == INBOUND_POST)
+			post(b, &in, r->topic, r->boot, r->id, true);
+		else
+			intake_done(b, &done);
+		inbound_free(&in);
+	}
+	flush_posts(b);
 }
 
 void bridge_run(struct bridge *b)
@@ -1038,6 +1112,9 @@ void bridge_run(struct bridge *b)
 			b->next_metrics = now + 1.0;
 		}
 		acl_sync(b);
+		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready && b->mqtt_up &&
+		    b->acl_synced)
+			journal_replay(b);
 		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
 			mosquitto_disconnect(b->mosq); /* reconnect with a fresh token */
 		for (int i = 0; i < 3; i++)
@@ -1108,4 +1185,5 @@ void bridge_free(struct bridge *b)
 	}
 	mosquitto_lib_cleanup();
 	token_keyring_free(&b->keys);
+	journal_close(&b->journal);
 }

@@ -30,6 +30,7 @@
 #include "chat/config.h"
 #include "chat/token.h"
 #include "jobs.h"
+#include "journal.h"
 #include "limit.h"
 #include "persist.h"
 #include "scripts.h"
@@ -70,6 +71,7 @@ struct bridge {
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
+	struct journal journal;   /* posts taken from the broker, until answered */
 	/* this node's copies of the post, request and typing buckets (limit.h) */
 	struct limit_table post_local, rpc_local, typing_local;
 	/* counters, written to chat:metrics:bridge:<node> every second */

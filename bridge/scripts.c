@@ -17,6 +17,19 @@ const char script_post[] =
 	"local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local keep, cap, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"local out = {}\n"
+	/* the journal's progress (bridge/journal.h): per journal boot, the
+	 * highest post id answered; a replayed post at or below it is -6 */
+	"local jkey = 'chat:journal:' .. ARGV[6]\n"
+	"local jdone, jmoved = {}, {}\n"
+	"local function answered_before(jid)\n"
+	"  local boot, id = string.match(jid, '^(%x+):(%d+)$')\n"
+	"  if not boot then return false end\n"
+	"  id = tonumber(id)\n"
+	"  if jdone[boot] == nil then jdone[boot] = tonumber(redis.call('HGET', jkey, boot) or '0') end\n"
+	"  if id <= jdone[boot] then return true end\n"
+	"  jdone[boot], jmoved[boot] = id, true\n"
+	"  return false\n"
+	"end\n"
 	/* after a flush, nothing is accepted until the store has given back
 	 * every conversation's seq (else a seq could be issued twice) */
 	"if redis.call('EXISTS', 'chat:restored') == 0 then\n"
@@ -77,9 +90,14 @@ const char script_post[] =
 	"  return seq\n"
 	"end\n"
 	"for i = 0, n - 1 do\n"
-	"  local a = 6 + i * 6\n"
-	"  out[i + 1] = post(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])\n"
+	"  local a = 7 + i * 7\n"
+	"  if answered_before(ARGV[a + 6]) then\n"
+	"    out[i + 1] = -6\n"
+	"  else\n"
+	"    out[i + 1] = post(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])\n"
+	"  end\n"
 	"end\n"
+	"for boot in pairs(jmoved) do redis.call('HSET', jkey, boot, jdone[boot]) end\n"
 	"return out\n";
 
 /* A token bucket "<tokens> <ts>" at key: level() is what it holds now,

@@ -45,6 +45,7 @@ static const struct config_opt opts[] = {
 	{"redis_port", OPT_LONG, 1, 65535, "6379", NULL, OFF(redis_port)},
 	{"redis_password_file", OPT_STR, 1, 4096, NULL, NULL, OFF(redis_password_file)},
 	{"redis_user", OPT_STR, 1, 128, NULL, NULL, OFF(redis_user)},
+	{"journal_file", OPT_STR, 1, 4096, "bridge.journal", NULL, OFF(journal_file)},
 	{"stream_maxlen", OPT_LONG, 1000, 100000000, "1000000", NULL, OFF(stream_maxlen)},
 	{"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
 	{"rate_per_s", OPT_LONG, 1, 1000000, "20", NULL, OFF(rate_per_s)},

@@ -138,6 +138,7 @@ mqtt_port $((MQTT_PORT + n - 1))
 redis_port $REDIS_PORT
 $redis_auth
 store_url sqlite:$run/chat.db
+journal_file $run/node$n/bridge.journal
 CONF
   env -u CHAT_CONFIG $BUILD/bridge/chat-bridge --config $run/node$n/bridge.conf \
     > $run/node$n/bridge.log 2>&1 &

@@ -29,6 +29,7 @@ struct chat_config {
 	long redis_port;
 	char *redis_password_file; /* Redis AUTH: the password is its first line */
 	char *redis_user;       /* Redis ACL user (AUTH user pass); unset: AUTH pass */
+	char *journal_file;     /* the bridge's intake journal (bridge/journal.h) */
 	long stream_maxlen;     /* entries kept in the message stream */
 	long recent_max;        /* messages kept per conversation in Redis */
 	long rate_per_s;        /* per-user messages per second */
