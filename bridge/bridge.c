@@ -620,8 +620,21 @@ struct pending_post {
 
 struct post_batch {
 	int n;
+	struct post_batch *next; /* in b->in_doubt */
 	struct pending_post p[BATCH_MAX];
 };
+
+static void send_batch(struct bridge *b, struct post_batch *batch);
+
+static void batch_free(struct post_batch *batch)
+{
+	for (int i = 0; i < batch->n; i++) {
+		free(batch->p[i].head);
+		free(batch->p[i].tail);
+		free(batch->p[i].ctx);
+	}
+	free(batch);
+}
 
 /* A journaled post has been answered (accepted, or refused with a
  * notice): the journal may forget it. After the last replayed one, the
@@ -647,6 +660,16 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 	struct post_batch *batch = priv;
 	(void)ac;
 
+	if (reply == NULL && ac != NULL) {
+		/* The link went while the script was out: Redis may or may not
+		 * have run it. Sent again once Redis is back, the script skips
+		 * what it had answered (journal ids), so each post is taken once
+		 * and nobody is told "refused" about a message that is in. */
+		struct bridge *b = batch->p[0].ctx->b;
+		batch->next = b->in_doubt;
+		b->in_doubt = batch;
+		return;
+	}
 	bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
@@ -669,21 +692,44 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 		}
 		/* accepted: delivery, to the sender's devices too, comes from the feed */
 		intake_done(ctx->b, ctx);
-		free(ctx);
 	}
-	free(batch);
+	batch_free(batch);
 }
 
 /* Sends the waiting messages, if any, as one script call. */
 static void flush_posts(struct bridge *b)
 {
 	struct post_batch *batch = b->batch;
-	char rate[24], burst[24], keep[24], maxlen[24], count[8];
-	const char *argv[9 + 7 * BATCH_MAX];
 
 	if (batch == NULL)
 		return;
 	b->batch = NULL;
+	send_batch(b, batch);
+}
+
+/* Sends the batches whose answer was lost with the link, once it is back. */
+static void resend_in_doubt(struct bridge *b)
+{
+	struct post_batch *list = b->in_doubt;
+	size_t n = 0;
+
+	b->in_doubt = NULL;
+	while (list) {
+		struct post_batch *next = list->next;
+		n += (size_t)list->n;
+		send_batch(b, list);
+		list = next;
+	}
+	if (n)
+		log_msg(LOG_INFO, "sent again %zu post(s) whose answer was lost with redis", n);
+}
+
+static void send_batch(struct bridge *b, struct post_batch *batch)
+{
+	char rate[24], burst[24], keep[24], maxlen[24], count[8];
+	const char *argv[9 + 7 * BATCH_MAX];
+
+	batch->next = NULL;
 	snprintf(rate, sizeof(rate), "%ld", b->cfg->rate_per_s);
 	snprintf(burst, sizeof(burst), "%ld", b->cfg->rate_burst);
 	snprintf(keep, sizeof(keep), "%ld", b->cfg->recent_max);
@@ -704,15 +750,12 @@ static void flush_posts(struct bridge *b)
 		argv[argc++] = p->kind;
 		argv[argc++] = p->ctx->jid;
 	}
-	/* hiredis copies the arguments into its output buffer right away */
+	/* hiredis copies the arguments into its output buffer right away; the
+	 * batch stays until its answer, in case it must be sent again */
 	int rc = b->cmd.ready ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
 	                      : REDIS_ERR;
-	for (int i = 0; i < batch->n; i++) {
-		free(batch->p[i].head);
-		free(batch->p[i].tail);
-	}
 	if (rc != REDIS_OK)
-		on_post_batch(NULL, NULL, batch);
+		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
 }
 
 /* Batches one post for the script call. jboot/jid name its journal record;
@@ -1115,6 +1158,9 @@ void bridge_run(struct bridge *b)
 		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready && b->mqtt_up &&
 		    b->acl_synced)
 			journal_replay(b);
+		/* with the broker there too, for the notices of what is refused */
+		if (b->in_doubt && b->cmd.ready && b->mqtt_up)
+			resend_in_doubt(b);
 		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
 			mosquitto_disconnect(b->mosq); /* reconnect with a fresh token */
 		for (int i = 0; i < 3; i++)
@@ -1179,6 +1225,12 @@ void bridge_free(struct bridge *b)
 	for (int i = 0; i < 3; i++)
 		if (links[i]->ac)
 			redisAsyncFree(links[i]->ac);
+	/* still in doubt: the journal keeps them for the next start */
+	while (b->in_doubt) {
+		struct post_batch *next = b->in_doubt->next;
+		batch_free(b->in_doubt);
+		b->in_doubt = next;
+	}
 	if (b->mosq) {
 		mosquitto_disconnect(b->mosq);
 		mosquitto_destroy(b->mosq);

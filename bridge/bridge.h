@@ -69,6 +69,7 @@ struct bridge {
 	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
+	struct post_batch *in_doubt; /* sent, answer lost with the link: sent again */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
 	struct journal journal;   /* posts taken from the broker, until answered */

@@ -103,3 +103,31 @@ def test_bridge_killed_again_and_again_under_load_loses_nothing(make_cluster):
     assert last == sum(sent), "accepted %d of %d sent" % (last, sum(sent))
     for c in pubs:
         c.close()
+
+
+def test_a_post_whose_answer_was_lost_with_redis_is_sent_again(make_cluster):
+    """Redis stopped with the post script in its socket, then killed: the
+    bridge cannot know whether it ran, so once Redis is back it sends the
+    batch again (the script skips what it had answered) instead of telling
+    the sender "refused" about a message that might be in."""
+    import signal
+    cluster = make_cluster()
+    keys = cluster.keys
+    alice = Client(cluster.brokers[0].port, "lalice", keys.mint("lalice"))
+    assert alice.connect() == 0
+    assert alice.subscribe("chat/user/lalice/#", qos=1) < 0x80
+    assert "result" in rpc(alice, "lalice", "room.create", {"room": "indoubt"})
+    os.killpg(cluster.redis.proc.pid, signal.SIGSTOP)
+    try:
+        alice.publish("chat/in/lalice/room/indoubt", json.dumps({"body": "b", "cid": "d1"}), qos=1)
+        time.sleep(0.5)  # the bridge has sent its script call
+    finally:
+        cluster.redis.kill()
+    cluster.redis.start()
+    bridge = cluster.bridges[0]
+    assert wait_for(lambda: "sent again 1 post" in bridge.log(), timeout=15), bridge.log()[-2000:]
+    assert wait_for(lambda: any(m.get("cid") == "d1" for _, m in
+                                stored_messages(cluster.store_url, "room:indoubt")), timeout=20)
+    notices = [json.loads(p) for t, p in alice.messages if t.endswith("/notice")]
+    assert [n for n in notices if n.get("cid") == "d1"] == [], notices
+    alice.close()
