@@ -650,8 +650,8 @@ static void intake_done(struct bridge *b, const struct post_ctx *ctx)
 	log_msg(LOG_INFO, "journal: the %zu post(s) a previous bridge left are answered",
 	        b->journal.nreplay);
 	for (size_t i = 0; i < b->journal.nreplay && b->cmd.ready; i++)
-		redisAsyncCommand(b->cmd.ac, NULL, NULL, "HDEL chat:journal:%s %s", b->cfg->node_name,
-		                  b->journal.replay[i].boot);
+		redisAsyncCommand(b->cmd.ac, NULL, NULL, "HDEL chat:journal:%s %s",
+		                  b->cfg->node_name, b->journal.replay[i].boot);
 }
 
 static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
@@ -736,8 +736,8 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	snprintf(maxlen, sizeof(maxlen), "%ld", b->cfg->stream_maxlen);
 	snprintf(count, sizeof(count), "%d", batch->n);
 	int argc = 0;
-	const char *fixed[] = {"EVALSHA", b->sha.post, "0",   rate, burst, keep, maxlen, count,
-	                       b->cfg->node_name};
+	const char *fixed[] = {"EVALSHA", b->sha.post,      "0", rate, burst, keep, maxlen,
+	                       count,     b->cfg->node_name};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		argv[argc++] = fixed[i];
 	for (int i = 0; i < batch->n; i++) {
@@ -752,8 +752,9 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	}
 	/* hiredis copies the arguments into its output buffer right away; the
 	 * batch stays until its answer, in case it must be sent again */
-	int rc = b->cmd.ready ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
-	                      : REDIS_ERR;
+	int rc = b->cmd.ready
+	             ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
+	             : REDIS_ERR;
 	if (rc != REDIS_OK)
 		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
 }
@@ -916,12 +917,13 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		break;
 	case INBOUND_POST: {
 		/* into the journal first: libmosquitto has acknowledged it already */
-		uint64_t jid = journal_append(&b->journal, msg->topic, msg->payload,
-		                              (size_t)msg->payloadlen);
+		uint64_t jid =
+		    journal_append(&b->journal, msg->topic, msg->payload, (size_t)msg->payloadlen);
 		if (jid == 0) {
-			log_msg(LOG_ERR, "journal: cannot write (%s): posts are refused", strerror(errno));
-			notice(b, in.topic.sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
-			       msg->topic, in.input.cid);
+			log_msg(LOG_ERR, "journal: cannot write (%s): posts are refused",
+			        strerror(errno));
+			notice(b, in.topic.sender, NOTICE_UNAVAILABLE,
+			       "message not accepted: try again", msg->topic, in.input.cid);
 			break;
 		}
 		post(b, &in, msg->topic, b->journal.boot, jid, false);
@@ -1085,8 +1087,10 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 		return -1;
 	}
 	if (b->journal.nreplay)
-		log_msg(LOG_WARN, "journal: %zu post(s) a previous bridge took in may be unanswered: "
-		        "replayed once connected", b->journal.nreplay);
+		log_msg(LOG_WARN,
+		        "journal: %zu post(s) a previous bridge took in may be unanswered: "
+		        "replayed once connected",
+		        b->journal.nreplay);
 	if (jobs_start(&b->jobs, cfg) != 0)
 		return -1;
 	if (persist_start(&b->persist, cfg) != 0) {
@@ -1155,8 +1159,8 @@ void bridge_run(struct bridge *b)
 			b->next_metrics = now + 1.0;
 		}
 		acl_sync(b);
-		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready && b->mqtt_up &&
-		    b->acl_synced)
+		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready &&
+		    b->mqtt_up && b->acl_synced)
 			journal_replay(b);
 		/* with the broker there too, for the notices of what is refused */
 		if (b->in_doubt && b->cmd.ready && b->mqtt_up)
