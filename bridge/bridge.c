@@ -33,6 +33,11 @@
 #define MQTT_RETRY_MAX_S 1.0
 #define TOKEN_TTL_S (24 * 3600)
 #define FEED_BATCH 1000
+/* The feed's cursor is written at most this often (and at a clean stop):
+ * a restart resumes from an older one and delivers again what came after,
+ * which subscribers drop by (conv, seq); the store's trim keeps every entry
+ * after the oldest written cursor, so an older one only keeps more. */
+#define CURSOR_S 0.2
 #define BEAT_S 5.0
 #define NODE_TIMEOUT_S "15"
 #define CONTROL_TOPIC "$CONTROL/chat/v1"
@@ -440,6 +445,42 @@ static void deliver(struct bridge *b, redisReply *fields)
 		publish(b, topic, msg, msg_len, 1, false);
 }
 
+/* Records how far this node's feed has delivered, at most once per
+ * CURSOR_S (see there); a cursor not yet written waits for the next call. */
+static void cursor_write(struct bridge *b, double now)
+{
+	if (!b->cursor_dirty || !b->cmd.ready || now < b->next_cursor)
+		return;
+	if (redisAsyncCommand(b->cmd.ac, NULL, NULL, "SET chat:cursor:%s %s", b->cfg->node_name,
+	                      b->stream_last) != REDIS_OK)
+		return;
+	b->cursor_dirty = false;
+	b->next_cursor = now + CURSOR_S;
+}
+
+/* At a clean stop: the cursor as far as the broker has every delivered
+ * entry (libmosquitto's queue is empty), on a short blocking connection,
+ * since the loop's own links are not run again. Else the older one stays. */
+static void cursor_write_final(struct bridge *b)
+{
+	char err[256];
+	int rc;
+
+	if (b->stream_last[0] == '\0' || b->mosq == NULL || !b->mqtt_up)
+		return;
+	mosquitto_loop_write(b->mosq, 1);
+	if (mosquitto_want_write(b->mosq))
+		return;
+	redisContext *c = rconn_connect(b->cfg, 500, 500, &rc, err, sizeof(err));
+	if (c == NULL) {
+		log_msg(LOG_WARN, "feed cursor not written at stop: %s", err);
+		return;
+	}
+	freeReplyObject(
+	    redisCommand(c, "SET chat:cursor:%s %s", b->cfg->node_name, b->stream_last));
+	redisFree(c);
+}
+
 static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -461,9 +502,8 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 			b->count.delivered++;
 			snprintf(b->stream_last, sizeof(b->stream_last), "%s", e->element[0]->str);
 		}
-		if (b->cmd.ready)
-			redisAsyncCommand(b->cmd.ac, NULL, NULL, "SET chat:cursor:%s %s",
-			                  b->cfg->node_name, b->stream_last);
+		b->cursor_dirty = true;
+		cursor_write(b, now_s());
 	}
 	feed_next(b);
 }
@@ -1085,6 +1125,7 @@ void bridge_run(struct bridge *b)
 				redisAsyncHandleWrite(owner[i]->ac);
 		}
 		flush_posts(b);
+		cursor_write(b, now_s());
 		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
 		    b->mqtt_retry_at == 0) {
 			b->mqtt_up = false;
@@ -1096,6 +1137,7 @@ void bridge_run(struct bridge *b)
 void bridge_free(struct bridge *b)
 {
 	flush_posts(b);
+	cursor_write_final(b);
 	persist_stop(&b->persist);
 	jobs_stop(&b->jobs);
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};

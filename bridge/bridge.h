@@ -61,6 +61,8 @@ struct bridge {
 	struct script_sha sha;
 	char stream_last[64]; /* id of the last stream entry delivered */
 	bool feed_pending;
+	bool cursor_dirty;    /* stream_last is newer than chat:cursor:<node> */
+	double next_cursor;   /* the cursor is written at most once per CURSOR_S */
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
 	bool acl_stale;       /* chat:acl was not listened to for a while */
