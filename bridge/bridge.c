@@ -642,10 +642,14 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 	}
 }
 
-/* Messages received in one turn of the loop go to Redis in one script call:
- * under load that divides Redis's per-call cost by the batch size, and when
- * idle a batch is a single message sent at the end of the same turn. */
+/* Messages go to Redis in one script call per batch: a batch is sent at the
+ * end of a loop turn when no post script call is in flight, so under load
+ * posts gather while Redis answers the previous call (dividing its per-call
+ * cost, round trip and fsync by the batch size), and when idle a batch is a
+ * single message sent in the same turn. A batch waits for the previous call
+ * at most GATHER_S, or until it is full. */
 #define BATCH_MAX 128
+#define GATHER_S 0.001
 
 struct pending_post {
 	struct post_ctx *ctx;
@@ -663,8 +667,14 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct post_batch *batch = priv;
-	(void)ac;
 
+	/* ac is NULL only when the call was never sent (flush_posts); hiredis
+	 * answers every sent call, with NULL when the link is lost */
+	if (ac) {
+		struct bridge *b = ((struct redis_link *)ac->data)->b;
+		if (b->posts_inflight > 0)
+			b->posts_inflight--;
+	}
 	bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
@@ -728,6 +738,16 @@ static void flush_posts(struct bridge *b)
 	}
 	if (rc != REDIS_OK)
 		on_post_batch(NULL, NULL, batch);
+	else
+		b->posts_inflight++;
+}
+
+/* End of a loop turn: the waiting batch goes when Redis has answered the
+ * previous call, or when it has waited GATHER_S. */
+static void flush_posts_due(struct bridge *b, double now)
+{
+	if (b->batch && (b->posts_inflight == 0 || now - b->batch_since >= GATHER_S))
+		flush_posts(b);
 }
 
 static void post(struct bridge *b, struct inbound *in, const char *topic)
@@ -750,8 +770,10 @@ static void post(struct bridge *b, struct inbound *in, const char *topic)
 		return;
 	}
 	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
-	if (b->batch == NULL)
+	if (b->batch == NULL) {
 		b->batch = calloc(1, sizeof(*b->batch));
+		b->batch_since = now_s();
+	}
 	if (ctx == NULL || b->batch == NULL) {
 		free(ctx);
 		free(head);
@@ -1102,7 +1124,8 @@ void bridge_run(struct bridge *b)
 		/* last: the worker's finished jobs */
 		fds[n] = (struct pollfd){jobs_fd(&b->jobs), POLLIN, 0};
 		owner[n++] = NULL;
-		int ready = poll(fds, (nfds_t)n, 50);
+		/* a waiting batch is sent within GATHER_S even if nothing wakes us */
+		int ready = poll(fds, (nfds_t)n, b->batch ? 1 : 50);
 		if (ready < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
 			break;
@@ -1124,8 +1147,9 @@ void bridge_run(struct bridge *b)
 			if (owner[i]->ac && (fds[i].revents & POLLOUT))
 				redisAsyncHandleWrite(owner[i]->ac);
 		}
-		flush_posts(b);
-		cursor_write(b, now_s());
+		now = now_s();
+		flush_posts_due(b, now);
+		cursor_write(b, now);
 		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
 		    b->mqtt_retry_at == 0) {
 			b->mqtt_up = false;

@@ -70,6 +70,8 @@ struct bridge {
 	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
+	double batch_since;       /* when the first of them arrived */
+	int posts_inflight;       /* post script calls Redis has not answered */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
 	/* this node's copies of the post, request and typing buckets (limit.h) */
