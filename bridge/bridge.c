@@ -33,6 +33,11 @@
 #define MQTT_RETRY_MAX_S 1.0
 #define TOKEN_TTL_S (24 * 3600)
 #define FEED_BATCH 1000
+/* The feed's cursor is written at most this often (and at a clean stop):
+ * a restart resumes from an older one and delivers again what came after,
+ * which subscribers drop by (conv, seq); the store's trim keeps every entry
+ * after the oldest written cursor, so an older one only keeps more. */
+#define CURSOR_S 0.2
 #define BEAT_S 5.0
 #define NODE_TIMEOUT_S "15"
 #define CONTROL_TOPIC "$CONTROL/chat/v1"
@@ -440,6 +445,42 @@ static void deliver(struct bridge *b, redisReply *fields)
 		publish(b, topic, msg, msg_len, 1, false);
 }
 
+/* Records how far this node's feed has delivered, at most once per
+ * CURSOR_S (see there); a cursor not yet written waits for the next call. */
+static void cursor_write(struct bridge *b, double now)
+{
+	if (!b->cursor_dirty || !b->cmd.ready || now < b->next_cursor)
+		return;
+	if (redisAsyncCommand(b->cmd.ac, NULL, NULL, "SET chat:cursor:%s %s", b->cfg->node_name,
+	                      b->stream_last) != REDIS_OK)
+		return;
+	b->cursor_dirty = false;
+	b->next_cursor = now + CURSOR_S;
+}
+
+/* At a clean stop: the cursor as far as the broker has every delivered
+ * entry (libmosquitto's queue is empty), on a short blocking connection,
+ * since the loop's own links are not run again. Else the older one stays. */
+static void cursor_write_final(struct bridge *b)
+{
+	char err[256];
+	int rc;
+
+	if (b->stream_last[0] == '\0' || b->mosq == NULL || !b->mqtt_up)
+		return;
+	mosquitto_loop_write(b->mosq, 1);
+	if (mosquitto_want_write(b->mosq))
+		return;
+	redisContext *c = rconn_connect(b->cfg, 500, 500, &rc, err, sizeof(err));
+	if (c == NULL) {
+		log_msg(LOG_WARN, "feed cursor not written at stop: %s", err);
+		return;
+	}
+	freeReplyObject(
+	    redisCommand(c, "SET chat:cursor:%s %s", b->cfg->node_name, b->stream_last));
+	redisFree(c);
+}
+
 static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -461,9 +502,8 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 			b->count.delivered++;
 			snprintf(b->stream_last, sizeof(b->stream_last), "%s", e->element[0]->str);
 		}
-		if (b->cmd.ready)
-			redisAsyncCommand(b->cmd.ac, NULL, NULL, "SET chat:cursor:%s %s",
-			                  b->cfg->node_name, b->stream_last);
+		b->cursor_dirty = true;
+		cursor_write(b, now_s());
 	}
 	feed_next(b);
 }
@@ -606,10 +646,14 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 	}
 }
 
-/* Messages received in one turn of the loop go to Redis in one script call:
- * under load that divides Redis's per-call cost by the batch size, and when
- * idle a batch is a single message sent at the end of the same turn. */
+/* Messages go to Redis in one script call per batch: a batch is sent at the
+ * end of a loop turn when no post script call is in flight, so under load
+ * posts gather while Redis answers the previous call (dividing its per-call
+ * cost, round trip and fsync by the batch size), and when idle a batch is a
+ * single message sent in the same turn. A batch waits for the previous call
+ * at most GATHER_S, or until it is full. */
 #define BATCH_MAX 128
+#define GATHER_S 0.001
 
 struct pending_post {
 	struct post_ctx *ctx;
@@ -658,8 +702,14 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct post_batch *batch = priv;
-	(void)ac;
 
+	/* ac is NULL only when the call was never sent (send_batch); hiredis
+	 * answers every sent call, with NULL when the link is lost */
+	if (ac) {
+		struct bridge *b = ((struct redis_link *)ac->data)->b;
+		if (b->posts_inflight > 0)
+			b->posts_inflight--;
+	}
 	if (reply == NULL && ac != NULL) {
 		/* The link went while the script was out: Redis may or may not
 		 * have run it. Sent again once Redis is back, the script skips
@@ -757,6 +807,16 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	             : REDIS_ERR;
 	if (rc != REDIS_OK)
 		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
+	else
+		b->posts_inflight++;
+}
+
+/* End of a loop turn: the waiting batch goes when Redis has answered the
+ * previous call, or when it has waited GATHER_S. */
+static void flush_posts_due(struct bridge *b, double now)
+{
+	if (b->batch && (b->posts_inflight == 0 || now - b->batch_since >= GATHER_S))
+		flush_posts(b);
 }
 
 /* Batches one post for the script call. jboot/jid name its journal record;
@@ -785,8 +845,10 @@ static void post(struct bridge *b, struct inbound *in, const char *topic, const 
 		return;
 	}
 	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
-	if (b->batch == NULL)
+	if (b->batch == NULL) {
 		b->batch = calloc(1, sizeof(*b->batch));
+		b->batch_since = now_s();
+	}
 	if (ctx == NULL || b->batch == NULL) {
 		free(ctx);
 		free(head);
@@ -1189,7 +1251,8 @@ void bridge_run(struct bridge *b)
 		/* last: the worker's finished jobs */
 		fds[n] = (struct pollfd){jobs_fd(&b->jobs), POLLIN, 0};
 		owner[n++] = NULL;
-		int ready = poll(fds, (nfds_t)n, 50);
+		/* a waiting batch is sent within GATHER_S even if nothing wakes us */
+		int ready = poll(fds, (nfds_t)n, b->batch ? 1 : 50);
 		if (ready < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
 			break;
@@ -1211,7 +1274,9 @@ void bridge_run(struct bridge *b)
 			if (owner[i]->ac && (fds[i].revents & POLLOUT))
 				redisAsyncHandleWrite(owner[i]->ac);
 		}
-		flush_posts(b);
+		now = now_s();
+		flush_posts_due(b, now);
+		cursor_write(b, now);
 		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
 		    b->mqtt_retry_at == 0) {
 			b->mqtt_up = false;
@@ -1223,6 +1288,7 @@ void bridge_run(struct bridge *b)
 void bridge_free(struct bridge *b)
 {
 	flush_posts(b);
+	cursor_write_final(b);
 	persist_stop(&b->persist);
 	jobs_stop(&b->jobs);
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};

@@ -62,6 +62,8 @@ struct bridge {
 	struct script_sha sha;
 	char stream_last[64]; /* id of the last stream entry delivered */
 	bool feed_pending;
+	bool cursor_dirty;    /* stream_last is newer than chat:cursor:<node> */
+	double next_cursor;   /* the cursor is written at most once per CURSOR_S */
 	bool acl_synced;      /* the broker has every private room's state */
 	bool acl_syncing;
 	bool acl_stale;       /* chat:acl was not listened to for a while */
@@ -70,6 +72,8 @@ struct bridge {
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct post_batch *in_doubt; /* sent, answer lost with the link: sent again */
+	double batch_since;       /* when the first of them arrived */
+	int posts_inflight;       /* post script calls Redis has not answered */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
 	struct journal journal;   /* posts taken from the broker, until answered */
