@@ -211,6 +211,18 @@ def payloads(client, topic_suffix):
         return [json.loads(p) for t, p in client.messages if t.endswith(topic_suffix)]
 
 
+def settled_seq(redis, conv, quiet=1.5, timeout=60):
+    """The conversation's last seq once it has stopped moving for `quiet`
+    seconds (a restarted bridge draining what was queued meanwhile)."""
+    last, still_since, deadline = -1, time.time(), time.time() + timeout
+    while time.time() - still_since < quiet and time.time() < deadline:
+        now = int(redis.call("GET", "chat:seq:" + conv) or 0)
+        if now != last:
+            last, still_since = now, time.time()
+        time.sleep(0.1)
+    return last
+
+
 def wait_for(pred, timeout=5, interval=0.02):
     deadline = time.time() + timeout
     while time.time() < deadline:

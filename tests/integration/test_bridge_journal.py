@@ -8,7 +8,7 @@ import threading
 import time
 
 from chatharness import stored_messages
-from mqttutil import Client, rpc, wait_for
+from mqttutil import Client, rpc, settled_seq, wait_for
 
 
 def record(boot, ident, topic, payload):
@@ -89,12 +89,7 @@ def test_bridge_killed_again_and_again_under_load_loses_nothing(make_cluster):
     stop.set()
     for t in threads:
         t.join()
-    last, still = -1, time.time()
-    while time.time() - still < 2.0:
-        now = int(cluster.redis.call("GET", "chat:seq:room:hammered") or 0)
-        if now != last:
-            last, still = now, time.time()
-        time.sleep(0.1)
+    last = settled_seq(cluster.redis, "room:hammered", quiet=2.0)
     stored = wait_for(lambda: [s for s, _ in stored_messages(cluster.store_url, "room:hammered")]
                       if len(stored_messages(cluster.store_url, "room:hammered")) >= last
                       else None, timeout=30)

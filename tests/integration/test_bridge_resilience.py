@@ -7,7 +7,7 @@ import threading
 import time
 
 from chatharness import stored_messages
-from mqttutil import Client, payloads, rpc, wait_for
+from mqttutil import Client, payloads, rpc, settled_seq, wait_for
 
 
 def setup_room(cluster, room):
@@ -67,13 +67,7 @@ def test_bridge_killed_mid_traffic(make_cluster):
 
     # the restarted bridge drains what its session queued meanwhile: wait
     # until the conversation's seq stops moving
-    last, still_since = -1, time.time()
-    while time.time() - still_since < 1.5:
-        now = int(cluster.redis.call("GET", "chat:seq:room:busy") or 0)
-        if now != last:
-            last, still_since = now, time.time()
-        time.sleep(0.1)
-    final = last
+    final = settled_seq(cluster.redis, "room:busy")
     assert final > 0
     for c in subs:
         assert wait_for(lambda: set(seqs(c)) >= set(range(1, final + 1)), timeout=30), \
