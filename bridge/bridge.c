@@ -978,9 +978,22 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 		notice(b, in.topic.sender, in.code, in.message, msg->topic, in.input.cid);
 		break;
 	case INBOUND_POST: {
-		/* into the journal first: libmosquitto has acknowledged it already */
-		uint64_t jid =
-		    journal_append(&b->journal, msg->topic, msg->payload, (size_t)msg->payloadlen);
+		/* the broker's session sends first what the previous process had
+		 * journaled but not acknowledged: the replay posts those */
+		if (b->redelivery_check) {
+			if (journal_redelivered(&b->journal, msg->mid, msg->topic, msg->payload,
+			                        (size_t)msg->payloadlen)) {
+				b->redelivered++;
+				break;
+			}
+			b->redelivery_check = false;
+			if (b->redelivered)
+				log_msg(LOG_INFO, "journal: %lu post(s) the broker sent again are "
+				        "the replay's", b->redelivered);
+		}
+		/* into the journal before libmosquitto's PUBACK goes out */
+		uint64_t jid = journal_append(&b->journal, msg->mid, msg->topic, msg->payload,
+		                              (size_t)msg->payloadlen);
 		if (jid == 0) {
 			log_msg(LOG_ERR, "journal: cannot write (%s): posts are refused",
 			        strerror(errno));
@@ -1022,13 +1035,15 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 {
 	struct bridge *b = obj;
 	char filter[128];
-	(void)flags;
 	(void)props;
 
 	if (rc != 0) {
 		log_msg(LOG_ERR, "broker refused the bridge: %s", mosquitto_reason_string(rc));
 		return;
 	}
+	/* the session the previous process had (flags: session present) sends
+	 * again what it had not acknowledged: some may be in the journal */
+	b->redelivery_check = b->mqtt_connects == 0 && (flags & 1) && b->journal.nreplay > 0;
 	log_msg(LOG_INFO, "connected to the broker at %s:%ld", b->cfg->mqtt_host, b->cfg->mqtt_port);
 	b->mqtt_up = true;
 	b->mqtt_backoff = 0;
@@ -1130,6 +1145,13 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
 	/* every message is small and latency-bound: no Nagle delay */
 	mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+	/* Left to itself libmosquitto writes a QoS 1 PUBACK to the broker
+	 * before it calls on_message, so a bridge killed in between lost a
+	 * post the broker had already forgotten (it took a loaded machine or
+	 * ASan to see: the PUBACK wakes the broker, which may take the CPU
+	 * from us right there). Marked "threaded", it only queues its packets
+	 * and mqtt_io writes them after on_message has journaled the post. */
+	mosquitto_threaded_set(b->mosq, true);
 	mosquitto_connect_v5_callback_set(b->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(b->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(b->mosq, on_message);
@@ -1167,7 +1189,8 @@ static void mqtt_io(struct bridge *b, short revents)
 	int rc = MOSQ_ERR_SUCCESS;
 	if (revents & (POLLIN | POLLHUP | POLLERR))
 		rc = mosquitto_loop_read(b->mosq, 1);
-	if (rc == MOSQ_ERR_SUCCESS && (revents & POLLOUT))
+	/* the PUBACKs of what was just read and journaled (see bridge_init) */
+	if (rc == MOSQ_ERR_SUCCESS && ((revents & POLLOUT) || mosquitto_want_write(b->mosq)))
 		rc = mosquitto_loop_write(b->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS && b->mqtt_retry_at == 0) {
 		b->mqtt_up = false;

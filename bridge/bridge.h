@@ -77,6 +77,8 @@ struct bridge {
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
 	struct journal journal;   /* posts taken from the broker, until answered */
+	bool redelivery_check;    /* posts may be the journal's again (on_connect) */
+	unsigned long redelivered; /* posts recognised as the journal's */
 	/* this node's copies of the post, request and typing buckets (limit.h) */
 	struct limit_table post_local, rpc_local, typing_local;
 	/* counters, written to chat:metrics:bridge:<node> every second */

@@ -1,8 +1,9 @@
 /*
  * The intake journal (see journal.h). A record is
- *   "J <boot> <id> <topic length> <payload length>\n" topic payload "\n"
+ *   "J <boot> <id> <topic length> <payload length> <mid>\n" topic payload "\n"
  * so payloads need no escaping; a record cut short by a kill (the last
- * one) is ignored when read back.
+ * one) is ignored when read back. <mid>, the broker's packet id, is absent
+ * from the records of earlier versions (read as 0: never matched).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,16 +47,17 @@ static int parse(struct journal *j, const char *buf, size_t len)
 			return 0;
 		char head[128], boot[32];
 		unsigned long long id, tlen, plen;
+		int mid = 0;
 		size_t hlen = (size_t)(nl - (buf + at));
 		memcpy(head, buf + at, hlen);
 		head[hlen] = '\0';
-		if (sscanf(head, "J %16s %llu %llu %llu", boot, &id, &tlen, &plen) != 4 ||
+		if (sscanf(head, "J %16s %llu %llu %llu %d", boot, &id, &tlen, &plen, &mid) < 4 ||
 		    tlen > 1024 || plen > RECORD_MAX)
 			return 0;
 		size_t body = hlen + 1, need = body + tlen + plen + 1;
 		if (len - at < need || buf[at + need - 1] != '\n')
 			return 0; /* cut short by a kill: everything before it counts */
-		struct journal_record r = {.id = id, .payload_len = plen};
+		struct journal_record r = {.id = id, .mid = mid, .payload_len = plen};
 		memcpy(r.boot, boot, strnlen(boot, sizeof(r.boot) - 1));
 		r.topic = strndup(buf + at + body, tlen);
 		r.payload = malloc(plen + 1);
@@ -163,7 +165,8 @@ void journal_close(struct journal *j)
 	j->fd = -1;
 }
 
-uint64_t journal_append(struct journal *j, const char *topic, const void *payload, size_t len)
+uint64_t journal_append(struct journal *j, int mid, const char *topic, const void *payload,
+                        size_t len)
 {
 	char head[128];
 	size_t tlen = strlen(topic);
@@ -171,8 +174,8 @@ uint64_t journal_append(struct journal *j, const char *topic, const void *payloa
 	if (j->fd < 0 || tlen > 1024 || len > RECORD_MAX)
 		return 0;
 	uint64_t id = ++j->next_id;
-	int n = snprintf(head, sizeof(head), "J %s %llu %zu %zu\n", j->boot, (unsigned long long)id,
-	                 tlen, len);
+	int n = snprintf(head, sizeof(head), "J %s %llu %zu %zu %d\n", j->boot,
+	                 (unsigned long long)id, tlen, len, mid);
 	struct iovec v[] = {
 	    {head, (size_t)n}, {(void *)topic, tlen}, {(void *)payload, len}, {"\n", 1}};
 	/* one writev: a record is whole in the file or (killed inside it) cut
@@ -182,6 +185,20 @@ uint64_t journal_append(struct journal *j, const char *topic, const void *payloa
 		return 0;
 	j->outstanding++;
 	return id;
+}
+
+bool journal_redelivered(struct journal *j, int mid, const char *topic, const void *payload,
+                         size_t len)
+{
+	for (size_t i = 0; mid != 0 && i < j->nreplay; i++) {
+		struct journal_record *r = &j->replay[i];
+		if (r->mid == mid && !r->redelivered && r->payload_len == len &&
+		    strcmp(r->topic, topic) == 0 && memcmp(r->payload, payload, len) == 0) {
+			r->redelivered = true;
+			return true;
+		}
+	}
+	return false;
 }
 
 void journal_done(struct journal *j)

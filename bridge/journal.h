@@ -13,6 +13,11 @@
  * that Redis had already answered is skipped, never posted twice.
  *
  * The file is emptied whenever nothing written to it is outstanding.
+ *
+ * The PUBACK goes out only after the append (bridge.c, bridge_init), so a
+ * kill between the two leaves a post both in the journal and in the
+ * broker's session, which sends it again with the same packet id: the
+ * record keeps that id so the second copy is recognised and not posted.
  */
 #ifndef CHAT_BRIDGE_JOURNAL_H
 #define CHAT_BRIDGE_JOURNAL_H
@@ -24,6 +29,8 @@
 struct journal_record {
 	char boot[17];
 	uint64_t id;
+	int mid; /* the broker's packet id for it (0: not known) */
+	bool redelivered; /* the broker sent it again: taken as this record */
 	char *topic;
 	char *payload;
 	size_t payload_len;
@@ -49,9 +56,17 @@ struct journal {
 int journal_open(struct journal *j, const char *path, char *err, size_t errlen);
 void journal_close(struct journal *j);
 
-/* Appends one post; returns its id (> 0), or 0 when it could not be
- * written (the post must then be refused). */
-uint64_t journal_append(struct journal *j, const char *topic, const void *payload, size_t len);
+/* Appends one post the broker sent with packet id mid; returns its id
+ * (> 0), or 0 when it could not be written (the post must then be
+ * refused). */
+uint64_t journal_append(struct journal *j, int mid, const char *topic, const void *payload,
+                        size_t len);
+/* A post the broker sends again after a restart, because the previous
+ * process was killed after journaling it but before its PUBACK went out:
+ * true when it is the replay record with this packet id, topic and payload
+ * (which is then marked, so it matches once), and the replay posts it. */
+bool journal_redelivered(struct journal *j, int mid, const char *topic, const void *payload,
+                         size_t len);
 /* One appended post of this process has been answered. */
 void journal_done(struct journal *j);
 /* One replayed post has been answered; true when it was the last. */
