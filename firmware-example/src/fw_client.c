@@ -298,7 +298,9 @@ static int subscribe(struct fw_client *c)
 	return send_all(c, pkt, len);
 }
 
-/* Shows m when it is the next of its conversation. Returns 1 when shown. */
+/* Shows m when it is the next of its conversation. Returns 1 when taken.
+ * Edits, deletions and deleted messages (1.1) take their seq but are not
+ * shown: a device this small keeps no text to change. */
 static int show_if_next(struct fw_client *c, struct fw_conv *cv, const struct fw_env *m)
 {
 	if (cv->known && m->seq <= cv->last)
@@ -310,7 +312,8 @@ static int show_if_next(struct fw_client *c, struct fw_conv *cv, const struct fw
 	if (cv->seen < m->seq)
 		cv->seen = m->seq;
 	cv->used = fw_millis();
-	emit_conv(c, FW_EV_MESSAGE, cv, m->seq, m);
+	if (m->kind == FW_ENV_MSG && !m->deleted)
+		emit_conv(c, FW_EV_MESSAGE, cv, m->seq, m);
 	return 1;
 }
 
@@ -343,8 +346,9 @@ static void on_history(struct fw_client *c, struct fw_conv *cv, struct fw_reply 
 	cv->req = 0;
 	for (int first = 1; (more = fw_env_next(r, first, &m)) == 1; first = 0) {
 		n++;
-		if (m.kind != FW_ENV_MSG || strlen(cv->id) != m.conv.len ||
-		    memcmp(cv->id, m.conv.p, m.conv.len) != 0 || m.seq <= cv->last)
+		if ((m.kind != FW_ENV_MSG && m.kind != FW_ENV_EDIT) ||
+		    strlen(cv->id) != m.conv.len || memcmp(cv->id, m.conv.p, m.conv.len) != 0 ||
+		    m.seq <= cv->last)
 			continue;
 		if (m.seq != cv->last + 1) {
 			emit_conv(c, FW_EV_SKIPPED, cv, cv->last + 1, NULL);
@@ -455,7 +459,7 @@ static void on_publish(struct fw_client *c, struct fw_mqtt_pkt *p)
 	}
 	if (is_notice && e.kind == FW_ENV_NOTICE)
 		emit_conv(c, FW_EV_NOTICE, NULL, 0, &e);
-	else if (!is_notice && e.kind == FW_ENV_MSG)
+	else if (!is_notice && (e.kind == FW_ENV_MSG || e.kind == FW_ENV_EDIT))
 		on_live(c, &e);
 }
 

@@ -70,6 +70,7 @@ enum {
 	F_MESSAGE = 1 << 10,
 	F_TOPIC = 1 << 11,
 	F_V = 1 << 12,
+	F_DELETED = 1 << 13,
 };
 
 static const struct {
@@ -110,6 +111,15 @@ int fw_env_parse(struct fw_json *j, struct fw_env *e)
 		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (fw_str_eq(&key, fields[i].name))
 				break;
+		if (fw_str_eq(&key, "deleted")) {
+			if (seen & F_DELETED)
+				return FW_ERR_MALFORMED;
+			seen |= F_DELETED;
+			rc = fw_json_true(j);
+			tmp.deleted = rc == 1;
+			rc = rc < 0 ? rc : 0;
+			continue;
+		}
 		if (i == sizeof(fields) / sizeof(fields[0])) {
 			rc = fw_json_skip(j);
 			continue;
@@ -140,11 +150,17 @@ int fw_env_parse(struct fw_json *j, struct fw_env *e)
 	if (!(seen & F_TYPE))
 		return FW_ERR_MALFORMED;
 	if (fw_str_eq(&tmp.type, "msg")) {
-		unsigned need = F_CONV | F_SEQ | F_FROM | F_BODY;
+		/* a deleted message keeps its place in history, without a body */
+		unsigned need = F_CONV | F_SEQ | F_FROM | (tmp.deleted ? 0 : F_BODY);
 		if ((seen & need) != need || !fw_conv_valid(tmp.conv.p, tmp.conv.len) ||
 		    !fw_user_valid(tmp.from.p, tmp.from.len))
 			return FW_ERR_MALFORMED;
 		tmp.kind = FW_ENV_MSG;
+	} else if (fw_str_eq(&tmp.type, "edit") || fw_str_eq(&tmp.type, "delete")) {
+		if ((seen & (F_CONV | F_SEQ)) != (F_CONV | F_SEQ) ||
+		    !fw_conv_valid(tmp.conv.p, tmp.conv.len))
+			return FW_ERR_MALFORMED;
+		tmp.kind = FW_ENV_EDIT;
 	} else if (fw_str_eq(&tmp.type, "notice")) {
 		if (!(seen & F_CODE))
 			return FW_ERR_MALFORMED;

@@ -16,9 +16,10 @@
 #define FW_CONV_MAX 69
 
 enum fw_env_kind {
-	FW_ENV_OTHER = 0, /* typing, events: valid, nothing for a device */
+	FW_ENV_OTHER = 0, /* typing, room events: valid, nothing for a device */
 	FW_ENV_MSG,
 	FW_ENV_NOTICE,
+	FW_ENV_EDIT, /* an edit or deletion (1.1): a seq of the conversation */
 };
 
 struct fw_env {
@@ -27,10 +28,12 @@ struct fw_env {
 	struct fw_str code, message, topic;                /* notice */
 	uint32_t seq;
 	uint64_t ts;
+	int deleted; /* msg: "deleted": true, the body is gone (1.1 history) */
 };
 
 /* Parses the object at the cursor. A msg must have conv (a valid
- * conversation id), seq >= 1 (32 bits), from and body; a notice code. */
+ * conversation id), seq >= 1 (32 bits), from and body, unless it is marked
+ * deleted; an edit or delete event conv and seq; a notice code. */
 int fw_env_parse(struct fw_json *j, struct fw_env *e);
 /* A whole MQTT payload holding exactly one envelope. */
 int fw_env_parse_payload(char *buf, size_t len, struct fw_env *e);

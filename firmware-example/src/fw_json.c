@@ -320,6 +320,14 @@ int fw_json_skip(struct fw_json *j)
 	return skip_value(j, 0);
 }
 
+int fw_json_true(struct fw_json *j)
+{
+	ws(j);
+	if (skip_word(j, "true") == FW_OK)
+		return 1;
+	return skip_value(j, 0);
+}
+
 int fw_str_eq(const struct fw_str *s, const char *name)
 {
 	size_t n = strlen(name);

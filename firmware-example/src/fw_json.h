@@ -48,6 +48,8 @@ int fw_json_string(struct fw_json *j, struct fw_str *out);
 /* A whole non-negative number that fits in 53 bits (what JSON peers agree
  * on); fractions, exponents and signs are refused. */
 int fw_json_uint(struct fw_json *j, uint64_t *out);
+/* A boolean or any other value, consumed: 1 when it was `true`. */
+int fw_json_true(struct fw_json *j);
 /* Validates and skips any value, without changing the buffer. */
 int fw_json_skip(struct fw_json *j);
 /* Whether key equals the NUL-terminated name. */

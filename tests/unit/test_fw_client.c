@@ -603,6 +603,55 @@ static void test_set_last_and_eviction(void)
 	CHECK_STR(shown("dm:c:sensor1"), "1");
 }
 
+/* 1.1: edits and deletions take a seq of the conversation, and history
+ * keeps a deleted message's place without its body. None is shown, none
+ * is taken for a gap, none stops the client. */
+static void test_edits_and_deletions(void)
+{
+	start(sizeof(rx));
+	handshake();
+	feed_msg("chat/room/lab", "room:lab", 1, "bob");
+	feed_publish("chat/room/lab",
+	             "{\"v\":1,\"type\":\"edit\",\"conv\":\"room:lab\",\"seq\":2,"
+	             "\"id\":\"e2\",\"from\":\"bob\",\"ts\":2,\"ref\":1,\"body\":\"B\"}");
+	feed_publish("chat/room/lab",
+	             "{\"v\":1,\"type\":\"delete\",\"conv\":\"room:lab\",\"seq\":3,"
+	             "\"id\":\"d3\",\"from\":\"bob\",\"ts\":3,\"ref\":1}");
+	feed_msg("chat/room/lab", "room:lab", 4, "bob");
+	run(4);
+	CHECK_STR(shown("room:lab"), "1,4");
+	CHECK_INT(count(FW_EV_BAD_INPUT), 0);
+	CHECK(sent_with("\"method\":\"history\"") < 0); /* no gap seen */
+	/* a gap fetched from history: a deleted message, then an edit */
+	feed_msg("chat/room/lab", "room:lab", 8, "bob");
+	run(2);
+	CHECK(convs[0].req != 0);
+	char id[16], p[1024];
+	snprintf(id, sizeof(id), "h%u", (unsigned)convs[0].req);
+	snprintf(p, sizeof(p),
+	         "{\"id\":\"%s\",\"result\":{\"messages\":["
+	         "{\"v\":1,\"type\":\"msg\",\"conv\":\"room:lab\",\"seq\":5,\"from\":\"bob\","
+	         "\"deleted\":true},"
+	         "{\"v\":1,\"type\":\"msg\",\"conv\":\"room:lab\",\"seq\":6,\"from\":\"bob\","
+	         "\"body\":\"b6\",\"edited\":7},"
+	         "{\"v\":1,\"type\":\"edit\",\"conv\":\"room:lab\",\"seq\":7,\"from\":\"bob\","
+	         "\"ref\":6,\"body\":\"b6\"},"
+	         "{\"v\":1,\"type\":\"msg\",\"conv\":\"room:lab\",\"seq\":8,\"from\":\"bob\","
+	         "\"body\":\"b8\"}]}}",
+	         id);
+	feed_publish("chat/user/sensor1/rpc", p);
+	run(4);
+	CHECK_STR(shown("room:lab"), "1,4,6,8");
+	CHECK_INT(count(FW_EV_SKIPPED), 0);
+	CHECK_INT(count(FW_EV_BAD_INPUT), 0);
+	/* a full page (limit 4): the next one is empty */
+	CHECK(sent_with("\"after\":8,") >= 0);
+	snprintf(id, sizeof(id), "h%u", (unsigned)convs[0].req);
+	feed_history(id, "room:lab", 0, 0);
+	run(2);
+	CHECK_INT(count(FW_EV_CAUGHT_UP), 1);
+}
+
 int main(void)
 {
 	test_init_checks();
@@ -616,5 +665,6 @@ int main(void)
 	test_too_big_and_bad_input();
 	test_post();
 	test_set_last_and_eviction();
+	test_edits_and_deletions();
 	return check_report();
 }

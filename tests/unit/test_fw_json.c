@@ -266,6 +266,47 @@ static void test_names(void)
 	CHECK(!fw_user_valid("abcdefghijabcdefghijabcdefghijabc", 33));
 }
 
+/* 1.1 envelopes: edit and delete events, a deleted message in history. */
+static void test_edit_delete(void)
+{
+	struct fw_env e;
+	static const struct {
+		const char *json;
+		int rc, kind, deleted;
+	} cases[] = {
+	    {"{\"type\":\"edit\",\"conv\":\"room:x\",\"seq\":3,\"ref\":1,\"body\":\"b\"}", 0,
+	     FW_ENV_EDIT, 0},
+	    {"{\"type\":\"delete\",\"conv\":\"dm:a:b\",\"seq\":4,\"ref\":2}", 0, FW_ENV_EDIT, 0},
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"deleted\":true}", 0,
+	     FW_ENV_MSG, 1},
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"body\":\"b\","
+	     "\"edited\":9}",
+	     0, FW_ENV_MSG, 0},
+	    /* only a true "deleted" excuses the body */
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"deleted\":false}",
+	     FW_ERR_MALFORMED, 0, 0},
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"deleted\":\"true\"}",
+	     FW_ERR_MALFORMED, 0, 0},
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"deleted\":true,"
+	     "\"deleted\":true}",
+	     FW_ERR_MALFORMED, 0, 0},
+	    {"{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\",\"deleted\":tru}",
+	     FW_ERR_MALFORMED, 0, 0},
+	    {"{\"type\":\"edit\",\"seq\":3}", FW_ERR_MALFORMED, 0, 0},
+	    {"{\"type\":\"delete\",\"conv\":\"room:x\"}", FW_ERR_MALFORMED, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *b = exact(cases[i].json, strlen(cases[i].json));
+		int rc = fw_env_parse_payload(b, strlen(cases[i].json), &e);
+		CHECK_INT(rc, cases[i].rc);
+		if (rc == 0) {
+			CHECK_INT(e.kind, cases[i].kind);
+			CHECK_INT(e.deleted, cases[i].deleted);
+		}
+		free(b);
+	}
+}
+
 int main(void)
 {
 	test_message();
@@ -275,5 +316,6 @@ int main(void)
 	test_oversized();
 	test_reply();
 	test_names();
+	test_edit_delete();
 	return check_report();
 }
