@@ -177,7 +177,7 @@
       if (S.online) status('Connection lost. Reconnecting…');
       S.online = false;
       S.subscribed.clear();
-      $('me-dot').classList.remove('on');
+      setDot($('me-dot'), false, 'connected', 'reconnecting');
     });
     client.on('offline', () => { if (S.client === client) status('You are offline. Reconnecting…'); });
     client.on('error', (err) => {
@@ -232,16 +232,29 @@
   async function onConnect() {
     S.online = true;
     status(null);
-    $('me-dot').classList.add('on');
+    setDot($('me-dot'), true, 'connected', 'reconnecting');
     S.subscribed.clear();
     await subscribe([P + '/user/' + S.user + '/#', P + '/presence/+', P + '/rooms']);
     try {
       await refreshRooms();
       await loadUnread();
       await catchUp();
+      reopenLast();
     } catch (e) {
       toast('Could not load everything: ' + (e.message || e.code || e), true);
     }
+  }
+
+  /* After a reload: the conversation that was open, if it still is one of
+   * mine (a room I left or that is gone is not reopened). */
+  function reopenLast() {
+    if (S.current) return;
+    let id = null;
+    try { id = localStorage.getItem('chat.last.' + S.user); } catch (e) { return; }
+    if (!id) return;
+    const room = id.startsWith('room:') ? S.rooms.get(id.slice(5)) : null;
+    const dm = id.startsWith('dm:') && id.split(':').slice(1).includes(S.user);
+    if ((room && room.member) || dm) openConv(id);
   }
 
   function onMessage(topic, payload) {
@@ -387,6 +400,7 @@
   async function openConv(id) {
     const c = conv(id);
     S.current = id;
+    try { localStorage.setItem('chat.last.' + S.user, id); } catch (e) { /* private mode */ }
     $('app').classList.add('in-conv');
     renderHeader();
     renderLists();
@@ -656,6 +670,7 @@
       const id = 'room:' + r.room;
       const c = S.convs.get(id);
       const li = el('li', S.current === id ? 'active' : '');
+      if (S.current === id) li.setAttribute('aria-current', 'true');
       li.dataset.conv = id;
       li.appendChild(r.private ? lockIcon() : el('span', 'hash', '#'));
       li.appendChild(el('span', 'name', r.room));
@@ -669,11 +684,11 @@
       .sort((a, b) => lastTs(b) - lastTs(a) || a.peer.localeCompare(b.peer));
     list.forEach((c) => {
       const li = el('li', S.current === c.id ? 'active' : '');
+      if (S.current === c.id) li.setAttribute('aria-current', 'true');
       li.dataset.conv = c.id;
-      const dot = el('span', 'dot' + (S.presence.get(c.peer) ? ' on' : ''));
-      dot.dataset.user = c.peer;
-      li.appendChild(dot);
+      li.appendChild(presenceDot(c.peer));
       li.appendChild(el('span', 'name', c.peer));
+      li.title = c.peer + (S.presence.get(c.peer) ? ' (online)' : ' (offline)');
       if (c.unread > 0) li.appendChild(el('span', 'badge', String(c.unread)));
       dms.appendChild(li);
     });
@@ -701,11 +716,28 @@
     return svg;
   }
 
+  /* Presence and connection are shown by colour and said in words: the
+   * dot's tooltip and accessible name carry the state. */
+  function setDot(dot, on, onText, offText) {
+    dot.classList.toggle('on', !!on);
+    const text = on ? onText : offText;
+    dot.title = text;
+    dot.setAttribute('role', 'img');
+    dot.setAttribute('aria-label', text);
+  }
+
+  function presenceDot(user) {
+    const dot = el('span', 'dot');
+    dot.dataset.user = user;
+    setDot(dot, S.presence.get(user), 'online', 'offline');
+    return dot;
+  }
+
   function lastTs(c) { return c.msgs.length ? c.msgs[c.msgs.length - 1].ts : 0; }
 
   function renderPresence() {
     document.querySelectorAll('.dot[data-user]').forEach((d) => {
-      d.classList.toggle('on', !!S.presence.get(d.dataset.user));
+      setDot(d, S.presence.get(d.dataset.user), 'online', 'offline');
     });
     renderHeader();
   }
@@ -714,6 +746,7 @@
     const c = S.current && S.convs.get(S.current);
     const room = c && c.kind === 'room' ? S.rooms.get(c.room) : null;
     $('conv-name').textContent = c ? (c.kind === 'room' ? '# ' + c.room : c.peer) : 'No conversation open';
+    $('conv-name').title = $('conv-name').textContent;
     let sub = '';
     if (c && c.kind === 'dm') sub = S.presence.get(c.peer) ? 'online' : 'offline';
     else if (room) sub = (room.private ? 'private room' : 'public room') + ' · owner ' + room.owner +
@@ -882,9 +915,11 @@
       const ul = el('ul');
       (r.members || []).forEach((m) => {
         const li = el('li');
-        const dot = el('span', 'dot' + (m.online ? ' on' : ''));
+        const dot = el('span', 'dot');
+        setDot(dot, m.online, 'online', 'offline');
         li.appendChild(dot);
-        li.appendChild(el('span', '', m.user));
+        li.appendChild(el('span', 'who', m.user));
+        li.appendChild(el('span', 'state', m.online ? 'online' : 'offline'));
         ul.appendChild(li);
       });
       if (!ul.children.length) ul.appendChild(el('li', '', 'Nobody yet.'));
@@ -911,6 +946,7 @@
     $('auth').hidden = true;
     $('app').hidden = false;
     $('me-name').textContent = S.user;
+    $('me-name').title = S.user;
     renderLists();
     renderHeader();
     connect();

@@ -126,7 +126,7 @@ async function main(browser) {
   await a.click('#dialog-ok');
   await a.waitForSelector('#dm-list li.active[data-conv="' + dm + '"]');
   try {
-    await a.waitForSelector('#dm-list li[data-conv="' + dm + '"] .dot.on', { timeout: 10000 });
+    await a.waitForSelector('#dm-list li[data-conv="' + dm + '"] .dot.on[aria-label="online"]', { timeout: 10000 });
   } catch (e) {
     fail('presence: expected ' + B + "'s dot to be on (online) in " + A + "'s DM list");
   }
@@ -170,9 +170,19 @@ async function main(browser) {
     fail('invite: the dialog stayed open with "' + await a.textContent('#dialog-error') + '"');
   }
 
-  // reload: history comes back from the server
+  // reload: the conversation that was open comes back, with its history
+  const wasOpen = await b.$eval('li.active[data-conv]', (li) => li.dataset.conv);
   await b.reload();
   await b.waitForFunction(() => window.chatDebug && window.chatDebug.online());
+  try {
+    await b.waitForSelector('li.active[aria-current="true"][data-conv="' + wasOpen + '"]', { timeout: 10000 });
+  } catch (e) {
+    fail('after a reload the last conversation (' + wasOpen + ') is open again');
+  }
+  if (await b.getAttribute('#me-dot', 'aria-label') !== 'connected') {
+    fail('the connection state is said in words: #me-dot aria-label "connected", got ' +
+      await b.getAttribute('#me-dot', 'aria-label'));
+  }
   await openConv(b, 'room:' + room);
   await waitBodies(b, ['hello from ' + A, 'hi ' + A + ', ' + B + ' here', ...lines], 'history after reload');
   await b.waitForTimeout(500); // the unread counts have come
@@ -189,7 +199,9 @@ async function main(browser) {
   await a.click('#members-btn');
   try {
     await a.waitForFunction((u) => Array.from(document.querySelectorAll('#dialog-body li'))
-      .some((li) => li.textContent === u && li.querySelector('.dot.on')), B, { timeout: 10000 });
+      .some((li) => li.querySelector('.who') && li.querySelector('.who').textContent === u &&
+        li.querySelector('.dot.on') && li.querySelector('.state').textContent === 'online'),
+      B, { timeout: 10000 });
   } catch (e) {
     fail('members of the private room: expected ' + B + ' online, got ' + await a.textContent('#dialog-body'));
   }
@@ -265,7 +277,7 @@ async function main(browser) {
   await ctxB.close();
   await openConv(a, dm);
   try {
-    await a.waitForSelector('#dm-list li[data-conv="' + dm + '"] .dot:not(.on)', { timeout: 15000 });
+    await a.waitForSelector('#dm-list li[data-conv="' + dm + '"] .dot:not(.on)[aria-label="offline"]', { timeout: 15000 });
   } catch (e) {
     fail('presence: expected ' + B + ' to show offline after closing the browser');
   }
