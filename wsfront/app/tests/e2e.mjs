@@ -69,18 +69,30 @@ async function main(browser) {
   const ctxA = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const ctxB = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const a = await ctxA.newPage(), b = await ctxB.newPage();
+  // a third user who only sits there: its keepalive must flow (MQTT.js
+  // sends PINGREQ from a Worker timer, which a Content-Security-Policy
+  // without worker-src blocks, silently but for a console error)
+  const ctxC = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const c = await ctxC.newPage();
   const errors = [];
-  for (const p of [a, b]) {
+  for (const p of [a, b, c]) {
     p.on('pageerror', (e) => errors.push(String(e)));
-    // what the Content-Security-Policy blocks would break the app silently
-    p.on('console', (m) => { if (m.type() === 'error' && /Refused to/.test(m.text())) errors.push(m.text()); });
+    p.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   }
+  const frames = { pingreq: 0, pingresp: 0 };
+  const cdp = await ctxC.newCDPSession(c);
+  await cdp.send('Network.enable');
+  // binary frames come base64: PINGREQ is C0 00, PINGRESP D0 00
+  cdp.on('Network.webSocketFrameSent', (e) => { if (e.response.payloadData === 'wAA=') frames.pingreq++; });
+  cdp.on('Network.webSocketFrameReceived', (e) => { if (e.response.payloadData === '0AA=') frames.pingresp++; });
 
   // sign up on two different nodes
   await a.goto(env.URL1);
   await shot(a, '01-sign-in');
   await signUp(a, env.URL1, A);
   await signUp(b, env.URL2, B);
+  await signUp(c, env.URL2, A + 'idle');
+  const idleSince = Date.now();
 
   // a creates a public room; b, signed in meanwhile, sees it appear under
   // public rooms without asking (chat/rooms), and joins
@@ -283,8 +295,18 @@ async function main(browser) {
   }
   await shot(a, '09-peer-offline');
   await ctxA.close();
-  if (errors.length) fail('page errors: ' + errors.join('; '));
-  return { ok: true, room: shown, seqs, roomLiveMs };
+  // keepalive 30 s: a PINGREQ within 40 s of the idle user's connect
+  const pingDeadline = idleSince + 40000;
+  while ((frames.pingreq < 1 || frames.pingresp < 1) && Date.now() < pingDeadline) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (frames.pingreq < 1 || frames.pingresp < 1) {
+    fail('keepalive: an idle page sent ' + frames.pingreq + ' PINGREQ and got ' + frames.pingresp +
+      ' PINGRESP in 40 s (keepalive 30 s)');
+  }
+  await ctxC.close();
+  if (errors.length) fail('console or page errors: ' + errors.join('; '));
+  return { ok: true, room: shown, seqs, roomLiveMs, pingreq: frames.pingreq };
 }
 
 async function mixed(browser) {
