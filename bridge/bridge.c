@@ -1199,6 +1199,15 @@ static void mqtt_io(struct bridge *b, short revents)
 	}
 }
 
+/* Writes what libmosquitto has queued (it only queues: see bridge_init),
+ * so that notices and deliveries made in a Redis callback leave in the
+ * same loop turn, not one poll later. */
+static void mqtt_flush(struct bridge *b)
+{
+	if (b->mqtt_up && b->mqtt_retry_at == 0 && mosquitto_want_write(b->mosq))
+		mqtt_io(b, POLLOUT);
+}
+
 /* Posts a previous process took from the broker and may not have
  * answered go through the post path again, once Redis and the broker (for
  * the notices) are there; the post script skips those Redis answered. */
@@ -1292,8 +1301,10 @@ void bridge_run(struct bridge *b)
 				continue;
 			}
 			/* a callback may free the context: look it up again */
-			if (owner[i]->ac && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (owner[i]->ac && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
 				redisAsyncHandleRead(owner[i]->ac);
+				mqtt_flush(b);
+			}
 			if (owner[i]->ac && (fds[i].revents & POLLOUT))
 				redisAsyncHandleWrite(owner[i]->ac);
 		}
