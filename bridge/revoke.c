@@ -51,8 +51,14 @@ static void on_page(redisAsyncContext *ac, void *r, void *priv)
 		sync_failed(b);
 		return;
 	}
-	for (size_t k = 0; k < reply->elements; k += 2)
-		total += reply->element[k]->len + 1;
+	for (size_t k = 0; k < reply->elements; k++) {
+		if (reply->element[k]->type != REDIS_REPLY_STRING) {
+			sync_failed(b);
+			return;
+		}
+		if (k % 2 == 0)
+			total += reply->element[k]->len + 1;
+	}
 	if (total > 0) {
 		char *buf = malloc(total), *p = buf;
 		if (buf == NULL) {

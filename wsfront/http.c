@@ -349,6 +349,11 @@ static int logout_request(struct lws *wsi, struct http_sess *s)
 		return respond_error(wsi, s, 400, "bad_request",
 		                     "this token has no jti: revoke it with user.revoke",
 		                     REJ_BAD_REQUEST, NULL);
+	/* each costs a Redis script: the user's sign-in bucket bounds them */
+	if (!ratelimit_take(&front_of(wsi)->rl_user, claims.sub, now_us() / 1000))
+		return respond_error(wsi, s, 429, "rate_limited",
+		                     "too many attempts for this user; wait a minute", REJ_RATE,
+		                     "retry-after: 60\r\n");
 	struct job *j = job_new(JOB_LOGOUT);
 	if (j == NULL)
 		return -1;
