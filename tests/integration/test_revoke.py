@@ -3,14 +3,18 @@ on two nodes with stock clients: a revoked token is refused at CONNECT on
 every broker and its connections are cut within one second on every
 broker; only an admin revokes someone else; logout revokes one token and
 leaves the user's others working; the state survives a broker and a Redis
-kill -9, and expires with the tokens it covers."""
+kill -9, and expires with the tokens it covers; the web app's "Sign out"
+and "Sign out everywhere" do the same in a browser."""
+import base64
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
 from mqttutil import Client, claims, craft, rpc, wait_for
-from wsutil import register, request, web  # noqa: F401  (fixture)
+from wsutil import ARTIFACTS, ROOT, register, request, web  # noqa: F401  (fixture)
 
 CUT_BOUND_S = 3.0  # the contract says 1 s; generous for a loaded 2-core box
 
@@ -141,7 +145,7 @@ def test_logout_revokes_that_token_only(web):
                            headers={"Authorization": "Bearer " + b})
         assert st != 401
         # the entry lives as long as the token it covers, no longer
-        jti = json.loads(__import__("base64").urlsafe_b64decode(a.split(".")[1] + "=="))["jti"]
+        jti = json.loads(base64.urlsafe_b64decode(a.split(".")[1] + "=="))["jti"]
         ttl = int(cluster.redis.call("TTL", "chat:revoked:jti:" + jti))
         assert 43200 - 120 < ttl <= 43200, ttl
     finally:
@@ -214,3 +218,25 @@ def test_state_survives_broker_and_redis_kill(cluster):
     for port in (cluster.brokers[0].port, node2.port):
         assert refused(port, "dora", tok, "dora"), port
     assert int(redis.call("EXISTS", "chat:revoked:user:dora")) == 1
+
+
+def test_web_app_sign_out_and_sign_out_everywhere(web):
+    """The app's "Sign out" revokes its token; "Sign out everywhere" signs
+    out the same user's page on the other node too, and every token the
+    pages held is refused by both brokers afterwards."""
+    script = os.path.join(ROOT, "wsfront", "app", "tests", "signout.mjs")
+    env = dict(os.environ, ARTIFACTS=ARTIFACTS, CHROMIUM="/usr/bin/chromium", USER="webby",
+               URL1=web.fronts[0].url + "/", URL2=web.fronts[1].url + "/")
+    proc = subprocess.run(["node", script], env=env, capture_output=True, text=True,
+                          cwd=os.path.dirname(script), timeout=180)
+    assert proc.returncode == 0, "browser test failed:\n%s\n%s" % (proc.stdout[-2000:],
+                                                                    proc.stderr[-4000:])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    print("the other page was cut after %d ms, showed the sign-in screen after %d ms"
+          % (res["cutMs"], res["otherMs"]))
+    assert res["cutMs"] < CUT_BOUND_S * 1000, res
+    # then its reconnect (MQTT.js retries after 2 s) is refused: it signs out
+    assert res["otherMs"] < 10000, res
+    for port in (b.port for b in web.cluster.brokers):
+        for tok in (res["signedOutToken"], res["here"], res["there"]):
+            assert refused(port, "webby", tok, "webby:check"), port
