@@ -240,3 +240,29 @@ def test_web_app_sign_out_and_sign_out_everywhere(web):
     for port in (b.port for b in web.cluster.brokers):
         for tok in (res["signedOutToken"], res["here"], res["there"]):
             assert refused(port, "webby", tok, "webby:check"), port
+
+
+def test_a_restarted_broker_gets_every_page_of_the_state(cluster):
+    """More revocations than one snapshot page (200), all of the same expiry
+    (the paging by score must skip exactly what it sent): after a broker
+    restart the first and the last of them are refused."""
+    keys = cluster.keys
+    node1, bridge1 = cluster.brokers[0], cluster.bridges[0]
+    exp = int(time.time()) + 3600
+    args = []
+    for i in range(450):
+        args += [str(exp), "revoke jti bulk-%03d 0 %d" % (i, exp)]
+    cluster.redis.call("ZADD", "chat:revoked", *args)
+    toks = {i: craft(claims("bulky", exp=exp, jti="bulk-%03d" % i), keys.secret)
+            for i in (0, 199, 200, 449)}
+    before = syncs(bridge1)
+    node1.kill()
+    node1.start()
+    assert wait_for(lambda: syncs(bridge1) > before, timeout=15), bridge1.log()[-2000:]
+    sent = [int(line.split("sent ")[1].split()[0]) for line in bridge1.log().splitlines()
+            if "token revocation(s) to the broker" in line][-1]
+    assert sent >= 450, sent
+    for i, tok in toks.items():
+        assert refused(node1.port, "bulky", tok, "bulky"), i
+    fine = craft(claims("bulky", exp=exp, jti="bulk-450"), keys.secret)
+    assert not refused(node1.port, "bulky", fine, "bulky")
