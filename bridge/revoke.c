@@ -125,11 +125,11 @@ void revoke_sync(struct bridge *b)
 int revoke_user(struct bridge *b, const char *user, int64_t now,
                 void (*cb)(redisAsyncContext *, void *, void *), void *priv)
 {
-	char before[24], until[24], at[24];
+	char before[24], until[24], nowstr[24];
 	snprintf(before, sizeof(before), "%lld", (long long)now);
 	snprintf(until, sizeof(until), "%lld", (long long)(now + b->cfg->revoke_user_ttl));
-	snprintf(at, sizeof(at), "%lld", (long long)now);
-	const char *argv[] = {"EVAL", revoke_lua, "0", "user", user, before, until, at};
+	snprintf(nowstr, sizeof(nowstr), "%lld", (long long)now);
+	const char *argv[] = {"EVAL", revoke_lua, "0", "user", user, before, until, nowstr};
 	if (!b->cmd.ready || redisAsyncCommandArgv(b->cmd.ac, cb, priv, 8, argv, NULL) != REDIS_OK)
 		return -1;
 	return 0;
