@@ -87,6 +87,15 @@ int clients_put(struct client_table *t, const void *key,
 	return 0;
 }
 
+void clients_set_token(struct client_table *t, const void *key, const char *jti, int64_t iat)
+{
+	struct client_entry *e = (struct client_entry *)clients_get(t, key);
+	if (e == NULL || strlen(jti) > TOKEN_JTI_MAX)
+		return;
+	strcpy(e->jti, jti);
+	e->iat = iat;
+}
+
 const struct client_entry *clients_get(const struct client_table *t, const void *key)
 {
 	for (struct client_entry *e = t->buckets[slot(t, key)]; e; e = e->next)

@@ -11,12 +11,15 @@
 #include <stdint.h>
 
 #include "acl.h"
+#include "chat/token.h"
 
 struct client_entry {
 	const void *key; /* the struct mosquitto * */
 	struct acl_client acl;
 	int64_t exp; /* token expiry, seconds */
 	uint64_t conn_id; /* this connection's number since the broker started */
+	int64_t iat;      /* the token's, 0 when absent (revoked.h) */
+	char jti[TOKEN_JTI_MAX + 1]; /* the token's, "" when absent */
 	struct client_entry *next;
 };
 
@@ -34,6 +37,9 @@ void clients_free(struct client_table *t);
  * (the table is then unchanged). */
 int clients_put(struct client_table *t, const void *key,
                 const struct acl_client *acl, int64_t exp, uint64_t conn_id);
+/* Records the token's jti and iat on key's entry (revocation checks);
+ * does nothing when key has none. */
+void clients_set_token(struct client_table *t, const void *key, const char *jti, int64_t iat);
 const struct client_entry *clients_get(const struct client_table *t, const void *key);
 void clients_remove(struct client_table *t, const void *key);
 

@@ -8,13 +8,15 @@
  *   conn_per_address connections from one address.
  * - ACL_CHECK: the topic rules of section 4 (acl.c), answered from the
  *   connection's entry compiled at auth time (clients.c).
- * - TICK: connections whose token has expired are disconnected.
+ * - TICK: connections whose token has expired, or has been revoked
+ *   (revoked.c), are disconnected.
  * - DISCONNECT: the connection's entry is dropped; its session's is kept
  *   (sessions.c) for its offline deliveries and its Will.
  * - Posts are let through only while they can reach the bridge (watch.c)
  *   and only up to the size limit; a refused post gets a notice from here.
  * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
- *   (rooms.c), consulted by the topic rules.
+ *   (rooms.c), consulted by the topic rules, and token revocations
+ *   (revoked.c), consulted at CONNECT and on the tick.
  * - MESSAGE: client input is stamped with its sender's role (stamp.c).
  *
  * Connections are reported to the bridge for presence, on <prefix>/sys/conn:
@@ -44,6 +46,7 @@
 #include "chat/token.h"
 #include "chat/topic.h"
 #include "clients.h"
+#include "revoked.h"
 #include "rooms.h"
 #include "sessions.h"
 #include "watch.h"
@@ -71,6 +74,8 @@ struct plugin {
 	struct session_table sessions;
 	struct address_table addresses; /* users' connections per address */
 	struct watch watch;
+	struct revoked_table revoked;
+	uint64_t revoked_seen; /* the revoked generation the connections were checked against */
 	enum watch_state last_state; /* logged when it changes */
 	int64_t next_prune;
 };
@@ -136,6 +141,10 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		why = "token sub is not the username";
 		goto refuse;
 	}
+	if (revoked_match(&p->revoked, user, claims.jti, claims.iat, now_s())) {
+		why = "token revoked";
+		goto refuse;
+	}
 	if (!acl_client_id_ok(user, client_id)) {
 		why = "client id must be the user id or start with '<user id>:'";
 		goto refuse;
@@ -170,6 +179,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		why = "out of memory";
 		goto uncount;
 	}
+	clients_set_token(&p->clients, ed->client, claims.jti, claims.iat);
 	report(p, "up", &acl, conn_id);
 	log_msg(LOG_DEBUG, "accepted %s as %s (client id %s)", user,
 	        token_role_name(claims.role), client_id ? client_id : "");
@@ -355,9 +365,8 @@ static void forget_connection(struct plugin *p, const struct mosquitto *client)
 	clients_remove(&p->clients, client);
 }
 
-static void kick_expired(const void *key, void *ctx)
+static void kick(struct plugin *p, const void *key, const char *why)
 {
-	struct plugin *p = ctx;
 	const char *id = mosquitto_client_id((struct mosquitto *)key);
 
 	forget_connection(p, key);
@@ -366,9 +375,56 @@ static void kick_expired(const void *key, void *ctx)
 	char *copy = strdup(id);
 	if (copy == NULL)
 		return;
-	log_msg(LOG_INFO, "disconnecting %s: token expired", copy);
+	log_msg(LOG_INFO, "disconnecting %s: %s", copy, why);
 	mosquitto_kick_client_by_clientid(copy, false);
 	free(copy);
+}
+
+static void kick_expired(const void *key, void *ctx)
+{
+	kick(ctx, key, "token expired");
+}
+
+/* Connections to cut, collected first: kicking removes table entries. */
+struct revoked_scan {
+	const struct revoked_table *revoked;
+	int64_t now;
+	const void **keys;
+	size_t n, cap;
+	bool short_of_memory;
+};
+
+static void collect_revoked(const struct client_entry *e, void *ctx)
+{
+	struct revoked_scan *sc = ctx;
+	if (!revoked_match(sc->revoked, e->acl.user, e->jti, e->iat, sc->now))
+		return;
+	if (sc->n == sc->cap) {
+		size_t ncap = sc->cap ? sc->cap * 2 : 16;
+		const void **nk = realloc(sc->keys, ncap * sizeof(*nk));
+		if (nk == NULL) {
+			sc->short_of_memory = true;
+			return;
+		}
+		sc->keys = nk;
+		sc->cap = ncap;
+	}
+	sc->keys[sc->n++] = e->key;
+}
+
+/* Cuts every connection whose token a revocation received since the last
+ * scan covers. A full scan per change: revocations are rare, connections
+ * many, and a change must reach every connection within the second. */
+static void kick_revoked(struct plugin *p, int64_t now)
+{
+	struct revoked_scan sc = {&p->revoked, now, NULL, 0, 0, false};
+
+	clients_each(&p->clients, collect_revoked, &sc);
+	for (size_t i = 0; i < sc.n; i++)
+		kick(p, sc.keys[i], "token revoked");
+	free(sc.keys);
+	if (!sc.short_of_memory) /* else scanned again on the next tick */
+		p->revoked_seen = p->revoked.generation;
 }
 
 static int on_tick(int event, void *event_data, void *userdata)
@@ -380,8 +436,11 @@ static int on_tick(int event, void *event_data, void *userdata)
 	int64_t now = now_s();
 	if (now >= p->clients.next_exp)
 		clients_expire(&p->clients, now, kick_expired, p);
+	if (p->revoked.generation != p->revoked_seen)
+		kick_revoked(p, now);
 	if (now >= p->next_prune) {
 		sessions_prune(&p->sessions, now, p->cfg.session_idle_max);
+		revoked_prune(&p->revoked, now);
 		p->next_prune = now + 10;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -414,6 +473,15 @@ static int on_control(int event, void *event_data, void *userdata)
 	const struct client_entry *e = clients_get(&p->clients, ed->client);
 	if (e == NULL || e->acl.role != ROLE_SERVICE)
 		return MOSQ_ERR_ACL_DENIED;
+	if (revoked_is_ours(ed->payload, ed->payloadlen)) {
+		if (revoked_apply(&p->revoked, ed->payload, ed->payloadlen) < 0) {
+			log_msg(LOG_WARN,
+			        "malformed revocation from %s: ignored from the bad line on",
+			        e->acl.user);
+			return MOSQ_ERR_INVAL;
+		}
+		return MOSQ_ERR_SUCCESS;
+	}
 	if (rooms_apply(&p->rooms, ed->payload, ed->payloadlen) < 0) {
 		log_msg(LOG_WARN, "malformed room state from %s: ignored from the bad line on",
 		        e->acl.user);
@@ -436,6 +504,7 @@ static void plugin_free(struct plugin *p)
 		return;
 	clients_free(&p->clients);
 	rooms_free(&p->rooms);
+	revoked_free(&p->revoked);
 	sessions_free(&p->sessions);
 	addresses_free(&p->addresses);
 	token_keyring_free(&p->keys);
@@ -464,7 +533,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		goto error;
 	}
 	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0 ||
-	    sessions_init(&p->sessions) != SESSIONS_OK ||
+	    revoked_init(&p->revoked) != 0 || sessions_init(&p->sessions) != SESSIONS_OK ||
 	    addresses_init(&p->addresses) != ADDRESSES_OK)
 		goto nomem;
 	watch_init(&p->watch, p->cfg.bridge_grace * 1000, (uint32_t)p->cfg.bridge_queue_max);

@@ -21,6 +21,7 @@
 #include "chat/topic.h"
 #include "inbound.h"
 #include "rconn.h"
+#include "revoke.h"
 #include "rpc.h"
 #include "store.h"
 
@@ -216,6 +217,8 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 		 * room's state anew (versioned: an older state never wins) */
 		if (strcmp(channel, "chat:acl") == 0)
 			b->acl_stale = true;
+		if (strcmp(channel, "chat:revoke") == 0)
+			b->revoke.stale = true;
 		return;
 	}
 	if (reply->element[2]->type != REDIS_REPLY_STRING)
@@ -225,6 +228,10 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 
 	if (strcmp(channel, "chat:acl") == 0) {
 		publish(b, CONTROL_TOPIC, s, len, 1, false);
+		return;
+	}
+	if (strcmp(channel, "chat:revoke") == 0) {
+		revoke_forward(b, s, len);
 		return;
 	}
 	const char *nl = memchr(s, '\n', len);
@@ -248,7 +255,8 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 
 static void sub_ready(struct bridge *b)
 {
-	redisAsyncCommand(b->sub.ac, on_channel, b, "SUBSCRIBE chat:eph chat:acl chat:presence");
+	redisAsyncCommand(b->sub.ac, on_channel, b,
+	                  "SUBSCRIBE chat:eph chat:acl chat:revoke chat:presence");
 }
 
 /* ---- private-room states for the plugin, before any delivery ---- */
@@ -1253,6 +1261,7 @@ void bridge_run(struct bridge *b)
 			b->next_metrics = now + 1.0;
 		}
 		acl_sync(b);
+		revoke_sync(b);
 		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready &&
 		    b->mqtt_up && b->acl_synced)
 			journal_replay(b);

@@ -7,7 +7,8 @@
  *         to the local broker (so subscribers on every instance see the same
  *         seq order)
  *   sub   SUBSCRIBE chat:eph (typing, room events: never stored), chat:acl
- *         (private-room states, passed to the plugin through $CONTROL) and
+ *         (private-room states, passed to the plugin through $CONTROL),
+ *         chat:revoke (token revocations, the same way; revoke.c) and
  *         chat:presence (online changes, published retained)
  *
  * The broker session (persistent, shared subscription on chat/in/#) is held
@@ -69,6 +70,15 @@ struct bridge {
 	bool acl_stale;       /* chat:acl was not listened to for a while */
 	size_t acl_sent;      /* private room states sent in this sync */
 	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
+	struct revoke_sync_state {                 /* revoke.c */
+		bool syncing;
+		bool stale;             /* chat:revoke was not listened to for a while */
+		unsigned long connects; /* the connection the running sync is for */
+		unsigned long done;     /* the connection that has the full state */
+		size_t sent;
+		char min[24]; /* the next page's lowest score */
+		size_t skip;  /* lines of score min the previous pages had */
+	} revoke;
 	double next_beat;
 	struct post_batch *batch; /* messages waiting for one script call */
 	struct post_batch *in_doubt; /* sent, answer lost with the link: sent again */

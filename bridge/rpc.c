@@ -20,6 +20,7 @@
 #include "jobs.h"
 #include "chat/names.h"
 #include "chat/topic.h"
+#include "revoke.h"
 #include "rpc.h"
 
 struct rpc_ctx {
@@ -696,6 +697,42 @@ static int unread(struct rpc_ctx *c)
 	return unread_next(c);
 }
 
+static void on_revoke(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *rep = r;
+	struct rpc_ctx *c = priv;
+	(void)ac;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER || rep->integer <= 0) {
+		reply(c, NULL, "unavailable", "the revocation was not stored: try again");
+	} else {
+		cJSON *result = cJSON_CreateObject();
+		cJSON_AddNumberToObject(result, "revoked_at", (double)rep->integer);
+		reply(c, result, NULL, NULL);
+		log_msg(LOG_INFO, "%s revoked every token of %s", c->caller, c->user);
+	}
+	ctx_free(c);
+}
+
+/* user.revoke {user}: oneself (sign out everywhere) or, for an admin,
+ * anyone. Returns 0 when sent (on_revoke owns c), -1 after replying. */
+static int user_revoke(struct rpc_ctx *c, const cJSON *params)
+{
+	const char *user = name_param(c, params, "user", 0);
+	if (user == NULL)
+		return -1;
+	if (strcmp(user, c->caller) != 0 && strcmp(c->role, "admin") != 0) {
+		reply(c, NULL, "forbidden", "only an admin may revoke another user's tokens");
+		return -1;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	if (revoke_user(c->b, c->user, (int64_t)time(NULL), on_revoke, c) != 0) {
+		reply(c, NULL, "unavailable", "Redis is not there: try again");
+		return -1;
+	}
+	return 0;
+}
+
 /* Runs the method of a request that passed its rate check; frees c when
  * nothing was sent. */
 static void dispatch(struct rpc_ctx *c)
@@ -712,6 +749,8 @@ static void dispatch(struct rpc_ctx *c)
 		sent = unread(c) == 0;
 	else if (strcmp(c->method, "presence.get") == 0)
 		sent = presence_get(c, c->params) == 0;
+	else if (strcmp(c->method, "user.revoke") == 0)
+		sent = user_revoke(c, c->params) == 0;
 	if (sent < 0)
 		reply(c, NULL, "bad_request", "unknown method");
 	if (sent <= 0)

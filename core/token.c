@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
@@ -187,7 +188,15 @@ static int check_claims(const struct token_keyring *kr, const cJSON *claims,
 	c.role = ROLE_USER;
 	if (role != NULL && (!cJSON_IsString(role) || token_role_parse(role->valuestring, &c.role) != 0))
 		return TOKEN_E_CLAIMS;
+	const cJSON *jti = cJSON_GetObjectItemCaseSensitive(claims, "jti");
+	if (jti != NULL) {
+		if (!cJSON_IsString(jti) ||
+		    !token_jti_valid(jti->valuestring, strlen(jti->valuestring)))
+			return TOKEN_E_CLAIMS;
+		strcpy(c.jti, jti->valuestring);
+	}
 	c.exp = exp;
+	c.iat = has_iat ? iat : 0;
 	*out = c;
 	return TOKEN_OK;
 }
@@ -253,19 +262,39 @@ cleanup:
 	return rc;
 }
 
+int token_jti_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > TOKEN_JTI_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 int token_mint(const struct token_keyring *kr, const char *sub,
                enum token_role role, int64_t now, int64_t ttl, char **out)
 {
 	jwt_t *jwt = NULL;
 	int rc = TOKEN_E_NOMEM;
+	unsigned char rnd[16];
+	char jti[2 * sizeof(rnd) + 1];
 
 	if (!name_user_valid(sub, strlen(sub)))
 		return TOKEN_E_SUBJECT;
 	if (kr->sign_key == NULL)
 		return TOKEN_E_KEY;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return TOKEN_E_NOMEM;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
 	if (jwt_new(&jwt) != 0)
 		return TOKEN_E_NOMEM;
-	if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant_int(jwt, "iat", (long)now) ||
+	if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant(jwt, "jti", jti) ||
+	    jwt_add_grant_int(jwt, "iat", (long)now) ||
 	    jwt_add_grant_int(jwt, "exp", (long)(now + ttl)) ||
 	    (role != ROLE_USER && jwt_add_grant(jwt, "role", token_role_name(role))) ||
 	    (kr->issuer && jwt_add_grant(jwt, "iss", kr->issuer)) ||
@@ -312,7 +341,8 @@ const char *token_strerror(int err)
 	case TOKEN_E_ISSUER: return "wrong issuer";
 	case TOKEN_E_AUDIENCE: return "wrong audience";
 	case TOKEN_E_SUBJECT: return "missing or invalid sub";
-	case TOKEN_E_CLAIMS: return "missing or invalid exp, nbf, iat or role";
+	case TOKEN_E_CLAIMS:
+		return "missing or invalid exp, nbf, iat, jti or role";
 	case TOKEN_E_KEY: return "key unusable";
 	case TOKEN_E_NOMEM: return "out of memory";
 	case TOKEN_E_CRIT: return "token header names a critical extension we do not support";

@@ -23,7 +23,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 
-enum job_kind { JOB_REGISTER, JOB_LOGIN, JOB_HISTORY, JOB_METRICS };
+enum job_kind { JOB_REGISTER, JOB_LOGIN, JOB_HISTORY, JOB_METRICS, JOB_LOGOUT };
 
 /* One request handed to a worker. The loop thread owns wsi (a worker never
  * touches it); it is NULL when the requester closed before the answer. */
@@ -34,7 +34,9 @@ struct job {
 	enum route route;
 	int64_t t0_us;
 	struct credentials cred;      /* register, login */
-	char user[NAME_USER_MAX + 1]; /* history: the caller */
+	char user[NAME_USER_MAX + 1]; /* history, logout: the caller */
+	char jti[TOKEN_JTI_MAX + 1];  /* history, logout: the caller's token */
+	int64_t iat, exp;
 	struct history_query q;
 	char *text; /* metrics: the local counters, rendered on the loop */
 	/* the answer */

@@ -304,24 +304,73 @@ static int64_t arg_int(struct lws *wsi, const char *name)
 	return strtoll(v, NULL, 10);
 }
 
-static int history_request(struct lws *wsi, struct http_sess *s)
+/* The claims of the request's Bearer token. Returns 0, or the answer's
+ * return value after a 401 (*answered set). Whether it was revoked is
+ * asked of Redis by the job (revocation.h). */
+static int bearer(struct lws *wsi, struct http_sess *s, struct token_claims *claims, int *answered)
 {
 	struct front *f = front_of(wsi);
-	char conv[256], auth[8200];
-	struct token_claims claims;
-	const char *msg = NULL;
+	char auth[8200];
 
+	*answered = 1;
 	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 	if (alen <= 7 || alen >= (int)sizeof(auth) ||
 	    lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) != alen ||
 	    strncasecmp(auth, "Bearer ", 7) != 0)
 		return respond_error(wsi, s, 401, "unauthorized", "a Bearer token is required",
 		                     REJ_UNAUTHORIZED, "www-authenticate: Bearer\r\n");
-	int rc = token_verify(&f->kr, auth + 7, (size_t)alen - 7, time(NULL), &claims);
+	int rc = token_verify(&f->kr, auth + 7, (size_t)alen - 7, time(NULL), claims);
 	if (rc != TOKEN_OK)
 		return respond_error(wsi, s, 401, "unauthorized", token_strerror(rc),
 		                     REJ_UNAUTHORIZED,
 		                     "www-authenticate: Bearer error=\"invalid_token\"\r\n");
+	*answered = 0;
+	return 0;
+}
+
+static void job_token(struct job *j, const struct token_claims *claims)
+{
+	memcpy(j->user, claims->sub, sizeof(j->user));
+	memcpy(j->jti, claims->jti, sizeof(j->jti));
+	j->iat = claims->iat;
+	j->exp = claims->exp;
+}
+
+/* POST /api/logout: the job revokes the token's jti (204). */
+static int logout_request(struct lws *wsi, struct http_sess *s)
+{
+	struct token_claims claims;
+	int answered;
+
+	int rc = bearer(wsi, s, &claims, &answered);
+	if (answered)
+		return rc;
+	if (claims.jti[0] == '\0')
+		return respond_error(wsi, s, 400, "bad_request",
+		                     "this token has no jti: revoke it with user.revoke",
+		                     REJ_BAD_REQUEST, NULL);
+	/* each costs a Redis script: the user's sign-in bucket bounds them */
+	if (!ratelimit_take(&front_of(wsi)->rl_user, claims.sub, now_us() / 1000))
+		return respond_error(wsi, s, 429, "rate_limited",
+		                     "too many attempts for this user; wait a minute", REJ_RATE,
+		                     "retry-after: 60\r\n");
+	struct job *j = job_new(JOB_LOGOUT);
+	if (j == NULL)
+		return -1;
+	job_token(j, &claims);
+	return submit(wsi, s, j);
+}
+
+static int history_request(struct lws *wsi, struct http_sess *s)
+{
+	char conv[256];
+	struct token_claims claims;
+	const char *msg = NULL;
+	int answered;
+
+	int rc = bearer(wsi, s, &claims, &answered);
+	if (answered)
+		return rc;
 
 	/* a longer value is refused below, never cut to a shorter valid id */
 	const char *c = lws_get_urlarg_by_name(wsi, "conv=", conv, sizeof(conv));
@@ -343,7 +392,7 @@ static int history_request(struct lws *wsi, struct http_sess *s)
 		return respond_error(wsi, s, 400, "bad_request", msg ? msg : code, REJ_BAD_REQUEST,
 		                     NULL);
 	}
-	memcpy(j->user, claims.sub, sizeof(j->user));
+	job_token(j, &claims);
 	return submit(wsi, s, j);
 }
 
@@ -573,6 +622,13 @@ static int start_request(struct lws *wsi, struct http_sess *s, const char *uri)
 		           : strcmp(uri, "/healthz") == 0   ? ROUTE_HEALTHZ
 		           : strcmp(uri, "/metrics") == 0   ? ROUTE_METRICS
 		                                            : ROUTE_OTHER;
+		if (strcmp(uri, "/api/logout") == 0) {
+			s->route = ROUTE_LOGOUT;
+			if (m != M_POST)
+				return respond_error(wsi, s, 405, "method_not_allowed", "use POST",
+				                     REJ_METHOD, "allow: POST\r\n");
+			return logout_request(wsi, s);
+		}
 		if (s->route == ROUTE_OTHER && strcmp(uri, "/mqtt") != 0)
 			return respond_error(wsi, s, 404, "not_found", "no such endpoint",
 			                     REJ_NOT_FOUND, NULL);

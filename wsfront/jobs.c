@@ -18,6 +18,7 @@
 #include "chat/log.h"
 #include "front.h"
 #include "rconn.h"
+#include "revocation.h"
 #include "store.h"
 #include "strbuf.h"
 
@@ -201,6 +202,17 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 		fail(j, 503, "unavailable", "Redis is down", -1);
 		return;
 	}
+	int revoked = revoke_check(r, j->user, j->jti, j->iat);
+	if (revoked != 0) {
+		if (revoked < 0) {
+			redisFree(w->redis);
+			w->redis = NULL;
+			fail(j, 503, "unavailable", "Redis is down", -1);
+		} else {
+			fail(j, 401, "unauthorized", "token revoked", REJ_UNAUTHORIZED);
+		}
+		return;
+	}
 	code = history_allowed(r, j->user, j->q.conv, &msg);
 	/* Redis first, with the store only if it is already open: a page
 	 * Redis holds never waits for a store that is slow to open (locked,
@@ -222,6 +234,34 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 		return;
 	}
 	answer(j, 200, json, -1);
+}
+
+/* Revokes the caller's token by its jti until it expires (revocation.h):
+ * 204 and no body. */
+static void do_logout(struct front *f, struct worker_ctx *w, struct job *j)
+{
+	char exp[24], now[24];
+
+	if (want_redis(f, w) == NULL) {
+		fail(j, 503, "unavailable", "Redis is down", -1);
+		return;
+	}
+	snprintf(exp, sizeof(exp), "%lld", (long long)j->exp);
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	const char *argv[] = {"EVAL", revoke_lua, "0", "jti", j->jti, "0", exp, now};
+	redisReply *r = redisCommandArgv(w->redis, 8, argv, NULL);
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+		if (r == NULL) {
+			redisFree(w->redis);
+			w->redis = NULL;
+		}
+		fail(j, 503, "unavailable", "the revocation was not stored: try again", -1);
+	} else {
+		log_msg(LOG_INFO, "%s signed out (token %s revoked)", j->user, j->jti);
+		j->status = 204;
+		j->reject = -1;
+	}
+	freeReplyObject(r);
 }
 
 /* XINFO GROUPS chat:stream: the persist group's pending and lag. Returns 1
@@ -380,8 +420,11 @@ void job_run(struct front *f, struct worker_ctx *w, struct job *j)
 	case JOB_METRICS:
 		do_metrics(f, w, j);
 		break;
+	case JOB_LOGOUT:
+		do_logout(f, w, j);
+		break;
 	}
 	credentials_clear(&j->cred);
-	if (j->body == NULL && j->status != 0 && j->kind != JOB_METRICS)
+	if (j->body == NULL && j->status != 0 && j->kind != JOB_METRICS && j->status != 204)
 		j->status = 503; /* cJSON ran out of memory */
 }

@@ -12,8 +12,8 @@ static const char *const reject_names[REJ_COUNT] = {
     "subprotocol", "auth",    "slow_consumer", "broker_down",  "rate_limited", "bad_request",
     "too_large",   "method",  "not_found",     "unauthorized", "forbidden",    "conflict",
     "conn_limit",  "timeout", "origin",        "busy"};
-static const char *const route_names[ROUTE_COUNT] = {"static",  "register", "login", "history",
-                                                     "healthz", "metrics",  "other"};
+static const char *const route_names[ROUTE_COUNT] = {"static",  "register", "login",  "history",
+                                                     "healthz", "metrics",  "logout", "other"};
 
 const char *reject_name(enum reject_reason r)
 {

@@ -48,6 +48,7 @@ struct chat_config {
 	long http_port;
 	char *static_dir;       /* the web app's files */
 	long web_token_ttl;     /* seconds a token from /api/login lasts */
+	long revoke_user_ttl;   /* seconds a user.revoke is kept: the longest token lifetime */
 	long ws_buffer_max;     /* bytes queued towards one browser before it is cut off */
 	long http_body_max;     /* bytes of an HTTP request body */
 	long auth_burst;        /* login/register attempts per address and per name */

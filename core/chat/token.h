@@ -44,11 +44,20 @@ struct token_keyring {
 	size_t max_bytes;
 };
 
+/* A jti is at most this long and only [A-Za-z0-9_-]: it travels in the
+ * space-separated revocation lines (authplugin/revoked.h). */
+#define TOKEN_JTI_MAX 64
+
 struct token_claims {
 	char sub[33]; /* a valid user id */
 	enum token_role role;
 	int64_t exp;
+	int64_t iat;                 /* 0 when absent (counts as issued at 0) */
+	char jti[TOKEN_JTI_MAX + 1]; /* "" when absent */
 };
+
+/* Whether s (n bytes) is a jti this project accepts. */
+int token_jti_valid(const char *s, size_t n);
 
 /* Builds a keyring from the settings. On failure err says which key is
  * wrong and kr holds nothing to free. */
@@ -63,7 +72,8 @@ void token_keyring_free(struct token_keyring *kr);
 int token_verify(const struct token_keyring *kr, const char *token, size_t len,
                  int64_t now, struct token_claims *out);
 
-/* Mints a token for sub valid for ttl seconds from now. *out is malloc'd
+/* Mints a token for sub valid for ttl seconds from now, with iat = now and
+ * a random jti (so it can be revoked alone). *out is malloc'd
  * (free()). Needs the signing key for RS256/ES256. */
 int token_mint(const struct token_keyring *kr, const char *sub,
                enum token_role role, int64_t now, int64_t ttl, char **out);

@@ -68,7 +68,29 @@ int main(void)
 	CHECK_STR(c.sub, "alice");
 	CHECK_INT(c.role, ROLE_USER);
 	CHECK_INT(c.exp, NOW + 3600);
+	/* every minted token can be revoked alone: a random jti, and iat */
+	CHECK_INT(c.iat, NOW);
+	CHECK_INT((long)strlen(c.jti), 32);
+	char first_jti[TOKEN_JTI_MAX + 1];
+	strcpy(first_jti, c.jti);
 	CHECK_INT(token_verify(&kr, tok, strlen(tok), NOW + 3600, &c), TOKEN_E_EXPIRED);
+	free(tok);
+	CHECK_INT(token_mint(&kr, "alice", ROLE_USER, NOW, 3600, &tok), TOKEN_OK);
+	CHECK_INT(verify(&kr, tok, &c), TOKEN_OK);
+	CHECK(strcmp(c.jti, first_jti) != 0);
+	/* a jti is refused, never cut, when it could not travel in a
+	 * revocation line; a token without one has jti "" and iat 0 */
+	CHECK_INT(check_claims(&kr, "{\"sub\":\"a\",\"exp\":2000000000,\"jti\":\"a b\"}"),
+	          TOKEN_E_CLAIMS);
+	CHECK_INT(check_claims(&kr, "{\"sub\":\"a\",\"exp\":2000000000,\"jti\":7}"),
+	          TOKEN_E_CLAIMS);
+	CHECK_INT(check_claims(&kr, "{\"sub\":\"a\",\"exp\":2000000000,\"jti\":\"\"}"),
+	          TOKEN_E_CLAIMS);
+	free(tok);
+	tok = make("{\"sub\":\"a\",\"exp\":2000000000}", JWT_ALG_HS256, secret);
+	CHECK_INT(verify(&kr, tok, &c), TOKEN_OK);
+	CHECK_STR(c.jti, "");
+	CHECK_INT(c.iat, 0);
 	/* a "crit" header names extensions we must understand: we know none */
 	free(tok);
 	tok = make_with_header("{\"crit\":[\"exp-ext\"],\"exp-ext\":1}");

@@ -145,6 +145,38 @@
     }
   }
 
+  /* Sign out: this token is revoked at the server (POST /api/logout), so
+   * a copy of it left anywhere stops working too; the answer is not
+   * waited for (keepalive lets it finish while the page moves on). */
+  function logout() {
+    if (S.token) {
+      fetch('/api/logout', {
+        method: 'POST', headers: { Authorization: 'Bearer ' + S.token }, keepalive: true,
+      }).catch(() => {});
+    }
+    signOut('');
+  }
+
+  /* Sign out everywhere: user.revoke on oneself revokes every token issued
+   * until now, which cuts this connection too, so the reply may never
+   * come; either way this device signs out. */
+  async function logoutEverywhere() {
+    if (!window.confirm('Sign out on every device, this one included?')) return;
+    const token = S.token;
+    let msg = 'You are signed out on every device.';
+    S.leaving = true;
+    const cut = new Promise((resolve) => { S.onLeave = resolve; });
+    let failed = null;
+    try { await Promise.race([rpc('user.revoke', { user: S.user }), cut]); } catch (e) {
+      if (e && e.code === 'timeout') msg = 'The server did not confirm; this device is signed out.';
+      else failed = e;
+    }
+    S.leaving = false;
+    S.onLeave = null;
+    if (failed) { toast(rpcError(failed), true); return; } // nothing was revoked: stay
+    if (S.token === token) signOut(msg); // not a session signed in since
+  }
+
   function signOut(message) {
     localStorage.removeItem('chat.auth');
     if (S.client) { S.client.end(true); S.client = null; }
@@ -174,6 +206,7 @@
     client.on('message', (topic, payload) => { if (S.client === client) onMessage(topic, payload); });
     client.on('close', () => {
       if (S.client !== client) return;
+      if (S.leaving && S.onLeave) S.onLeave(); // cut by our own user.revoke
       if (S.online) status('Connection lost. Reconnecting…');
       S.online = false;
       S.subscribed.clear();
@@ -184,7 +217,7 @@
       if (S.client !== client) return;
       // CONNACK 4/5: the broker refused the token (expired or revoked)
       if (err && (err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135)) {
-        signOut('Your session has ended. Sign in again.');
+        if (!S.leaving) signOut('Your session has ended. Sign in again.');
       }
     });
   }
@@ -960,7 +993,8 @@
     $('tab-login').onclick = () => setMode('login');
     $('tab-register').onclick = () => setMode('register');
     $('auth-form').onsubmit = submitAuth;
-    $('logout').onclick = () => signOut('');
+    $('logout').onclick = logout;
+    $('logout-all').onclick = logoutEverywhere;
     $('new-room').onclick = newRoom;
     $('new-dm').onclick = newDm;
     $('invite').onclick = invite;
