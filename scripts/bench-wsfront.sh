@@ -29,6 +29,20 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # bounded: a process that ignores SIGTERM for 10 s is said so and killed
+  # (seen once: chat-wsfront spinning inside lws_service, see README)
+  for _ in $(seq 1 100); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then
+      echo "bench-wsfront: WARNING: $(tr '\0' ' ' < /proc/$p/cmdline) did not stop on SIGTERM within 10 s: killed" >&2
+      kill -9 "$p" 2>/dev/null || true
+    fi
+  done
   wait 2>/dev/null || true
   rm -rf "$work"
 }

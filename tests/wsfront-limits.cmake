@@ -3,3 +3,4 @@
 # Origin, static-file headers, /metrics, and /healthz under hung stores.
 chat_pytest(integration_wsfront_limits test_wsfront_limits.py)
 chat_pytest(integration_wsfront_health test_wsfront_health.py)
+chat_pytest(integration_wsfront_stall test_wsfront_stall.py)
