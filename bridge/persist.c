@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
 #include "chat/log.h"
@@ -277,6 +278,40 @@ static void ack(struct worker *w, const char *stream, const redisReply *entries)
 	free(argv);
 }
 
+/* The edits and deletions of a stored batch applied to their messages, in
+ * stream order (so the latest edit wins); a deletion's mark in Redis goes
+ * once the store holds it. False when the store went down. */
+static bool amend_messages(struct worker *w, const struct store_msg *msgs, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		bool del = strncmp(msgs[i].json, "{\"v\":1,\"type\":\"delete\"", 22) == 0;
+		if (!del && strncmp(msgs[i].json, "{\"v\":1,\"type\":\"edit\"", 20) != 0)
+			continue;
+		cJSON *o = cJSON_Parse(msgs[i].json);
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "ref");
+		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+		const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
+		int rc = STORE_E_BAD;
+		double wait = 0.1;
+		if (cJSON_IsNumber(ref) && cJSON_IsNumber(ts) && (del || cJSON_IsString(body)))
+			while ((rc = store_amend(w->store, msgs[i].conv, (uint64_t)ref->valuedouble,
+			                         del ? NULL : body->valuestring,
+			                         (int64_t)ts->valuedouble)) == STORE_E_DOWN &&
+			       keep_trying(w, &wait))
+				;
+		if (rc == STORE_OK && del)
+			freeReplyObject(redisCommand(w->redis, "DEL chat:gone:%s:%lld",
+			                             msgs[i].conv, (long long)ref->valuedouble));
+		cJSON_Delete(o);
+		if (rc == STORE_E_DOWN)
+			return false;
+		if (rc != STORE_OK)
+			log_msg(LOG_WARN, "persist: %s seq %" PRIu64 ": edit not applied: %s",
+			        msgs[i].conv, msgs[i].seq, store_strerror(rc));
+	}
+	return true;
+}
+
 /* Writes one batch of messages; true when every one is stored (or is not
  * a message and was skipped). */
 static bool store_messages(struct worker *w, const redisReply *entries)
@@ -322,7 +357,7 @@ static bool store_messages(struct worker *w, const redisReply *entries)
 					        msgs[i].conv, msgs[i].seq);
 			rc = STORE_OK;
 		}
-		ok = rc == STORE_OK;
+		ok = rc == STORE_OK && amend_messages(w, msgs, k);
 	}
 	if (ok && k > 0) {
 		/* the highest stored seq per conversation, raised, in one call: the

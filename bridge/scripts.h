@@ -85,6 +85,9 @@ extern const char script_presence[];
 extern const char script_read[];
 extern const char script_unread[];
 
+/* msg.edit, msg.delete (1.1); run with EVAL from the worker thread. */
+extern const char script_amend[];
+
 struct script_sha {
 	char post[41];
 	char typing[41];

@@ -102,6 +102,19 @@ struct store_msg {
  * an equivalent object (envelope_encode's key order), SQLite the text. */
 int store_put_messages(struct store *s, const struct store_msg *msgs, size_t n);
 
+/* Edits and deletions (shared/PROTOCOL.md 1.1 section 5) are stored like
+ * messages, with their own seq: {"type":"edit", id, from, ts, ref, body}
+ * and {"type":"delete", id, from, ts, ref} (no body, "to" optional). The
+ * message they refer to is changed by store_amend. */
+
+/* Applies an edit (body) or a deletion (body NULL) at ts to conv's
+ * message ref: an edit sets its body and "edited":ts, unless it is deleted
+ * or carries a later edit already; a deletion removes its body for good,
+ * sets "deleted":true, and removes the body of every stored edit event of
+ * it too, so its text is gone from the store. A message that is not
+ * stored changes nothing (STORE_OK); applying one twice is harmless. */
+int store_amend(struct store *s, const char *conv, uint64_t ref, const char *body, int64_t ts);
+
 /* One page of history, ascending by seq. msgs[i].json is owned by the
  * page; free with store_page_free. */
 struct store_page {
