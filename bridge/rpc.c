@@ -259,6 +259,13 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_Delete(result);
 		members_page(c, rep);
 		return;
+	} else if (strcmp(c->method, "room.delete") == 0) {
+		/* the members hear of it from the persistence worker, a page of
+		 * them at a time (script_room_gc) */
+		cJSON_AddStringToObject(result, "room", c->room);
+		room_event(c, "deleted", c->caller);
+		if (rep->elements > 2 && strcmp(rep->element[2]->str, "0") == 0)
+			rooms_event(c, "deleted");
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
 		/* membership changed: tell the room, and the member's devices */
 		if (strcmp(c->method, "room.join") == 0) {
@@ -280,8 +287,8 @@ done:
 	ctx_free(c);
 }
 
-static const char *room_methods[] = {"rooms.list",  "room.create", "room.join",  "room.leave",
-                                     "room.invite", "room.remove", "room.members"};
+static const char *room_methods[] = {"rooms.list",  "room.create", "room.join",    "room.leave",
+                                     "room.invite", "room.remove", "room.members", "room.delete"};
 
 static int is_room_method(const char *m)
 {

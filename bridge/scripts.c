@@ -251,6 +251,9 @@ const char script_room[] =
 	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
 	"  if redis.call('EXISTS', key) == 1 then return {'conflict', 'room exists'} end\n"
+	"  if redis.call('SISMEMBER', 'chat:rooms:deleted', room) == 1 then\n"
+	"    return {'conflict', 'a deleted room: its name cannot be used again'}\n"
+	"  end\n"
 	"  local t = redis.call('TIME')\n"
 	"  redis.call('HSET', key, 'owner', caller, 'private', flag, 'created', t[1])\n"
 	"  if flag == '0' then\n"
@@ -308,6 +311,36 @@ const char script_room[] =
 	"  if changed == 1 then op_member(room, user, method == 'room.invite' and '1' or '0') end\n"
 	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(changed), priv}\n"
+	/* room.delete (1.1): O(1) here whatever the room holds. The hash goes
+	 * (posts, history, joins answer not_found), the name stays taken
+	 * (chat:rooms:deleted), the member set is renamed for the persistence
+	 * worker to clear a page at a time (the members' indexes, their inbox
+	 * events), and a purge entry in chat:stream, after every message of
+	 * the room, has the worker delete its stored messages in pages. */
+	"elseif method == 'room.delete' then\n"
+	"  if caller ~= owner and role ~= 'admin' then\n"
+	"    return {'forbidden', 'only the owner or an admin may delete a room'}\n"
+	"  end\n"
+	"  redis.call('DEL', key)\n"
+	"  redis.call('SADD', 'chat:rooms:deleted', room)\n"
+	"  redis.call('SREM', 'chat:rooms:public', room)\n"
+	"  redis.call('SREM', 'chat:rooms:private', room)\n"
+	"  redis.call('ZREM', 'chat:rooms:index', room)\n"
+	"  if redis.call('EXISTS', members) == 1 then\n"
+	"    redis.call('RENAME', members, 'chat:gc:members:' .. room)\n"
+	"    redis.call('HSET', 'chat:gc:by', room, caller)\n"
+	"    redis.call('RPUSH', 'chat:gc:rooms', room)\n"
+	"  end\n"
+	"  local conv = 'room:' .. room\n"
+	"  redis.call('UNLINK', 'chat:recent:' .. conv, 'chat:seq:' .. conv, 'chat:persisted:' .. conv)\n"
+	/* every broker drops the member list (a public state holds none) */
+	"  if priv == '1' then\n"
+	"    local ver = redis.call('INCR', key .. ':ver')\n"
+	"    redis.call('PUBLISH', 'chat:acl', 'room ' .. room .. ' ' .. ver .. ' public')\n"
+	"  end\n"
+	"  redis.call('XADD', 'chat:ops', '*', 'op', 'room_delete', 'room', room)\n"
+	"  redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'purge', '1')\n"
+	"  return {'ok', '1', priv}\n"
 	"end\n"
 	"return {'bad_request', 'unknown method'}\n";
 
@@ -473,6 +506,29 @@ const char script_unread[] =
 	"  end\n"
 	"end\n"
 	"return out\n";
+
+/* One page of a deleted room's cleanup, for the persistence worker: ARGV
+ * prefix, count. Takes up to count members of the first room in
+ * chat:gc:rooms, drops the room from their indexes and tells each on their
+ * inbox; the room leaves the list when its set is empty. Returns how many
+ * members were taken (0: nothing to do). */
+const char script_room_gc[] =
+	"local room = redis.call('LINDEX', 'chat:gc:rooms', 0)\n"
+	"if not room then return 0 end\n"
+	"local set = 'chat:gc:members:' .. room\n"
+	"local by = redis.call('HGET', 'chat:gc:by', room) or ''\n"
+	"local users = redis.call('SPOP', set, tonumber(ARGV[2]))\n"
+	"for _, u in ipairs(users) do\n"
+	"  redis.call('SREM', 'chat:user:' .. u .. ':rooms', room)\n"
+	"  redis.call('ZREM', 'chat:user:' .. u .. ':roomindex', room)\n"
+	"  redis.call('PUBLISH', 'chat:eph', ARGV[1] .. '/user/' .. u .. '/inbox\\n' ..\n"
+	"    '{\"v\":1,\"type\":\"room\",\"event\":\"deleted\",\"room\":\"' .. room .. '\",\"by\":\"' .. by .. '\"}')\n"
+	"end\n"
+	"if redis.call('EXISTS', set) == 0 then\n"
+	"  redis.call('LPOP', 'chat:gc:rooms')\n"
+	"  redis.call('HDEL', 'chat:gc:by', room)\n"
+	"end\n"
+	"return math.max(#users, 1)\n";
 
 /* msg.edit and msg.delete (1.1): ARGV conv, ref, kind ("edit" |
  * "delete"), caller, role, head, tail, keep, from (the message's sender

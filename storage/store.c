@@ -454,6 +454,24 @@ int store_each_member(struct store *s,
 	return s->ops->each_member(s, fn, ctx);
 }
 
+int store_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	ENTER(s);
+	if (!room_ok(room) || limit < 1 || limit > 1000 || removed == NULL)
+		return store__fail(s, STORE_E_BAD, "room delete: bad room or limit");
+	*removed = 0;
+	return s->ops->room_delete(s, room, limit, removed);
+}
+
+int store_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	ENTER(s);
+	if (!conv_ok(conv) || limit < 1 || limit > 1000 || removed == NULL)
+		return store__fail(s, STORE_E_BAD, "purge: bad conv or limit");
+	*removed = 0;
+	return s->ops->purge(s, conv, limit, removed);
+}
+
 int store_amend(struct store *s, const char *conv, uint64_t ref, const char *body, int64_t ts)
 {
 	ENTER(s);

@@ -159,6 +159,7 @@ struct store_room {
 	char owner[NAME_USER_MAX + 1];
 	bool private;
 	int64_t created_ms;
+	bool deleted; /* (1.1) room.delete: a tombstone, so the name stays taken */
 };
 
 /* Creates or replaces the room r. */
@@ -167,6 +168,16 @@ int store_room_put(struct store *s, const struct store_room *r);
 /* Calls fn for every room until fn returns non-zero. */
 int store_each_room(struct store *s, int (*fn)(void *ctx, const struct store_room *r),
                     void *ctx);
+
+/* room.delete, one page at a time: marks the room deleted (store_each_room
+ * then gives it with deleted set; store_room_put does not clear it) and
+ * removes up to limit (1..1000) of its members; *removed says how many.
+ * Call until *removed is 0. */
+int store_room_delete(struct store *s, const char *room, int limit, size_t *removed);
+
+/* Removes up to limit (1..1000) of conv's stored messages, the oldest
+ * first; *removed says how many. Call until *removed is 0. */
+int store_purge(struct store *s, const char *conv, int limit, size_t *removed);
 
 /* Adds (member true) or removes user from room; doing it twice is fine. */
 int store_member_set(struct store *s, const char *room, const char *user, bool member);

@@ -11,7 +11,7 @@
  *             from, ts[, to][, body]}, indexed {conv:1, ref:1} so that a
  *             deletion finds its message's edits
  *   users     {_id: user id, pwhash, created}
- *   rooms     {_id: name, owner, private, created}
+ *   rooms     {_id: name, owner, private, created[, deleted]}
  *   members   {room, user}, unique {room:1, user:1}
  *   reads     {user, conv, seq}, unique {user:1, conv:1}; seq moves by $max
  *
@@ -526,6 +526,7 @@ static int room_doc(const bson_t *doc, void *fn, void *ctx)
 	snprintf(r.owner, sizeof(r.owner), "%s", (s = str_field(doc, "owner")) ? s : "");
 	r.private = bson_iter_init_find(&it, doc, "private") && bson_iter_as_bool(&it);
 	r.created_ms = int_field(doc, "created");
+	r.deleted = bson_iter_init_find(&it, doc, "deleted") && bson_iter_as_bool(&it);
 	return ((room_fn)fn)(ctx, &r);
 }
 
@@ -621,6 +622,75 @@ static int mongo_amend(struct store *s, const char *conv, uint64_t ref, const ch
 	return ok ? STORE_OK : fail(m, &e, "amend");
 }
 
+/* Deletes up to limit documents of coll matching filter (taken): a find of
+ * their _ids, then one delete of those, so a page costs limit documents
+ * whatever the collection holds. */
+static int delete_page(struct mongo_store *m, mongoc_collection_t *coll, bson_t *filter, int limit,
+                       size_t *removed, const char *what)
+{
+	bson_t *opts =
+	    BCON_NEW("limit", BCON_INT64(limit), "projection", "{", "_id", BCON_INT32(1), "}");
+	bson_t ids = BSON_INITIALIZER, reply;
+	const bson_t *doc;
+	bson_error_t e;
+	bson_iter_t it;
+	int rc = STORE_OK, n = 0;
+	char key[16];
+
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc))
+		if (bson_iter_init_find(&it, doc, "_id")) {
+			snprintf(key, sizeof(key), "%d", n++);
+			bson_append_value(&ids, key, -1, bson_iter_value(&it));
+		}
+	if (mongoc_cursor_error(cur, &e))
+		rc = fail(m, &e, what);
+	mongoc_cursor_destroy(cur);
+	if (rc == STORE_OK && n > 0) {
+		bson_t *del = BCON_NEW("_id", "{", "$in", BCON_ARRAY(&ids), "}");
+		if (!mongoc_collection_delete_many(coll, del, NULL, &reply, &e))
+			rc = fail(m, &e, what);
+		else if (bson_iter_init_find(&it, &reply, "deletedCount"))
+			*removed = (size_t)bson_iter_as_int64(&it);
+		else
+			*removed = (size_t)n;
+		bson_destroy(&reply);
+		bson_destroy(del);
+	}
+	bson_destroy(&ids);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	return rc;
+}
+
+static int mongo_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	struct mongo_store *m = to_mongo(s);
+	bson_error_t e;
+
+	ENSURE(m);
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(room));
+	bson_t *update = BCON_NEW("$set", "{", "deleted", BCON_BOOL(true), "}");
+	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+	bool ok = mongoc_collection_update_one(m->rooms, filter, update, opts, NULL, &e);
+	bson_destroy(opts);
+	bson_destroy(update);
+	bson_destroy(filter);
+	if (!ok)
+		return fail(m, &e, "room delete");
+	return delete_page(m, m->members, BCON_NEW("room", BCON_UTF8(room)), limit, removed,
+	                   "room delete");
+}
+
+static int mongo_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	struct mongo_store *m = to_mongo(s);
+
+	ENSURE(m);
+	return delete_page(m, m->messages, BCON_NEW("conv", BCON_UTF8(conv)), limit, removed,
+	                   "purge");
+}
+
 static int mongo_read_set(struct store *s, const char *user, const char *conv, uint64_t seq)
 {
 	struct mongo_store *m = to_mongo(s);
@@ -675,6 +745,8 @@ static const struct store_ops mongo_ops = {
 	.member_set = mongo_member_set,
 	.each_member = mongo_each_member,
 	.amend = mongo_amend,
+	.room_delete = mongo_room_delete,
+	.purge = mongo_purge,
 	.read_set = mongo_read_set,
 	.each_read = mongo_each_read,
 };

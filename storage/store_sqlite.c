@@ -71,7 +71,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 
 /* user_version says which schema the file holds; 2 is this one (1 had no
- * index of the edit events by the message they refer to). */
+ * index of the edit events by the message they refer to, and no
+ * deleted_rooms). */
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS messages ("
 	" conv TEXT NOT NULL, seq INTEGER NOT NULL, json TEXT NOT NULL,"
@@ -86,6 +87,7 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS reads ("
 	" user TEXT NOT NULL, conv TEXT NOT NULL, seq INTEGER NOT NULL,"
 	" PRIMARY KEY (user, conv)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS deleted_rooms (name TEXT PRIMARY KEY) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS messages_ref ON messages(conv, json_extract(json, '$.ref'))"
 	" WHERE json_extract(json, '$.ref') IS NOT NULL;"
 	"PRAGMA user_version = 2;";
@@ -363,12 +365,15 @@ static int room_row(sqlite3_stmt *st, void *fn, void *ctx)
 	snprintf(r.owner, sizeof(r.owner), "%s", col(st, 1));
 	r.private = sqlite3_column_int(st, 2) != 0;
 	r.created_ms = sqlite3_column_int64(st, 3);
+	r.deleted = sqlite3_column_int(st, 4) != 0;
 	return ((room_fn)fn)(ctx, &r);
 }
 
 static int sqlite_each_room(struct store *s, room_fn fn, void *ctx)
 {
-	return each_row(to_sql(s), "SELECT name, owner, private, created FROM rooms ORDER BY name",
+	return each_row(to_sql(s),
+	                "SELECT r.name, r.owner, r.private, r.created, d.name IS NOT NULL "
+	                "FROM rooms r LEFT JOIN deleted_rooms d ON d.name = r.name ORDER BY r.name",
 	                room_row, (void *)fn, ctx);
 }
 
@@ -526,6 +531,49 @@ error:;
 	return rc;
 }
 
+/* Runs sql with text ?1 and int ?2; *changed gets the rows it changed. */
+static int run_page(struct sqlite_store *q, const char *sql, const char *key, int n,
+                    size_t *changed, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (n)
+			sqlite3_bind_int(st, 2, n);
+		src = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (src != SQLITE_DONE)
+		return sql_fail(q, src, what);
+	if (changed)
+		*changed = (size_t)sqlite3_changes(q->db);
+	return STORE_OK;
+}
+
+static int sqlite_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	struct sqlite_store *q = to_sql(s);
+	int rc = run_page(q, "INSERT OR IGNORE INTO deleted_rooms(name) VALUES (?1)", room, 0, NULL,
+	                  "room delete");
+
+	if (rc == STORE_OK)
+		rc = run_page(q,
+		              "DELETE FROM members WHERE room = ?1 AND user IN "
+		              "(SELECT user FROM members WHERE room = ?1 LIMIT ?2)",
+		              room, limit, removed, "room delete");
+	return rc;
+}
+
+static int sqlite_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	return run_page(to_sql(s),
+	                "DELETE FROM messages WHERE conv = ?1 AND seq IN "
+	                "(SELECT seq FROM messages WHERE conv = ?1 ORDER BY seq LIMIT ?2)",
+	                conv, limit, removed, "purge");
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sqlite_close,
@@ -541,6 +589,8 @@ static const struct store_ops sqlite_ops = {
 	.member_set = sqlite_member_set,
 	.each_member = sqlite_each_member,
 	.amend = sqlite_amend,
+	.room_delete = sqlite_room_delete,
+	.purge = sqlite_purge,
 	.read_set = sqlite_read_set,
 	.each_read = sqlite_each_read,
 };
