@@ -480,10 +480,11 @@ static int mongo_room_put(struct store *s, const struct store_room *r)
 
 	ENSURE(m);
 	bson_t *filter = BCON_NEW("_id", BCON_UTF8(r->name));
-	bson_t *doc = BCON_NEW("owner", BCON_UTF8(r->owner), "private", BCON_BOOL(r->private),
-	                       "created", BCON_INT64(r->created_ms));
+	/* $set, not a replacement: a deleted room's tombstone stays */
+	bson_t *doc = BCON_NEW("$set", "{", "owner", BCON_UTF8(r->owner), "private",
+	                       BCON_BOOL(r->private), "created", BCON_INT64(r->created_ms), "}");
 	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
-	bool ok = mongoc_collection_replace_one(m->rooms, filter, doc, opts, NULL, &e);
+	bool ok = mongoc_collection_update_one(m->rooms, filter, doc, opts, NULL, &e);
 	bson_destroy(opts);
 	bson_destroy(doc);
 	bson_destroy(filter);
