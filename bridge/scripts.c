@@ -548,7 +548,9 @@ const char script_amend[] =
 	"if room then\n"
 	"  local h = redis.call('HMGET', 'chat:room:' .. room, 'owner', 'private')\n"
 	"  if not h[1] then return {'not_found', 'no such room'} end\n"
-	"  if h[2] == '1' and redis.call('SISMEMBER', 'chat:room:' .. room .. ':members', caller) == 0 then\n"
+	/* an admin deletes in any room, a member of it or not */
+	"  if h[2] == '1' and not (kind == 'delete' and role == 'admin') and\n"
+	"     redis.call('SISMEMBER', 'chat:room:' .. room .. ':members', caller) == 0 then\n"
 	"    return {'forbidden', 'private room: members only'}\n"
 	"  end\n"
 	"  owner = h[1]\n"

@@ -3,3 +3,4 @@
 # refusals, restarts.
 chat_pytest(integration_edits test_edits.py)
 chat_pytest(integration_room_delete test_room_delete.py)
+chat_pytest(integration_wsfront_edits test_wsfront_edits.py)

@@ -215,6 +215,10 @@ def test_who_may_edit_and_delete(make_cluster):
     assert wait_for(lambda: cluster.redis.call("GET", "chat:seq:room:vault") == "1")
     assert call("bob", bob, "msg.delete", conv="room:vault",
                 seq=1)["error"]["code"] == "forbidden"
+    # an admin deletes there too, member or not; still no edit
+    assert call("root", root, "msg.edit", conv="room:vault", seq=1,
+                body="x")["error"]["code"] == "forbidden"
+    assert "result" in call("root", root, "msg.delete", conv="room:vault", seq=1)
     for c in (alice, bob, root):
         c.close()
 
