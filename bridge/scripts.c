@@ -595,12 +595,14 @@ const char script_amend[] =
 	"  end\n"
 	"  redis.call('LSET', recent, ref - first, cjson.encode(orig))\n"
 	"end\n"
-	/* the bodies of the message's edits in the list go too (the list is
-	 * bounded: recent_max plus what the store has not taken yet) */
+	/* the bodies of the message's edits in the list go too: those within
+	 * the 1,000 entries after it, so a deletion costs a page however
+	 * long the list has grown while the store was down (the store strips
+	 * every edit of it, by its ref index) */
 	"if kind == 'delete' then\n"
 	"  redis.call('SET', 'chat:gone:' .. conv .. ':' .. ref, '1')\n"
 	"  local from_i = math.max(0, ref - first + 1)\n"
-	"  local items = redis.call('LRANGE', recent, from_i, -1)\n"
+	"  local items = redis.call('LRANGE', recent, from_i, from_i + 999)\n"
 	"  local needle = '\"ref\":' .. ref .. '[^%d]'\n"
 	"  for i, e in ipairs(items) do\n"
 	"    if string.find(e, needle) and string.find(e, '\"type\":\"edit\"', 1, true) then\n"
