@@ -310,7 +310,8 @@ static int show_if_next(struct fw_client *c, struct fw_conv *cv, const struct fw
 	if (cv->seen < m->seq)
 		cv->seen = m->seq;
 	cv->used = fw_millis();
-	emit_conv(c, FW_EV_MESSAGE, cv, m->seq, m);
+	if (m->kind == FW_ENV_MSG)
+		emit_conv(c, FW_EV_MESSAGE, cv, m->seq, m);
 	return 1;
 }
 
@@ -343,7 +344,7 @@ static void on_history(struct fw_client *c, struct fw_conv *cv, struct fw_reply 
 	cv->req = 0;
 	for (int first = 1; (more = fw_env_next(r, first, &m)) == 1; first = 0) {
 		n++;
-		if (m.kind != FW_ENV_MSG || strlen(cv->id) != m.conv.len ||
+		if ((m.kind != FW_ENV_MSG && m.kind != FW_ENV_SILENT) || strlen(cv->id) != m.conv.len ||
 		    memcmp(cv->id, m.conv.p, m.conv.len) != 0 || m.seq <= cv->last)
 			continue;
 		if (m.seq != cv->last + 1) {
@@ -455,7 +456,7 @@ static void on_publish(struct fw_client *c, struct fw_mqtt_pkt *p)
 	}
 	if (is_notice && e.kind == FW_ENV_NOTICE)
 		emit_conv(c, FW_EV_NOTICE, NULL, 0, &e);
-	else if (!is_notice && e.kind == FW_ENV_MSG)
+	else if (!is_notice && (e.kind == FW_ENV_MSG || e.kind == FW_ENV_SILENT))
 		on_live(c, &e);
 }
 

@@ -70,6 +70,7 @@ enum {
 	F_MESSAGE = 1 << 10,
 	F_TOPIC = 1 << 11,
 	F_V = 1 << 12,
+	F_DELETED = 1 << 13, /* its value is skipped: only its presence counts */
 };
 
 static const struct {
@@ -111,6 +112,8 @@ int fw_env_parse(struct fw_json *j, struct fw_env *e)
 			if (fw_str_eq(&key, fields[i].name))
 				break;
 		if (i == sizeof(fields) / sizeof(fields[0])) {
+			if (fw_str_eq(&key, "deleted"))
+				seen |= F_DELETED;
 			rc = fw_json_skip(j);
 			continue;
 		}
@@ -140,11 +143,18 @@ int fw_env_parse(struct fw_json *j, struct fw_env *e)
 	if (!(seen & F_TYPE))
 		return FW_ERR_MALFORMED;
 	if (fw_str_eq(&tmp.type, "msg")) {
-		unsigned need = F_CONV | F_SEQ | F_FROM | F_BODY;
+		/* a deleted message (1.1) has no body */
+		int gone = (seen & (F_DELETED | F_BODY)) == F_DELETED;
+		unsigned need = F_CONV | F_SEQ | F_FROM | (gone ? 0 : F_BODY);
 		if ((seen & need) != need || !fw_conv_valid(tmp.conv.p, tmp.conv.len) ||
 		    !fw_user_valid(tmp.from.p, tmp.from.len))
 			return FW_ERR_MALFORMED;
-		tmp.kind = FW_ENV_MSG;
+		tmp.kind = gone ? FW_ENV_SILENT : FW_ENV_MSG;
+	} else if (fw_str_eq(&tmp.type, "edit") || fw_str_eq(&tmp.type, "delete")) {
+		unsigned need = F_CONV | F_SEQ;
+		if ((seen & need) != need || !fw_conv_valid(tmp.conv.p, tmp.conv.len))
+			return FW_ERR_MALFORMED;
+		tmp.kind = FW_ENV_SILENT;
 	} else if (fw_str_eq(&tmp.type, "notice")) {
 		if (!(seen & F_CODE))
 			return FW_ERR_MALFORMED;

@@ -19,6 +19,9 @@ enum fw_env_kind {
 	FW_ENV_OTHER = 0, /* typing, events: valid, nothing for a device */
 	FW_ENV_MSG,
 	FW_ENV_NOTICE,
+	/* (1.1) an edit or delete event, or a deleted message: it takes its
+	 * seq in the conversation and shows nothing */
+	FW_ENV_SILENT,
 };
 
 struct fw_env {

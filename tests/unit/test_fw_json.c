@@ -80,6 +80,28 @@ static void test_notice_and_typing(void)
 	CHECK_INT(fw_env_parse_payload(b, strlen(t), &e), 0);
 	CHECK_INT(e.kind, FW_ENV_OTHER);
 	free(b);
+	/* 1.1: events and deleted messages take a seq and show nothing */
+	static const char *const silent[] = {
+	    "{\"v\":1,\"type\":\"edit\",\"conv\":\"room:x\",\"seq\":3,\"id\":\"i\",\"from\":\"a\","
+	    "\"ts\":5,\"ref\":1,\"body\":\"new\"}",
+	    "{\"v\":1,\"type\":\"delete\",\"conv\":\"room:x\",\"seq\":4,\"id\":\"i\",\"from\":\"a\","
+	    "\"ts\":5,\"ref\":1}",
+	    "{\"v\":1,\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"id\":\"i\",\"from\":\"a\","
+	    "\"to\":\"x\",\"ts\":5,\"deleted\":true}",
+	};
+	for (size_t i = 0; i < sizeof(silent) / sizeof(silent[0]); i++) {
+		b = exact(silent[i], strlen(silent[i]));
+		CHECK_INT(fw_env_parse_payload(b, strlen(silent[i]), &e), 0);
+		CHECK_INT(e.kind, FW_ENV_SILENT);
+		free(b);
+	}
+	/* an edited message is a message */
+	const char *ed = "{\"v\":1,\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\","
+	                 "\"body\":\"b\",\"edited\":7}";
+	b = exact(ed, strlen(ed));
+	CHECK_INT(fw_env_parse_payload(b, strlen(ed), &e), 0);
+	CHECK_INT(e.kind, FW_ENV_MSG);
+	free(b);
 }
 
 static void test_refusals(void)
@@ -108,6 +130,10 @@ static void test_refusals(void)
 	    {"seq leading zero", "{\"type\":\"msg\",\"seq\":01}", FW_ERR_MALFORMED},
 	    {"seq string", "{\"type\":\"msg\",\"seq\":\"1\"}", FW_ERR_MALFORMED},
 	    {"body number", "{\"type\":\"msg\",\"body\":5}", FW_ERR_MALFORMED},
+	    {"msg without body, not deleted",
+	     "{\"type\":\"msg\",\"conv\":\"room:x\",\"seq\":1,\"from\":\"a\"}", FW_ERR_MALFORMED},
+	    {"edit without seq", "{\"type\":\"edit\",\"conv\":\"room:x\",\"ref\":1}",
+	     FW_ERR_MALFORMED},
 	    {"duplicate key", "{\"type\":\"msg\",\"type\":\"msg\"}", FW_ERR_MALFORMED},
 	    {"dm in wrong order",
 	     "{\"type\":\"msg\",\"conv\":\"dm:b:a\",\"seq\":1,\"from\":\"a\",\"body\":\"b\"}",
