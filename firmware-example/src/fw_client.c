@@ -344,8 +344,9 @@ static void on_history(struct fw_client *c, struct fw_conv *cv, struct fw_reply 
 	cv->req = 0;
 	for (int first = 1; (more = fw_env_next(r, first, &m)) == 1; first = 0) {
 		n++;
-		if ((m.kind != FW_ENV_MSG && m.kind != FW_ENV_SILENT) || strlen(cv->id) != m.conv.len ||
-		    memcmp(cv->id, m.conv.p, m.conv.len) != 0 || m.seq <= cv->last)
+		if ((m.kind != FW_ENV_MSG && m.kind != FW_ENV_SILENT) ||
+		    strlen(cv->id) != m.conv.len || memcmp(cv->id, m.conv.p, m.conv.len) != 0 ||
+		    m.seq <= cv->last)
 			continue;
 		if (m.seq != cv->last + 1) {
 			emit_conv(c, FW_EV_SKIPPED, cv, cv->last + 1, NULL);
