@@ -438,6 +438,8 @@ static void deliver(struct bridge *b, redisReply *fields)
 			msg_len = v->len;
 		}
 	}
+	if (conv && msg == NULL && fields->elements == 4)
+		return; /* a deleted room's purge mark, for the persistence worker */
 	if (conv == NULL || msg == NULL || conv_parse(conv, conv_len, &c) != 0) {
 		log_msg(LOG_WARN, "stream entry without a valid conv or msg: skipped");
 		return;

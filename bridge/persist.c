@@ -9,16 +9,23 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
 #include "chat/log.h"
 #include "chat/names.h"
 #include "jobs.h"
 #include "persist.h"
+#include "scripts.h"
 #include "store.h"
 
 #define GROUP "persist"
 #define BACKOFF_MAX_S 5.0
+/* Rows a store call deletes for a deleted room, and members a cleanup
+ * step of one takes in Redis: each call is one bounded step. */
+#define PURGE_PAGE 500
+#define GC_PAGE "200"
+#define GC_STEPS 20
 
 /* Takes or renews the lease; 1 when this node holds it. */
 static const char lease_lua[] =
@@ -139,6 +146,10 @@ static void append(struct restore *r, const char *fmt, ...)
 static int restore_room(void *ctx, const struct store_room *room)
 {
 	struct restore *r = ctx;
+	if (room->deleted) { /* its name stays taken */
+		append(r, "SADD chat:rooms:deleted %s", room->name);
+		return 0;
+	}
 	append(r, "HSET chat:room:%s owner %s private %s created %" PRId64, room->name, room->owner,
 	       room->private ? "1" : "0", room->created_ms / 1000);
 	append(r, "SADD chat:rooms:%s %s", room->private ? "private" : "public", room->name);
@@ -277,17 +288,76 @@ static void ack(struct worker *w, const char *stream, const redisReply *entries)
 	free(argv);
 }
 
+/* The edits and deletions of a stored batch applied to their messages, in
+ * stream order (so the latest edit wins); a deletion's mark in Redis goes
+ * once the store holds it. False when the store went down. */
+static bool amend_messages(struct worker *w, const struct store_msg *msgs, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		bool del = strncmp(msgs[i].json, "{\"v\":1,\"type\":\"delete\"", 22) == 0;
+		if (!del && strncmp(msgs[i].json, "{\"v\":1,\"type\":\"edit\"", 20) != 0)
+			continue;
+		cJSON *o = cJSON_Parse(msgs[i].json);
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "ref");
+		const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+		const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
+		int rc = STORE_E_BAD;
+		double wait = 0.1;
+		if (cJSON_IsNumber(ref) && cJSON_IsNumber(ts) && (del || cJSON_IsString(body)))
+			while ((rc = store_amend(w->store, msgs[i].conv, (uint64_t)ref->valuedouble,
+			                         del ? NULL : body->valuestring,
+			                         (int64_t)ts->valuedouble)) == STORE_E_DOWN &&
+			       keep_trying(w, &wait))
+				;
+		if (rc == STORE_OK && del)
+			freeReplyObject(redisCommand(w->redis, "DEL chat:gone:%s:%lld",
+			                             msgs[i].conv, (long long)ref->valuedouble));
+		cJSON_Delete(o);
+		if (rc == STORE_E_DOWN)
+			return false;
+		if (rc != STORE_OK)
+			log_msg(LOG_WARN, "persist: %s seq %" PRIu64 ": edit not applied: %s",
+			        msgs[i].conv, msgs[i].seq, store_strerror(rc));
+	}
+	return true;
+}
+
+/* Removes every stored message of conv (a deleted room), a page per store
+ * call. False when the store went down. */
+static bool purge_conv(struct worker *w, const char *conv)
+{
+	size_t removed;
+	do {
+		int rc;
+		double wait = 0.1;
+		while ((rc = store_purge(w->store, conv, PURGE_PAGE, &removed)) == STORE_E_DOWN &&
+		       keep_trying(w, &wait))
+			;
+		if (rc == STORE_E_DOWN)
+			return false;
+		if (rc != STORE_OK) {
+			log_msg(LOG_WARN, "persist: %s not purged: %s", conv, store_strerror(rc));
+			return true;
+		}
+	} while (removed > 0 && !atomic_load(&w->p->stop));
+	return removed == 0;
+}
+
 /* Writes one batch of messages; true when every one is stored (or is not
  * a message and was skipped). */
 static bool store_messages(struct worker *w, const redisReply *entries)
 {
 	size_t n = entries->elements;
 	struct store_msg *msgs = calloc(n ? n : 1, sizeof(*msgs));
-	size_t k = 0;
+	struct store_msg *purge = calloc(n ? n : 1, sizeof(*purge)); /* convs only */
+	size_t k = 0, npurge = 0;
 	bool ok = true;
 
-	if (msgs == NULL)
+	if (msgs == NULL || purge == NULL) {
+		free(msgs);
+		free(purge);
 		return false;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *e = entries->element[i];
 		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
@@ -296,6 +366,10 @@ static bool store_messages(struct worker *w, const redisReply *entries)
 		const char *conv = field(e->element[1], "conv", &clen);
 		const char *seq = field(e->element[1], "seq", NULL);
 		const char *msg = field(e->element[1], "msg", NULL);
+		if (conv && clen <= NAME_CONV_MAX && field(e->element[1], "purge", NULL)) {
+			memcpy(purge[npurge++].conv, conv, clen + 1);
+			continue;
+		}
 		if (conv == NULL || seq == NULL || msg == NULL || clen > NAME_CONV_MAX) {
 			log_msg(LOG_WARN, "persist: stream entry %s is not a message: skipped",
 			        e->element[0]->str);
@@ -322,7 +396,7 @@ static bool store_messages(struct worker *w, const redisReply *entries)
 					        msgs[i].conv, msgs[i].seq);
 			rc = STORE_OK;
 		}
-		ok = rc == STORE_OK;
+		ok = rc == STORE_OK && amend_messages(w, msgs, k);
 	}
 	if (ok && k > 0) {
 		/* the highest stored seq per conversation, raised, in one call: the
@@ -357,7 +431,11 @@ static bool store_messages(struct worker *w, const redisReply *entries)
 		free(vals);
 		w->persisted += k;
 	}
+	/* deleted rooms' messages, after every message of theirs was written */
+	for (size_t i = 0; ok && i < npurge; i++)
+		ok = purge_conv(w, purge[i].conv);
 	free(msgs);
+	free(purge);
 	return ok;
 }
 
@@ -390,6 +468,18 @@ static bool store_ops(struct worker *w, const redisReply *entries)
 			while ((rc = store_member_set(w->store, room, user, member)) == STORE_E_DOWN &&
 			       keep_trying(w, &wait))
 				;
+		} else if (op && strcmp(op, "room_delete") == 0 && room) {
+			/* the tombstone, then the members a page per call */
+			size_t removed;
+			do {
+				wait = 0.1;
+				while ((rc = store_room_delete(w->store, room, PURGE_PAGE,
+				                               &removed)) == STORE_E_DOWN &&
+				       keep_trying(w, &wait))
+					;
+			} while (rc == STORE_OK && removed > 0 && !atomic_load(&w->p->stop));
+			if (rc == STORE_OK && removed > 0)
+				return false; /* stopping: the next holder goes on */
 		} else if (op && strcmp(op, "read") == 0 && user && conv && seq) {
 			uint64_t upto = strtoull(seq, NULL, 10);
 			while ((rc = store_read_set(w->store, user, conv, upto)) == STORE_E_DOWN &&
@@ -645,6 +735,21 @@ static void report(struct worker *w, bool store_up)
 		log_msg(LOG_INFO, "persist: backlog %lld, lag %lld ms", backlog, lag_ms);
 }
 
+/* Deleted rooms' members: up to GC_STEPS bounded script calls per turn
+ * (script_room_gc), so the drain is never held up for long. */
+static void gc_rooms(struct worker *w)
+{
+	for (int i = 0; i < GC_STEPS && !atomic_load(&w->p->stop); i++) {
+		const char *argv[] = {"EVAL", script_room_gc, "0", w->p->cfg->topic_prefix,
+		                      GC_PAGE};
+		redisReply *r = call_argv(w, 5, argv);
+		bool more = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+		freeReplyObject(r);
+		if (!more)
+			return;
+	}
+}
+
 static void *run(void *arg)
 {
 	struct worker w = {.p = arg};
@@ -682,6 +787,7 @@ static void *run(void *arg)
 			}
 		}
 		drain_once(&w);
+		gc_rooms(&w);
 		report(&w, true);
 	}
 	if (w.redis)

@@ -22,6 +22,8 @@
 #include "chat/topic.h"
 #include "revoke.h"
 #include "rpc.h"
+#include "scripts.h"
+#include "store.h"
 
 struct rpc_ctx {
 	struct bridge *b;
@@ -258,6 +260,13 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_Delete(result);
 		members_page(c, rep);
 		return;
+	} else if (strcmp(c->method, "room.delete") == 0) {
+		/* the members hear of it from the persistence worker, a page of
+		 * them at a time (script_room_gc) */
+		cJSON_AddStringToObject(result, "room", c->room);
+		room_event(c, "deleted", c->caller);
+		if (rep->elements > 2 && strcmp(rep->element[2]->str, "0") == 0)
+			rooms_event(c, "deleted");
 	} else if (rep->elements > 1 && strcmp(rep->element[1]->str, "1") == 0) {
 		/* membership changed: tell the room, and the member's devices */
 		if (strcmp(c->method, "room.join") == 0) {
@@ -279,8 +288,8 @@ done:
 	ctx_free(c);
 }
 
-static const char *room_methods[] = {"rooms.list",  "room.create", "room.join",  "room.leave",
-                                     "room.invite", "room.remove", "room.members"};
+static const char *room_methods[] = {"rooms.list",  "room.create", "room.join",    "room.leave",
+                                     "room.invite", "room.remove", "room.members", "room.delete"};
 
 static int is_room_method(const char *m)
 {
@@ -733,6 +742,198 @@ static int user_revoke(struct rpc_ctx *c, const cJSON *params)
 	return 0;
 }
 
+/* ---- edits and deletions (1.1): msg.edit, msg.delete ---- */
+
+struct amend_job {
+	struct job job;
+	struct rpc_ctx *c;
+	char conv[NAME_CONV_MAX + 1];
+	char ref[24], kind[8], keep[24];
+	char *head, *tail;
+	char *event; /* the answer: the event's JSON */
+	char code[16], msg[128];
+};
+
+/* Runs the amend script once; from is the message's sender from the store
+ * or "". Returns 1 when the script asks for the store's sender. */
+static int amend_script(struct amend_job *a, redisContext *redis, const char *from)
+{
+	const char *argv[] = {"EVAL",       script_amend, "0",     a->conv, a->ref,  a->kind,
+	                      a->c->caller, a->c->role,   a->head, a->tail, a->keep, from};
+	redisReply *r = redisCommandArgv(redis, 12, argv, NULL);
+	int store = 0;
+
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		if (r && r->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "amend script: %s", r->str);
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "the message service did not answer: try again");
+	} else if (strcmp(r->element[0]->str, "store") == 0) {
+		store = 1;
+	} else if (strcmp(r->element[0]->str, "ok") == 0 && r->elements > 1) {
+		a->event = strdup(r->element[1]->str);
+		if (a->event == NULL)
+			snprintf(a->code, sizeof(a->code), "unavailable");
+	} else {
+		snprintf(a->code, sizeof(a->code), "%s", r->element[0]->str);
+		snprintf(a->msg, sizeof(a->msg), "%s",
+		         r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING
+		             ? r->element[1]->str
+		             : "refused");
+	}
+	freeReplyObject(r);
+	return store;
+}
+
+/* The sender of a message older than Redis's recent list, from the store:
+ * into from; returns -1 after setting the error. */
+static int amend_store_from(struct amend_job *a, struct store *store, char *from, size_t len)
+{
+	struct store_page sp = {0};
+	uint64_t ref = strtoull(a->ref, NULL, 10);
+	int rc = -1;
+
+	if (store == NULL || store_history(store, a->conv, ref + 1, 0, 1, &sp) != STORE_OK) {
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "the history store is not answering: try again");
+		return -1;
+	}
+	cJSON *o = sp.n == 1 && sp.msgs[0].seq == ref ? cJSON_Parse(sp.msgs[0].json) : NULL;
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+	const cJSON *sender = cJSON_GetObjectItemCaseSensitive(o, "from");
+	if (o == NULL || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted"))) {
+		snprintf(a->code, sizeof(a->code), "not_found");
+		snprintf(a->msg, sizeof(a->msg), o ? "the message was deleted" : "no such message");
+	} else if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "msg") == 0)) {
+		snprintf(a->code, sizeof(a->code), "bad_request");
+		snprintf(a->msg, sizeof(a->msg), "seq is an edit or a deletion, not a message");
+	} else if (!cJSON_IsString(sender) || sender->valuestring[0] == '\0') {
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "unreadable message");
+	} else {
+		snprintf(from, len, "%s", sender->valuestring);
+		rc = 0;
+	}
+	cJSON_Delete(o);
+	store_page_free(&sp);
+	return rc;
+}
+
+static void amend_run(struct job *j, redisContext *redis, struct store *store)
+{
+	struct amend_job *a = (struct amend_job *)j;
+	char from[NAME_USER_MAX + 1];
+
+	a->code[0] = '\0';
+	free(a->event);
+	a->event = NULL;
+	if (redis == NULL) {
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "the message service is not answering: try again");
+		return;
+	}
+	/* the script checks the room and membership itself (the DM's parties
+	 * were checked before) */
+	if (amend_script(a, redis, "") == 1 &&
+	    amend_store_from(a, store, from, sizeof(from)) == 0 &&
+	    amend_script(a, redis, from) == 1) {
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "the message service did not answer: try again");
+	}
+}
+
+static void amend_done(struct job *j)
+{
+	struct amend_job *a = (struct amend_job *)j;
+	if (a->event)
+		reply(a->c, cJSON_CreateRaw(a->event), NULL, NULL);
+	else
+		reply(a->c, NULL, a->code[0] ? a->code : "unavailable",
+		      a->msg[0] ? a->msg : "not available");
+	ctx_free(a->c);
+	free(a->head);
+	free(a->tail);
+	free(a->event);
+	free(a);
+}
+
+/* msg.edit {conv, seq, body} and msg.delete {conv, seq}: checked here, then
+ * script_amend on the worker thread (a message older than Redis's recent
+ * list needs a store read to learn its sender). Returns 0 when the job was
+ * queued (it owns c), -1 after replying. */
+static int amend(struct rpc_ctx *c, const cJSON *params)
+{
+	const cJSON *conv = cJSON_GetObjectItemCaseSensitive(params, "conv");
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(params, "body");
+	bool edit = strcmp(c->method, "msg.edit") == 0;
+	struct conv_id id;
+	int64_t seq;
+	char *esc = NULL, mid[64];
+
+	if (!cJSON_IsString(conv) ||
+	    conv_parse(conv->valuestring, strlen(conv->valuestring), &id)) {
+		reply(c, NULL, "bad_request", "params.conv must be a conversation id");
+		return -1;
+	}
+	if (count_param(c, params, "seq", &seq))
+		return -1;
+	if (seq < 1) {
+		reply(c, NULL, "bad_request", "params.seq must be the seq of a message (>= 1)");
+		return -1;
+	}
+	if (edit &&
+	    (!cJSON_IsString(body) || body->valuestring[0] == '\0' ||
+	     strlen(body->valuestring) > (size_t)c->b->cfg->body_max ||
+	     !utf8_valid((const unsigned char *)body->valuestring, strlen(body->valuestring)))) {
+		reply(c, NULL, "bad_request",
+		      "params.body must be non-empty UTF-8 within the body limit");
+		return -1;
+	}
+	if (id.kind == CONV_DM && strcmp(id.a, c->caller) != 0 && strcmp(id.b, c->caller) != 0) {
+		reply(c, NULL, "forbidden", "not your conversation");
+		return -1;
+	}
+	struct amend_job *a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		reply(c, NULL, "unavailable", "out of memory");
+		return -1;
+	}
+	conv_format(&id, a->conv);
+	snprintf(a->ref, sizeof(a->ref), "%lld", (long long)seq);
+	snprintf(a->kind, sizeof(a->kind), "%s", edit ? "edit" : "delete");
+	snprintf(a->keep, sizeof(a->keep), "%ld", c->b->cfg->recent_max);
+	snprintf(mid, sizeof(mid), "%s%llx", c->b->id_prefix, ++c->b->id_counter);
+	if (edit) {
+		cJSON *s = cJSON_CreateString(body->valuestring);
+		esc = s ? cJSON_PrintUnformatted(s) : NULL;
+		cJSON_Delete(s);
+	}
+	if ((edit && esc == NULL) ||
+	    asprintf(&a->head, "{\"v\":1,\"type\":\"%s\",\"conv\":\"%s\",\"seq\":", a->kind,
+	             a->conv) < 0 ||
+	    asprintf(&a->tail, ",\"id\":\"%s\",\"from\":\"%s\",\"ref\":%s%s%s}", mid, c->caller,
+	             a->ref, edit ? ",\"body\":" : "", edit ? esc : "") < 0) {
+		free(esc);
+		free(a->head);
+		free(a);
+		reply(c, NULL, "unavailable", "out of memory");
+		return -1;
+	}
+	free(esc);
+	a->c = c;
+	a->job.run = amend_run;
+	a->job.done = amend_done;
+	if (jobs_submit(&c->b->jobs, &a->job) != 0) {
+		free(a->head);
+		free(a->tail);
+		free(a);
+		reply(c, NULL, "unavailable", "too many requests in progress: try again");
+		return -1;
+	}
+	return 0;
+}
+
 /* Runs the method of a request that passed its rate check; frees c when
  * nothing was sent. */
 static void dispatch(struct rpc_ctx *c)
@@ -751,6 +952,8 @@ static void dispatch(struct rpc_ctx *c)
 		sent = presence_get(c, c->params) == 0;
 	else if (strcmp(c->method, "user.revoke") == 0)
 		sent = user_revoke(c, c->params) == 0;
+	else if (strcmp(c->method, "msg.edit") == 0 || strcmp(c->method, "msg.delete") == 0)
+		sent = amend(c, c->params) == 0;
 	if (sent < 0)
 		reply(c, NULL, "bad_request", "unknown method");
 	if (sent <= 0)

@@ -251,6 +251,9 @@ const char script_room[] =
 	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
 	"  if redis.call('EXISTS', key) == 1 then return {'conflict', 'room exists'} end\n"
+	"  if redis.call('SISMEMBER', 'chat:rooms:deleted', room) == 1 then\n"
+	"    return {'conflict', 'a deleted room: its name cannot be used again'}\n"
+	"  end\n"
 	"  local t = redis.call('TIME')\n"
 	"  redis.call('HSET', key, 'owner', caller, 'private', flag, 'created', t[1])\n"
 	"  if flag == '0' then\n"
@@ -308,6 +311,36 @@ const char script_room[] =
 	"  if changed == 1 then op_member(room, user, method == 'room.invite' and '1' or '0') end\n"
 	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
 	"  return {'ok', tostring(changed), priv}\n"
+	/* room.delete (1.1): O(1) here whatever the room holds. The hash goes
+	 * (posts, history, joins answer not_found), the name stays taken
+	 * (chat:rooms:deleted), the member set is renamed for the persistence
+	 * worker to clear a page at a time (the members' indexes, their inbox
+	 * events), and a purge entry in chat:stream, after every message of
+	 * the room, has the worker delete its stored messages in pages. */
+	"elseif method == 'room.delete' then\n"
+	"  if caller ~= owner and role ~= 'admin' then\n"
+	"    return {'forbidden', 'only the owner or an admin may delete a room'}\n"
+	"  end\n"
+	"  redis.call('DEL', key)\n"
+	"  redis.call('SADD', 'chat:rooms:deleted', room)\n"
+	"  redis.call('SREM', 'chat:rooms:public', room)\n"
+	"  redis.call('SREM', 'chat:rooms:private', room)\n"
+	"  redis.call('ZREM', 'chat:rooms:index', room)\n"
+	"  if redis.call('EXISTS', members) == 1 then\n"
+	"    redis.call('RENAME', members, 'chat:gc:members:' .. room)\n"
+	"    redis.call('HSET', 'chat:gc:by', room, caller)\n"
+	"    redis.call('RPUSH', 'chat:gc:rooms', room)\n"
+	"  end\n"
+	"  local conv = 'room:' .. room\n"
+	"  redis.call('UNLINK', 'chat:recent:' .. conv, 'chat:seq:' .. conv, 'chat:persisted:' .. conv)\n"
+	/* every broker drops the member list (a public state holds none) */
+	"  if priv == '1' then\n"
+	"    local ver = redis.call('INCR', key .. ':ver')\n"
+	"    redis.call('PUBLISH', 'chat:acl', 'room ' .. room .. ' ' .. ver .. ' public')\n"
+	"  end\n"
+	"  redis.call('XADD', 'chat:ops', '*', 'op', 'room_delete', 'room', room)\n"
+	"  redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'purge', '1')\n"
+	"  return {'ok', '1', priv}\n"
 	"end\n"
 	"return {'bad_request', 'unknown method'}\n";
 
@@ -473,6 +506,120 @@ const char script_unread[] =
 	"  end\n"
 	"end\n"
 	"return out\n";
+
+/* One page of a deleted room's cleanup, for the persistence worker: ARGV
+ * prefix, count. Takes up to count members of the first room in
+ * chat:gc:rooms, drops the room from their indexes and tells each on their
+ * inbox; the room leaves the list when its set is empty. Returns how many
+ * members were taken (0: nothing to do). */
+const char script_room_gc[] =
+	"local room = redis.call('LINDEX', 'chat:gc:rooms', 0)\n"
+	"if not room then return 0 end\n"
+	"local set = 'chat:gc:members:' .. room\n"
+	"local by = redis.call('HGET', 'chat:gc:by', room) or ''\n"
+	"local users = redis.call('SPOP', set, tonumber(ARGV[2]))\n"
+	"for _, u in ipairs(users) do\n"
+	"  redis.call('SREM', 'chat:user:' .. u .. ':rooms', room)\n"
+	"  redis.call('ZREM', 'chat:user:' .. u .. ':roomindex', room)\n"
+	"  redis.call('PUBLISH', 'chat:eph', ARGV[1] .. '/user/' .. u .. '/inbox\\n' ..\n"
+	"    '{\"v\":1,\"type\":\"room\",\"event\":\"deleted\",\"room\":\"' .. room .. '\",\"by\":\"' .. by .. '\"}')\n"
+	"end\n"
+	"if redis.call('EXISTS', set) == 0 then\n"
+	"  redis.call('LPOP', 'chat:gc:rooms')\n"
+	"  redis.call('HDEL', 'chat:gc:by', room)\n"
+	"end\n"
+	"return math.max(#users, 1)\n";
+
+/* msg.edit and msg.delete (1.1): ARGV conv, ref, kind ("edit" |
+ * "delete"), caller, role, head, tail, keep, from (the message's sender
+ * as the store has it, "" when not looked up). The event gets the
+ * conversation's next seq and goes where messages go (the stream, the
+ * recent list); the recent list's copy of the message is changed with
+ * it, so history from Redis shows the latest body, or none. A message
+ * older than the recent list answers {'store'} until the caller gives its
+ * sender from the store. chat:gone:<conv>:<ref> marks a deletion the store
+ * has not applied yet (the persistence worker removes it).
+ * Returns {'ok', event} or {code, message}. */
+const char script_amend[] =
+	"local conv, ref, kind, caller, role = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]\n"
+	"local head, tail, keep, sfrom = ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]\n"
+	"local room = string.match(conv, '^room:(.+)$')\n"
+	"local owner\n"
+	"if room then\n"
+	"  local h = redis.call('HMGET', 'chat:room:' .. room, 'owner', 'private')\n"
+	"  if not h[1] then return {'not_found', 'no such room'} end\n"
+	/* an admin deletes in any room, a member of it or not */
+	"  if h[2] == '1' and not (kind == 'delete' and role == 'admin') and\n"
+	"     redis.call('SISMEMBER', 'chat:room:' .. room .. ':members', caller) == 0 then\n"
+	"    return {'forbidden', 'private room: members only'}\n"
+	"  end\n"
+	"  owner = h[1]\n"
+	"end\n"
+	"if redis.call('EXISTS', 'chat:restored') == 0 then return {'unavailable', 'restoring: try again'} end\n"
+	"local last = tonumber(redis.call('GET', 'chat:seq:' .. conv) or '0')\n"
+	"if ref > last then return {'not_found', 'no such message'} end\n"
+	"if redis.call('EXISTS', 'chat:gone:' .. conv .. ':' .. ref) == 1 then\n"
+	"  return {'not_found', 'the message was deleted'}\n"
+	"end\n"
+	"local recent = 'chat:recent:' .. conv\n"
+	"local first = last - redis.call('LLEN', recent) + 1\n"
+	"local orig, from\n"
+	"if ref >= first then\n"
+	"  local ok, o = pcall(cjson.decode, redis.call('LINDEX', recent, ref - first))\n"
+	"  if not ok or type(o) ~= 'table' then return {'unavailable', 'unreadable message'} end\n"
+	"  if o.type ~= nil and o.type ~= 'msg' then return {'bad_request', 'seq is an edit or a deletion, not a message'} end\n"
+	"  if o.deleted then return {'not_found', 'the message was deleted'} end\n"
+	"  orig, from = o, o.from\n"
+	"elseif sfrom == '' then\n"
+	"  return {'store'}\n"
+	"else\n"
+	"  from = sfrom\n"
+	"end\n"
+	"if from ~= caller then\n"
+	"  if kind == 'edit' then return {'forbidden', 'only its sender may edit a message'} end\n"
+	"  if not room then return {'forbidden', 'only its sender may delete a direct message'} end\n"
+	"  if caller ~= owner and role ~= 'admin' then\n"
+	"    return {'forbidden', 'only its sender, the room owner or an admin may delete it'}\n"
+	"  end\n"
+	"end\n"
+	"local t = redis.call('TIME')\n"
+	"local ms = string.format('%d', math.floor((tonumber(t[1]) + tonumber(t[2]) / 1000000) * 1000))\n"
+	"local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
+	"local msg = head .. seq .. ',\"ts\":' .. ms .. tail\n"
+	"redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
+	"if orig then\n"
+	"  if kind == 'edit' then\n"
+	"    orig.body, orig.edited = cjson.decode(msg).body, tonumber(ms)\n"
+	"  else\n"
+	"    orig.body, orig.edited, orig.deleted = nil, nil, true\n"
+	"  end\n"
+	"  redis.call('LSET', recent, ref - first, cjson.encode(orig))\n"
+	"end\n"
+	/* the bodies of the message's edits in the list go too: those within
+	 * the 1,000 entries after it, so a deletion costs a page however
+	 * long the list has grown while the store was down (the store strips
+	 * every edit of it, by its ref index) */
+	"if kind == 'delete' then\n"
+	"  redis.call('SET', 'chat:gone:' .. conv .. ':' .. ref, '1')\n"
+	"  local from_i = math.max(0, ref - first + 1)\n"
+	"  local items = redis.call('LRANGE', recent, from_i, from_i + 999)\n"
+	"  local needle = '\"ref\":' .. ref .. '[^%d]'\n"
+	"  for i, e in ipairs(items) do\n"
+	"    if string.find(e, needle) and string.find(e, '\"type\":\"edit\"', 1, true) then\n"
+	"      local ok, o = pcall(cjson.decode, e)\n"
+	"      if ok and type(o) == 'table' and o.type == 'edit' and o.ref == ref then\n"
+	"        o.body = nil\n"
+	"        redis.call('LSET', recent, from_i + i - 1, cjson.encode(o))\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"if redis.call('RPUSH', recent, msg) > keep + 64 then\n"
+	"  local done = tonumber(redis.call('GET', 'chat:persisted:' .. conv) or '0')\n"
+	"  local need = math.max(keep, seq - done)\n"
+	"  if redis.call('LLEN', recent) > need + 64 then redis.call('LTRIM', recent, -need, -1) end\n"
+	"end\n"
+	"return {'ok', msg}\n";
 
 static void hex_sha1(const char *text, char out[41])
 {

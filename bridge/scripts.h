@@ -85,6 +85,12 @@ extern const char script_presence[];
 extern const char script_read[];
 extern const char script_unread[];
 
+/* msg.edit, msg.delete (1.1); run with EVAL from the worker thread. */
+extern const char script_amend[];
+
+/* A page of a deleted room's cleanup, run by the persistence worker. */
+extern const char script_room_gc[];
+
 struct script_sha {
 	char post[41];
 	char typing[41];

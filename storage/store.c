@@ -252,10 +252,35 @@ static int parse_msg(struct store *s, const struct store_msg *m, size_t i, cJSON
 	f->to = json_str(*tree, "to");
 	f->body = json_str(*tree, "body");
 	f->cid = json_str(*tree, "cid");
+	f->type = json_str(*tree, "type");
 	if (f->conv == NULL || strcmp(f->conv, m->conv) != 0 ||
 	    !json_int(*tree, "seq", 1, (double)STORE_SEQ_MAX, &seq) || (uint64_t)seq != m->seq)
 		return store__fail(s, STORE_E_BAD, "message %zu: JSON conv/seq differ from %s/%llu",
 		                   i, m->conv, (unsigned long long)m->seq);
+	if (f->type == NULL)
+		f->type = "msg";
+	if (strcmp(f->type, "edit") == 0 || strcmp(f->type, "delete") == 0) {
+		/* an event: its message comes before it; a delete has no body */
+		double ref;
+		bool del = f->type[0] == 'd';
+		if (!json_int(*tree, "ref", 1, (double)m->seq - 1, &ref) || f->id == NULL ||
+		    f->from == NULL ||
+		    (del ? cJSON_GetObjectItemCaseSensitive(*tree, "body") != NULL
+		         : f->body == NULL) ||
+		    !json_int(*tree, "ts", -(double)STORE_SEQ_MAX, (double)STORE_SEQ_MAX, &ts) ||
+		    (cJSON_GetObjectItemCaseSensitive(*tree, "to") && f->to == NULL))
+			return store__fail(
+			    s, STORE_E_BAD,
+			    "message %zu: an %s event needs strings id, from%s, a whole "
+			    "number ts and a ref below its seq",
+			    i, f->type, del ? " and no body" : ", body");
+		f->ref = (uint64_t)ref;
+		f->seq = m->seq;
+		f->ts = (int64_t)ts;
+		return STORE_OK;
+	}
+	if (strcmp(f->type, "msg") != 0)
+		return store__fail(s, STORE_E_BAD, "message %zu: unknown type", i);
 	if (f->id == NULL || f->from == NULL || f->to == NULL || f->body == NULL ||
 	    !json_int(*tree, "ts", -(double)STORE_SEQ_MAX, (double)STORE_SEQ_MAX, &ts) ||
 	    (cJSON_GetObjectItemCaseSensitive(*tree, "cid") && f->cid == NULL))
@@ -427,6 +452,33 @@ int store_each_member(struct store *s,
 	if (fn == NULL)
 		return STORE_E_BAD;
 	return s->ops->each_member(s, fn, ctx);
+}
+
+int store_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	ENTER(s);
+	if (!room_ok(room) || limit < 1 || limit > 1000 || removed == NULL)
+		return store__fail(s, STORE_E_BAD, "room delete: bad room or limit");
+	*removed = 0;
+	return s->ops->room_delete(s, room, limit, removed);
+}
+
+int store_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	ENTER(s);
+	if (!conv_ok(conv) || limit < 1 || limit > 1000 || removed == NULL)
+		return store__fail(s, STORE_E_BAD, "purge: bad conv or limit");
+	*removed = 0;
+	return s->ops->purge(s, conv, limit, removed);
+}
+
+int store_amend(struct store *s, const char *conv, uint64_t ref, const char *body, int64_t ts)
+{
+	ENTER(s);
+	if (!conv_ok(conv) || ref < 1 || ref > STORE_SEQ_MAX ||
+	    (body && !utf8_valid((const unsigned char *)body, strlen(body))))
+		return store__fail(s, STORE_E_BAD, "amend: bad conv, seq or body");
+	return s->ops->amend(s, conv, ref, body, ts);
 }
 
 int store_read_set(struct store *s, const char *user, const char *conv, uint64_t seq)

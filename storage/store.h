@@ -102,6 +102,19 @@ struct store_msg {
  * an equivalent object (envelope_encode's key order), SQLite the text. */
 int store_put_messages(struct store *s, const struct store_msg *msgs, size_t n);
 
+/* Edits and deletions (shared/PROTOCOL.md 1.1 section 5) are stored like
+ * messages, with their own seq: {"type":"edit", id, from, ts, ref, body}
+ * and {"type":"delete", id, from, ts, ref} (no body, "to" optional). The
+ * message they refer to is changed by store_amend. */
+
+/* Applies an edit (body) or a deletion (body NULL) at ts to conv's
+ * message ref: an edit sets its body and "edited":ts, unless it is deleted
+ * or carries a later edit already; a deletion removes its body for good,
+ * sets "deleted":true, and removes the body of every stored edit event of
+ * it too, so its text is gone from the store. A message that is not
+ * stored changes nothing (STORE_OK); applying one twice is harmless. */
+int store_amend(struct store *s, const char *conv, uint64_t ref, const char *body, int64_t ts);
+
 /* One page of history, ascending by seq. msgs[i].json is owned by the
  * page; free with store_page_free. */
 struct store_page {
@@ -146,6 +159,7 @@ struct store_room {
 	char owner[NAME_USER_MAX + 1];
 	bool private;
 	int64_t created_ms;
+	bool deleted; /* (1.1) room.delete: a tombstone, so the name stays taken */
 };
 
 /* Creates or replaces the room r. */
@@ -154,6 +168,16 @@ int store_room_put(struct store *s, const struct store_room *r);
 /* Calls fn for every room until fn returns non-zero. */
 int store_each_room(struct store *s, int (*fn)(void *ctx, const struct store_room *r),
                     void *ctx);
+
+/* room.delete, one page at a time: marks the room deleted (store_each_room
+ * then gives it with deleted set; store_room_put does not clear it) and
+ * removes up to limit (1..1000) of its members; *removed says how many.
+ * Call until *removed is 0. */
+int store_room_delete(struct store *s, const char *room, int limit, size_t *removed);
+
+/* Removes up to limit (1..1000) of conv's stored messages, the oldest
+ * first; *removed says how many. Call until *removed is 0. */
+int store_purge(struct store *s, const char *conv, int limit, size_t *removed);
 
 /* Adds (member true) or removes user from room; doing it twice is fine. */
 int store_member_set(struct store *s, const char *room, const char *user, bool member);

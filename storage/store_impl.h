@@ -22,8 +22,10 @@ struct store__fields {
 	const char *from;
 	const char *to;
 	int64_t ts;
-	const char *body;
+	const char *body; /* NULL for a delete event */
 	const char *cid;
+	const char *type; /* "msg", "edit" or "delete" (1.1) */
+	uint64_t ref;     /* an event's message seq; 0 for a message */
 };
 
 struct store_ops {
@@ -48,6 +50,11 @@ struct store_ops {
 	int (*member_set)(struct store *s, const char *room, const char *user, bool member);
 	int (*each_member)(struct store *s,
 	                   int (*fn)(void *ctx, const char *room, const char *user), void *ctx);
+	int (*room_delete)(struct store *s, const char *room, int limit, size_t *removed);
+	int (*purge)(struct store *s, const char *conv, int limit, size_t *removed);
+	/* body NULL: a deletion */
+	int (*amend)(struct store *s, const char *conv, uint64_t ref, const char *body,
+	             int64_t ts);
 	int (*read_set)(struct store *s, const char *user, const char *conv, uint64_t seq);
 	int (*each_read)(struct store *s,
 	                 int (*fn)(void *ctx, const char *user, const char *conv, uint64_t seq),

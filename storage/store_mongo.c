@@ -4,11 +4,14 @@
  * per handle: a handle belongs to one thread (store.h).
  *
  * Collections and their keys:
- *   messages  {conv, seq, id, from, to, ts, body[, cid]}, unique {conv:1, seq:1}
- *             (the subscriber JSON split into fields so it can be queried;
- *             rebuilt with envelope_encode on the way out)
+ *   messages  {conv, seq, id, from, to, ts, body[, cid][, edited | deleted]},
+ *             unique {conv:1, seq:1} (the subscriber JSON split into fields
+ *             so it can be queried; rebuilt with envelope_encode on the way
+ *             out); edit and delete events (1.1) {conv, seq, type, ref, id,
+ *             from, ts[, to][, body]}, indexed {conv:1, ref:1} so that a
+ *             deletion finds its message's edits
  *   users     {_id: user id, pwhash, created}
- *   rooms     {_id: name, owner, private, created}
+ *   rooms     {_id: name, owner, private, created[, deleted]}
  *   members   {room, user}, unique {room:1, user:1}
  *   reads     {user, conv, seq}, unique {user:1, conv:1}; seq moves by $max
  *
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <mongoc/mongoc.h>
 
 #include "chat/envelope.h"
@@ -107,6 +111,14 @@ static int ensure_indexes(struct mongo_store *m)
 		if (!ok)
 			return fail(m, &e, "createIndexes");
 	}
+	/* not unique: one message may have many edits */
+	bson_t *cmd =
+	    BCON_NEW("createIndexes", "messages", "indexes", "[", "{", "key", "{", "conv",
+	             BCON_INT32(1), "ref", BCON_INT32(1), "}", "name", "conv_ref", "}", "]");
+	bool ok = mongoc_client_write_command_with_opts(m->client, m->dbname, cmd, NULL, NULL, &e);
+	bson_destroy(cmd);
+	if (!ok)
+		return fail(m, &e, "createIndexes");
 	m->indexed = true;
 	return STORE_OK;
 }
@@ -182,11 +194,18 @@ static int mongo_put(struct store *s, const struct store_msg *msgs,
 		return STORE_E_NOMEM;
 	for (size_t i = 0; i < n; i++) {
 		docs[i] = BCON_NEW("conv", BCON_UTF8(f[i].conv), "seq", BCON_INT64((int64_t)f[i].seq),
-		                   "id", BCON_UTF8(f[i].id), "from", BCON_UTF8(f[i].from), "to",
-		                   BCON_UTF8(f[i].to), "ts", BCON_INT64(f[i].ts), "body",
-		                   BCON_UTF8(f[i].body));
+		                   "id", BCON_UTF8(f[i].id), "from", BCON_UTF8(f[i].from), "ts",
+		                   BCON_INT64(f[i].ts));
+		if (f[i].to)
+			BSON_APPEND_UTF8(docs[i], "to", f[i].to);
+		if (f[i].body)
+			BSON_APPEND_UTF8(docs[i], "body", f[i].body);
 		if (f[i].cid)
 			BSON_APPEND_UTF8(docs[i], "cid", f[i].cid);
+		if (f[i].ref) {
+			BSON_APPEND_UTF8(docs[i], "type", f[i].type);
+			BSON_APPEND_INT64(docs[i], "ref", (int64_t)f[i].ref);
+		}
 	}
 	BSON_APPEND_BOOL(&opts, "ordered", false);
 	if (!mongoc_collection_insert_many(m->messages, (const bson_t **)docs, n, &opts, &reply,
@@ -221,10 +240,47 @@ static int64_t int_field(const bson_t *doc, const char *key)
 	return 0;
 }
 
+/* An event, or a message edited or deleted: the subscriber JSON with the
+ * 1.1 fields, in the order the bridge sends them (malloc'd). */
+static char *doc_json_1_1(const bson_t *doc, const char *conv, const char *type)
+{
+	static const char *const strs[] = {"id", "from", "to"};
+	cJSON *o = cJSON_CreateObject();
+	const char *s;
+	bson_iter_t it;
+
+	cJSON_AddNumberToObject(o, "v", 1);
+	cJSON_AddStringToObject(o, "type", type ? type : "msg");
+	cJSON_AddStringToObject(o, "conv", conv);
+	cJSON_AddNumberToObject(o, "seq", (double)int_field(doc, "seq"));
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if ((s = str_field(doc, strs[i])) != NULL)
+			cJSON_AddStringToObject(o, strs[i], s);
+	cJSON_AddNumberToObject(o, "ts", (double)int_field(doc, "ts"));
+	if (type)
+		cJSON_AddNumberToObject(o, "ref", (double)int_field(doc, "ref"));
+	if ((s = str_field(doc, "body")) != NULL)
+		cJSON_AddStringToObject(o, "body", s);
+	if ((s = str_field(doc, "cid")) != NULL)
+		cJSON_AddStringToObject(o, "cid", s);
+	if (bson_iter_init_find(&it, doc, "edited"))
+		cJSON_AddNumberToObject(o, "edited", (double)int_field(doc, "edited"));
+	if (bson_iter_init_find(&it, doc, "deleted"))
+		cJSON_AddBoolToObject(o, "deleted", true);
+	char *json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return json;
+}
+
 /* The subscriber JSON of one stored message document (malloc'd). */
 static char *doc_json(const bson_t *doc, const char *conv)
 {
 	const char *s;
+	bson_iter_t it;
+
+	if ((s = str_field(doc, "type")) != NULL || bson_iter_init_find(&it, doc, "edited") ||
+	    bson_iter_init_find(&it, doc, "deleted"))
+		return doc_json_1_1(doc, conv, s);
 	struct chat_msg msg = {
 		.conv = conv,
 		.seq = (uint64_t)int_field(doc, "seq"),
@@ -424,10 +480,11 @@ static int mongo_room_put(struct store *s, const struct store_room *r)
 
 	ENSURE(m);
 	bson_t *filter = BCON_NEW("_id", BCON_UTF8(r->name));
-	bson_t *doc = BCON_NEW("owner", BCON_UTF8(r->owner), "private", BCON_BOOL(r->private),
-	                       "created", BCON_INT64(r->created_ms));
+	/* $set, not a replacement: a deleted room's tombstone stays */
+	bson_t *doc = BCON_NEW("$set", "{", "owner", BCON_UTF8(r->owner), "private",
+	                       BCON_BOOL(r->private), "created", BCON_INT64(r->created_ms), "}");
 	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
-	bool ok = mongoc_collection_replace_one(m->rooms, filter, doc, opts, NULL, &e);
+	bool ok = mongoc_collection_update_one(m->rooms, filter, doc, opts, NULL, &e);
 	bson_destroy(opts);
 	bson_destroy(doc);
 	bson_destroy(filter);
@@ -470,6 +527,7 @@ static int room_doc(const bson_t *doc, void *fn, void *ctx)
 	snprintf(r.owner, sizeof(r.owner), "%s", (s = str_field(doc, "owner")) ? s : "");
 	r.private = bson_iter_init_find(&it, doc, "private") && bson_iter_as_bool(&it);
 	r.created_ms = int_field(doc, "created");
+	r.deleted = bson_iter_init_find(&it, doc, "deleted") && bson_iter_as_bool(&it);
 	return ((room_fn)fn)(ctx, &r);
 }
 
@@ -525,6 +583,115 @@ static int mongo_each_member(struct store *s, member_fn fn, void *ctx)
 	return rc;
 }
 
+/* An edit: $set body and edited, unless deleted or edited later. A
+ * deletion: the body and any edit gone from the message ($unset), then
+ * from every edit event of it (the conv_ref index). */
+static int mongo_amend(struct store *s, const char *conv, uint64_t ref, const char *body,
+                       int64_t ts)
+{
+	struct mongo_store *m = to_mongo(s);
+	bson_error_t e;
+	bool ok;
+
+	ENSURE(m);
+	if (body) {
+		bson_t *filter =
+		    BCON_NEW("conv", BCON_UTF8(conv), "seq", BCON_INT64((int64_t)ref), "deleted",
+		             "{", "$exists", BCON_BOOL(false), "}", "$or", "[", "{", "edited", "{",
+		             "$exists", BCON_BOOL(false), "}", "}", "{", "edited", "{", "$lte",
+		             BCON_INT64(ts), "}", "}", "]");
+		bson_t *update =
+		    BCON_NEW("$set", "{", "body", BCON_UTF8(body), "edited", BCON_INT64(ts), "}");
+		ok = mongoc_collection_update_one(m->messages, filter, update, NULL, NULL, &e);
+		bson_destroy(update);
+		bson_destroy(filter);
+		return ok ? STORE_OK : fail(m, &e, "amend");
+	}
+	bson_t *filter = BCON_NEW("conv", BCON_UTF8(conv), "seq", BCON_INT64((int64_t)ref));
+	bson_t *update = BCON_NEW("$set", "{", "deleted", BCON_BOOL(true), "}", "$unset", "{",
+	                          "body", BCON_UTF8(""), "edited", BCON_UTF8(""), "}");
+	ok = mongoc_collection_update_one(m->messages, filter, update, NULL, NULL, &e);
+	bson_destroy(update);
+	bson_destroy(filter);
+	if (ok) {
+		filter = BCON_NEW("conv", BCON_UTF8(conv), "ref", BCON_INT64((int64_t)ref));
+		update = BCON_NEW("$unset", "{", "body", BCON_UTF8(""), "}");
+		ok = mongoc_collection_update_many(m->messages, filter, update, NULL, NULL, &e);
+		bson_destroy(update);
+		bson_destroy(filter);
+	}
+	return ok ? STORE_OK : fail(m, &e, "amend");
+}
+
+/* Deletes up to limit documents of coll matching filter (taken): a find of
+ * their _ids, then one delete of those, so a page costs limit documents
+ * whatever the collection holds. */
+static int delete_page(struct mongo_store *m, mongoc_collection_t *coll, bson_t *filter, int limit,
+                       size_t *removed, const char *what)
+{
+	bson_t *opts =
+	    BCON_NEW("limit", BCON_INT64(limit), "projection", "{", "_id", BCON_INT32(1), "}");
+	bson_t ids = BSON_INITIALIZER, reply;
+	const bson_t *doc;
+	bson_error_t e;
+	bson_iter_t it;
+	int rc = STORE_OK, n = 0;
+	char key[16];
+
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc))
+		if (bson_iter_init_find(&it, doc, "_id")) {
+			snprintf(key, sizeof(key), "%d", n++);
+			bson_append_value(&ids, key, -1, bson_iter_value(&it));
+		}
+	if (mongoc_cursor_error(cur, &e))
+		rc = fail(m, &e, what);
+	mongoc_cursor_destroy(cur);
+	if (rc == STORE_OK && n > 0) {
+		bson_t *del = BCON_NEW("_id", "{", "$in", BCON_ARRAY(&ids), "}");
+		if (!mongoc_collection_delete_many(coll, del, NULL, &reply, &e))
+			rc = fail(m, &e, what);
+		else if (bson_iter_init_find(&it, &reply, "deletedCount"))
+			*removed = (size_t)bson_iter_as_int64(&it);
+		else
+			*removed = (size_t)n;
+		bson_destroy(&reply);
+		bson_destroy(del);
+	}
+	bson_destroy(&ids);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	return rc;
+}
+
+static int mongo_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	struct mongo_store *m = to_mongo(s);
+	bson_error_t e;
+
+	ENSURE(m);
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(room));
+	bson_t *update = BCON_NEW("$set", "{", "deleted", BCON_BOOL(true), "}");
+	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+	bool ok = mongoc_collection_update_one(m->rooms, filter, update, opts, NULL, &e);
+	bson_destroy(opts);
+	bson_destroy(update);
+	bson_destroy(filter);
+	if (!ok)
+		return fail(m, &e, "room delete");
+	return delete_page(m, m->members, BCON_NEW("room", BCON_UTF8(room)), limit, removed,
+	                   "room delete");
+}
+
+static int mongo_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	struct mongo_store *m = to_mongo(s);
+
+	ENSURE(m);
+	return delete_page(m, m->messages, BCON_NEW("conv", BCON_UTF8(conv)), limit, removed,
+	                   "purge");
+}
+
 static int mongo_read_set(struct store *s, const char *user, const char *conv, uint64_t seq)
 {
 	struct mongo_store *m = to_mongo(s);
@@ -578,6 +745,9 @@ static const struct store_ops mongo_ops = {
 	.each_room = mongo_each_room,
 	.member_set = mongo_member_set,
 	.each_member = mongo_each_member,
+	.amend = mongo_amend,
+	.room_delete = mongo_room_delete,
+	.purge = mongo_purge,
 	.read_set = mongo_read_set,
 	.each_read = mongo_each_read,
 };

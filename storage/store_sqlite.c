@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "store_impl.h"
@@ -69,7 +70,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 };
 
-/* user_version says which schema the file holds; 1 is this one. */
+/* user_version says which schema the file holds; 2 is this one (1 had no
+ * index of the edit events by the message they refer to, and no
+ * deleted_rooms). */
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS messages ("
 	" conv TEXT NOT NULL, seq INTEGER NOT NULL, json TEXT NOT NULL,"
@@ -84,7 +87,10 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS reads ("
 	" user TEXT NOT NULL, conv TEXT NOT NULL, seq INTEGER NOT NULL,"
 	" PRIMARY KEY (user, conv)) WITHOUT ROWID;"
-	"PRAGMA user_version = 1;";
+	"CREATE TABLE IF NOT EXISTS deleted_rooms (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS messages_ref ON messages(conv, json_extract(json, '$.ref'))"
+	" WHERE json_extract(json, '$.ref') IS NOT NULL;"
+	"PRAGMA user_version = 2;";
 
 /* Every wait for a lock and every statement's run time count against the
  * call's one deadline (store.h): a store locked by another process, or a
@@ -359,12 +365,15 @@ static int room_row(sqlite3_stmt *st, void *fn, void *ctx)
 	snprintf(r.owner, sizeof(r.owner), "%s", col(st, 1));
 	r.private = sqlite3_column_int(st, 2) != 0;
 	r.created_ms = sqlite3_column_int64(st, 3);
+	r.deleted = sqlite3_column_int(st, 4) != 0;
 	return ((room_fn)fn)(ctx, &r);
 }
 
 static int sqlite_each_room(struct store *s, room_fn fn, void *ctx)
 {
-	return each_row(to_sql(s), "SELECT name, owner, private, created FROM rooms ORDER BY name",
+	return each_row(to_sql(s),
+	                "SELECT r.name, r.owner, r.private, r.created, d.name IS NOT NULL "
+	                "FROM rooms r LEFT JOIN deleted_rooms d ON d.name = r.name ORDER BY r.name",
 	                room_row, (void *)fn, ctx);
 }
 
@@ -419,6 +428,152 @@ static int sqlite_each_read(struct store *s, read_fn fn, void *ctx)
 	                read_row, (void *)fn, ctx);
 }
 
+/* The message's JSON with an edit (body) or a deletion applied; NULL when
+ * nothing changes (deleted already, or a later edit is in). */
+static char *amended_json(const char *json, const char *body, int64_t ts)
+{
+	cJSON *o = cJSON_Parse(json);
+	char *out = NULL;
+	const cJSON *edited = cJSON_GetObjectItemCaseSensitive(o, "edited");
+
+	if (!cJSON_IsObject(o) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted")))
+		goto cleanup;
+	if (body) {
+		if (cJSON_IsNumber(edited) && edited->valuedouble > (double)ts)
+			goto cleanup;
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "body");
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "edited");
+		cJSON_AddStringToObject(o, "body", body);
+		cJSON_AddNumberToObject(o, "edited", (double)ts);
+	} else {
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "body");
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "edited");
+		cJSON_AddBoolToObject(o, "deleted", true);
+	}
+	out = cJSON_PrintUnformatted(o);
+cleanup:
+	cJSON_Delete(o);
+	return out;
+}
+
+/* One transaction: the message rewritten, and for a deletion the bodies
+ * of its edit events removed (found by the messages_ref index, so the
+ * cost is the message's edits, not the conversation's length). */
+static int sqlite_amend(struct store *s, const char *conv, uint64_t ref, const char *body,
+                        int64_t ts)
+{
+	struct sqlite_store *q = to_sql(s);
+	sqlite3_stmt *get = NULL, *put = NULL, *strip = NULL;
+	char *json = NULL;
+	int src;
+
+	if ((src = sqlite3_step(q->st[ST_BEGIN])) != SQLITE_DONE) {
+		done(q->st[ST_BEGIN]);
+		return sql_fail(q, src, "begin");
+	}
+	done(q->st[ST_BEGIN]);
+	if ((src =
+	         sqlite3_prepare_v2(q->db, "SELECT json FROM messages WHERE conv = ?1 AND seq = ?2",
+	                            -1, &get, NULL)) != SQLITE_OK)
+		goto error;
+	sqlite3_bind_text(get, 1, conv, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(get, 2, (sqlite3_int64)ref);
+	src = sqlite3_step(get);
+	if (src == SQLITE_ROW) {
+		json = amended_json((const char *)sqlite3_column_text(get, 0), body, ts);
+		src = SQLITE_DONE;
+	}
+	if (src != SQLITE_DONE)
+		goto error;
+	if (json) {
+		if ((src = sqlite3_prepare_v2(
+		         q->db, "UPDATE messages SET json = ?3 WHERE conv = ?1 AND seq = ?2", -1,
+		         &put, NULL)) != SQLITE_OK)
+			goto error;
+		sqlite3_bind_text(put, 1, conv, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(put, 2, (sqlite3_int64)ref);
+		sqlite3_bind_text(put, 3, json, -1, SQLITE_STATIC);
+		if ((src = sqlite3_step(put)) != SQLITE_DONE)
+			goto error;
+	}
+	if (body == NULL) {
+		if ((src = sqlite3_prepare_v2(
+		         q->db,
+		         "UPDATE messages SET json = json_remove(json, '$.body') "
+		         "WHERE conv = ?1 AND json_extract(json, '$.ref') = ?2 "
+		         "AND seq > ?2",
+		         -1, &strip, NULL)) != SQLITE_OK)
+			goto error;
+		sqlite3_bind_text(strip, 1, conv, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(strip, 2, (sqlite3_int64)ref);
+		if ((src = sqlite3_step(strip)) != SQLITE_DONE)
+			goto error;
+	}
+	src = sqlite3_step(q->st[ST_COMMIT]);
+	done(q->st[ST_COMMIT]);
+	if (src != SQLITE_DONE)
+		goto error;
+	sqlite3_finalize(get);
+	sqlite3_finalize(put);
+	sqlite3_finalize(strip);
+	free(json);
+	return STORE_OK;
+error:;
+	int rc = sql_fail(q, src, "amend");
+	sqlite3_finalize(get);
+	sqlite3_finalize(put);
+	sqlite3_finalize(strip);
+	free(json);
+	if (!sqlite3_get_autocommit(q->db)) {
+		sqlite3_step(q->st[ST_ROLLBACK]);
+		done(q->st[ST_ROLLBACK]);
+	}
+	return rc;
+}
+
+/* Runs sql with text ?1 and int ?2; *changed gets the rows it changed. */
+static int run_page(struct sqlite_store *q, const char *sql, const char *key, int n,
+                    size_t *changed, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (n)
+			sqlite3_bind_int(st, 2, n);
+		src = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (src != SQLITE_DONE)
+		return sql_fail(q, src, what);
+	if (changed)
+		*changed = (size_t)sqlite3_changes(q->db);
+	return STORE_OK;
+}
+
+static int sqlite_room_delete(struct store *s, const char *room, int limit, size_t *removed)
+{
+	struct sqlite_store *q = to_sql(s);
+	int rc = run_page(q, "INSERT OR IGNORE INTO deleted_rooms(name) VALUES (?1)", room, 0, NULL,
+	                  "room delete");
+
+	if (rc == STORE_OK)
+		rc = run_page(q,
+		              "DELETE FROM members WHERE room = ?1 AND user IN "
+		              "(SELECT user FROM members WHERE room = ?1 LIMIT ?2)",
+		              room, limit, removed, "room delete");
+	return rc;
+}
+
+static int sqlite_purge(struct store *s, const char *conv, int limit, size_t *removed)
+{
+	return run_page(to_sql(s),
+	                "DELETE FROM messages WHERE conv = ?1 AND seq IN "
+	                "(SELECT seq FROM messages WHERE conv = ?1 ORDER BY seq LIMIT ?2)",
+	                conv, limit, removed, "purge");
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sqlite_close,
@@ -433,6 +588,9 @@ static const struct store_ops sqlite_ops = {
 	.each_room = sqlite_each_room,
 	.member_set = sqlite_member_set,
 	.each_member = sqlite_each_member,
+	.amend = sqlite_amend,
+	.room_delete = sqlite_room_delete,
+	.purge = sqlite_purge,
 	.read_set = sqlite_read_set,
 	.each_read = sqlite_each_read,
 };
@@ -471,7 +629,7 @@ static int sqlite_setup(sqlite3 *db)
 		src = SQLITE_OK;
 	}
 	sqlite3_finalize(ver);
-	if (src != SQLITE_OK || version == 1)
+	if (src != SQLITE_OK || version == 2)
 		return src;
 	return sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
 }

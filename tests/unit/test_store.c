@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "chat/envelope.h"
 #include "check.h"
 #include "store.h"
@@ -613,6 +615,155 @@ static void test_a_fresh_handle_sees_what_another_wrote(void)
 	store_close(NULL);
 }
 
+struct seen_rooms {
+	int doomed_deleted, others_deleted, doomed_members;
+};
+
+static int see_deleted(void *ctx, const struct store_room *r)
+{
+	struct seen_rooms *sn = ctx;
+	if (strcmp(r->name, "doomed") == 0)
+		sn->doomed_deleted += r->deleted;
+	else
+		sn->others_deleted += r->deleted;
+	return 0;
+}
+
+static int see_doomed_member(void *ctx, const char *room, const char *user)
+{
+	struct seen_rooms *sn = ctx;
+	(void)user;
+	sn->doomed_members += strcmp(room, "doomed") == 0;
+	return 0;
+}
+
+/* The JSON of stored seq of conv, parsed (NULL when not stored). */
+static cJSON *stored(struct store *s, const char *conv, uint64_t seq)
+{
+	struct store_page p;
+	cJSON *o = NULL;
+
+	if (store_history(s, conv, seq + 1, 0, 1, &p) == STORE_OK && p.n == 1 &&
+	    p.msgs[0].seq == seq)
+		o = cJSON_Parse(p.msgs[0].json);
+	store_page_free(&p);
+	return o;
+}
+
+static int put_json(struct store *s, const char *conv, uint64_t seq, const char *json)
+{
+	struct store_msg m = {.seq = seq, .json = (char *)json};
+	snprintf(m.conv, sizeof(m.conv), "%s", conv);
+	return store_put_messages(s, &m, 1);
+}
+
+static const char *body_of(const cJSON *o)
+{
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "body");
+	return cJSON_IsString(b) ? b->valuestring : NULL;
+}
+
+/* 1.1: events are stored with their seq; store_amend changes the message;
+ * a deletion leaves no text of it, its edits' included. */
+static void test_edits_and_deletions_leave_no_text(struct store *s)
+{
+	const char *c = "room:edits";
+	cJSON *o;
+
+	CHECK_INT(put_range(s, c, 1, 1, 1), STORE_OK);
+	CHECK_INT(put_json(s, c, 2,
+	                   "{\"v\":1,\"type\":\"edit\",\"conv\":\"room:edits\",\"seq\":2,\"id\":\"e2\","
+	                   "\"from\":\"alice\",\"ts\":50,\"ref\":1,\"body\":\"second words\"}"),
+	          STORE_OK);
+	CHECK_INT(store_amend(s, c, 1, "second words", 50), STORE_OK);
+	CHECK_INT(store_amend(s, c, 1, "older words", 40), STORE_OK); /* replayed: ignored */
+	o = stored(s, c, 1);
+	CHECK_STR(body_of(o) ? body_of(o) : "(none)", "second words");
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "edited")) == 50);
+	cJSON_Delete(o);
+	o = stored(s, c, 2);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type")), "edit");
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "ref")) == 1);
+	cJSON_Delete(o);
+
+	CHECK_INT(put_json(s, c, 3,
+	                   "{\"v\":1,\"type\":\"delete\",\"conv\":\"room:edits\",\"seq\":3,\"id\":\"d3\","
+	                   "\"from\":\"alice\",\"ts\":60,\"ref\":1}"),
+	          STORE_OK);
+	CHECK_INT(store_amend(s, c, 1, NULL, 60), STORE_OK);
+	CHECK_INT(store_amend(s, c, 1, "revived", 70), STORE_OK); /* no edit after a deletion */
+	CHECK_INT(store_amend(s, c, 99, NULL, 70), STORE_OK);     /* not stored: nothing */
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		o = stored(s, c, seq);
+		CHECK(o != NULL);
+		CHECK(body_of(o) == NULL);
+		cJSON_Delete(o);
+	}
+	o = stored(s, c, 1);
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "deleted")));
+	CHECK(cJSON_GetObjectItemCaseSensitive(o, "edited") == NULL);
+	cJSON_Delete(o);
+
+	/* malformed events are refused */
+	CHECK_INT(put_json(s, c, 4,
+	                   "{\"v\":1,\"type\":\"delete\",\"conv\":\"room:edits\",\"seq\":4,\"id\":\"d\","
+	                   "\"from\":\"alice\",\"ts\":60,\"ref\":1,\"body\":\"x\"}"),
+	          STORE_E_BAD);
+	CHECK_INT(put_json(s, c, 4,
+	                   "{\"v\":1,\"type\":\"edit\",\"conv\":\"room:edits\",\"seq\":4,\"id\":\"d\","
+	                   "\"from\":\"alice\",\"ts\":60,\"ref\":4,\"body\":\"x\"}"),
+	          STORE_E_BAD);
+	CHECK_INT(put_json(s, c, 4,
+	                   "{\"v\":1,\"type\":\"shout\",\"conv\":\"room:edits\",\"seq\":4,\"id\":\"d\","
+	                   "\"from\":\"alice\",\"to\":\"edits\",\"ts\":60,\"body\":\"x\"}"),
+	          STORE_E_BAD);
+	CHECK_INT(store_amend(s, "room:Bad", 1, NULL, 1), STORE_E_BAD);
+}
+
+/* 1.1 room.delete: the store lets go a page at a time and keeps the name. */
+static void test_purge_and_room_delete_go_in_pages(struct store *s)
+{
+	const char *c = "room:doomed";
+	struct store_room r = {.name = "doomed", .owner = "alice", .created_ms = 1000};
+	size_t removed = 0, total = 0;
+	struct store_page p;
+	char user[16];
+
+	CHECK_INT(put_range(s, c, 1, 25, 25), STORE_OK);
+	CHECK_INT(store_purge(s, c, 10, &removed), STORE_OK);
+	CHECK_INT(removed, 10);
+	EXPECT_PAGE(s, c, 0, 0, 100, 11, 25);
+	do {
+		CHECK_INT(store_purge(s, c, 10, &removed), STORE_OK);
+		total += removed;
+	} while (removed > 0 && total < 100);
+	CHECK_INT(total, 15);
+	CHECK_INT(store_history(s, c, 0, 0, 100, &p), STORE_OK);
+	CHECK_INT(p.n, 0);
+	store_page_free(&p);
+	CHECK_INT(store_purge(s, c, 0, &removed), STORE_E_BAD);
+
+	CHECK_INT(store_room_put(s, &r), STORE_OK);
+	for (int i = 0; i < 25; i++) {
+		snprintf(user, sizeof(user), "u%02d", i);
+		CHECK_INT(store_member_set(s, "doomed", user, true), STORE_OK);
+	}
+	total = 0;
+	do {
+		CHECK_INT(store_room_delete(s, "doomed", 10, &removed), STORE_OK);
+		CHECK(removed <= 10);
+		total += removed;
+	} while (removed > 0 && total < 100);
+	CHECK_INT(total, 25);
+	CHECK_INT(store_room_put(s, &r), STORE_OK); /* a late replay keeps the tombstone */
+	struct seen_rooms sn = {0};
+	CHECK_INT(store_each_room(s, see_deleted, &sn), STORE_OK);
+	CHECK_INT(sn.doomed_deleted, 1);
+	CHECK_INT(sn.others_deleted, 0);
+	CHECK_INT(store_each_member(s, see_doomed_member, &sn), STORE_OK);
+	CHECK_INT(sn.doomed_members, 0);
+}
+
 int main(int argc, char **argv)
 {
 	char tmp[256] = "";
@@ -649,6 +800,8 @@ int main(int argc, char **argv)
 	test_members_add_remove_twice_and_each(s);
 	test_read_markers_only_move_forward(s);
 	test_longest_ids_are_stored_whole(s);
+	test_edits_and_deletions_leave_no_text(s);
+	test_purge_and_room_delete_go_in_pages(s);
 	store_close(s);
 	test_a_fresh_handle_sees_what_another_wrote();
 

@@ -306,7 +306,7 @@
       if (leaf === 'rpc') return onReply(m);
       if (leaf === 'notice') return onNotice(m);
       if (leaf === 'inbox') {
-        if (m.type === 'msg') onLive(m);
+        if (m.type === 'msg' || m.type === 'edit' || m.type === 'delete') onLive(m);
         else if (m.type === 'typing') onTyping(m);
         else if (m.type === 'read') onReadElsewhere(m);
         else if (m.type === 'room') refreshSoon();
@@ -314,7 +314,7 @@
       return;
     }
     if (parts[1] === 'room') {
-      if (parts.length === 3 && m.type === 'msg') onLive(m);
+      if (parts.length === 3 && (m.type === 'msg' || m.type === 'edit' || m.type === 'delete')) onLive(m);
       else if (parts[3] === 'typing') onTyping(m);
       else if (parts[3] === 'events') onRoomEvent(m);
     }
@@ -388,8 +388,27 @@
     c.first = c.msgs[0].seq;
     c.last = c.msgs[c.msgs.length - 1].seq;
     if (m.cid) c.outbox = c.outbox.filter((o) => o.cid !== m.cid);
+    applyEvent(c, m);
     return true;
   }
+
+  /* An edit or deletion (1.1) changes the message it refers to; the event
+   * itself stays in c.msgs for the seq bookkeeping but is not shown. */
+  function applyEvent(c, m) {
+    if (m.type !== 'edit' && m.type !== 'delete') return;
+    const target = c.msgs.find((x) => x.seq === m.ref && (x.type || 'msg') === 'msg');
+    if (!target || target.deleted) return;
+    if (m.type === 'delete') {
+      target.deleted = true;
+      delete target.body;
+      delete target.edited;
+    } else if (!target.edited || target.edited <= m.ts) {
+      target.body = m.body;
+      target.edited = m.ts;
+    }
+  }
+
+  function isEvent(m) { return m.type === 'edit' || m.type === 'delete'; }
 
   async function history(id, params) {
     const q = new URLSearchParams(Object.assign({ conv: id }, params));
@@ -427,7 +446,7 @@
 
   function countUnread(c, msgs) {
     if (S.current === c.id && document.visibilityState === 'visible') return;
-    msgs.forEach((m) => { if (m.from !== S.user && m.seq > (c.readSeq || 0)) c.unread++; });
+    msgs.forEach((m) => { if (!isEvent(m) && m.from !== S.user && m.seq > (c.readSeq || 0)) c.unread++; });
   }
 
   async function openConv(id) {
@@ -627,6 +646,11 @@
   function onRoomEvent(m) {
     if (!m || typeof m.room !== 'string') return;
     const c = S.convs.get('room:' + m.room);
+    if (m.type === 'deleted') {
+      if (S.current === 'room:' + m.room) toast('# ' + m.room + ' was deleted by ' + m.user + '.', false);
+      roomGone(m.room);
+      return;
+    }
     if (c && S.current === c.id && (m.type === 'join' || m.type === 'leave')) {
       const li = el('li', 'sys', m.user + (m.type === 'join' ? ' joined' : ' left'));
       $('msg-list').appendChild(li);
@@ -787,6 +811,7 @@
     $('conv-sub').textContent = sub;
     $('members-btn').hidden = !room;
     $('leave').hidden = !(room && room.member);
+    $('delete-room').hidden = !(room && room.owner === S.user);
     $('invite').hidden = !(room && room.private && (room.owner === S.user));
     $('empty').hidden = !!c;
   }
@@ -812,8 +837,96 @@
       meta.appendChild(document.createTextNode(timeOf(m.ts)));
       li.appendChild(meta);
     }
+    if (m.deleted) {
+      li.classList.add('deleted');
+      li.appendChild(el('div', 'bubble', 'Message deleted'));
+      return li;
+    }
     li.appendChild(el('div', 'bubble', m.body));
+    if (m.edited) li.appendChild(el('span', 'edited', 'edited'));
+    const c = S.current && S.convs.get(S.current);
+    const room = c && c.kind === 'room' ? S.rooms.get(c.room) : null;
+    if (m.seq && !extraClass && (mine || (room && room.owner === S.user))) {
+      const acts = el('div', 'msg-actions');
+      if (mine) {
+        const e = el('button', 'link msg-edit', 'Edit');
+        e.type = 'button';
+        e.onclick = () => editMessage(m);
+        acts.appendChild(e);
+      }
+      const d = el('button', 'link msg-delete', 'Delete');
+      d.type = 'button';
+      d.onclick = () => deleteMessage(m);
+      acts.appendChild(d);
+      li.appendChild(acts);
+    }
     return li;
+  }
+
+  function editMessage(m) {
+    const c = S.convs.get(S.current);
+    let input;
+    dialog('Edit message', (b) => {
+      input = el('textarea');
+      input.id = 'edit-body';
+      input.maxLength = 4096;
+      input.rows = 3;
+      input.value = m.body;
+      b.appendChild(input);
+    }, async () => {
+      const body = input.value.trim();
+      if (!body) return 'A message cannot be empty.';
+      const ev = await rpc('msg.edit', { conv: c.id, seq: m.seq, body });
+      insert(c, ev);
+      renderMessages(false);
+      return null;
+    }, 'Save');
+  }
+
+  function deleteMessage(m) {
+    const c = S.convs.get(S.current);
+    dialog('Delete this message?', (b) => {
+      b.appendChild(el('p', '', 'It is removed for everyone, for good.'));
+    }, async () => {
+      const ev = await rpc('msg.delete', { conv: c.id, seq: m.seq });
+      insert(c, ev);
+      renderMessages(false);
+      return null;
+    }, 'Delete');
+  }
+
+  function deleteRoom() {
+    const c = S.convs.get(S.current);
+    if (!c || c.kind !== 'room') return;
+    let confirmInput;
+    dialog('Delete # ' + c.room + '?', (b) => {
+      b.appendChild(el('p', '', 'The room, its members and all its messages are removed for good, ' +
+        'and its name cannot be used again. Type the room name to confirm.'));
+      confirmInput = el('input');
+      confirmInput.type = 'text'; confirmInput.id = 'delete-confirm';
+      confirmInput.autocapitalize = 'none'; confirmInput.spellcheck = false;
+      b.appendChild(confirmInput);
+    }, async () => {
+      if (confirmInput.value.trim() !== c.room) return 'Type ' + c.room + ' to confirm.';
+      await rpc('room.delete', { room: c.room });
+      roomGone(c.room);
+      return null;
+    }, 'Delete room');
+  }
+
+  /* A room that was deleted (by me or someone else): out of the lists. */
+  function roomGone(room) {
+    const id = 'room:' + room;
+    unsubscribe(roomTopics(room));
+    S.rooms.delete(room);
+    S.convs.delete(id);
+    if (S.current === id) {
+      S.current = null;
+      $('app').classList.remove('in-conv');
+      renderMessages(true);
+    }
+    renderLists();
+    renderHeader();
   }
 
   function nearBottom() {
@@ -830,7 +943,11 @@
     list.textContent = '';
     if (!c) { $('older').textContent = ''; return; }
     let prev = null;
-    c.msgs.forEach((m) => { list.appendChild(messageNode(m, prev, m.from === S.user)); prev = m; });
+    c.msgs.forEach((m) => {
+      if (isEvent(m)) return;
+      list.appendChild(messageNode(m, prev, m.from === S.user));
+      prev = m;
+    });
     c.outbox.forEach((o) => {
       list.appendChild(messageNode({ from: S.user, ts: o.ts, body: o.body }, prev, true, ' pending'));
       prev = { from: S.user, ts: o.ts };
@@ -1000,6 +1117,7 @@
     $('invite').onclick = invite;
     $('members-btn').onclick = members;
     $('leave').onclick = leave;
+    $('delete-room').onclick = deleteRoom;
     $('dialog-cancel').onclick = () => $('dialog').close();
     $('back').onclick = () => { $('app').classList.remove('in-conv'); };
     $('composer').onsubmit = send;
