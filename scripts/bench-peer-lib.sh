@@ -148,15 +148,27 @@ loadgen_args() {
 # over the measured window; with PERF=1 the top of a perf profile of
 # bridge 1 and of Redis over the same run.
 profile_cluster() {
-  local seconds=$PROFILE_SECONDS out perfs=() p
+  local seconds=$PROFILE_SECONDS SYSCALLS=${SYSCALLS:-1} out perfs=() p
   echo
   echo "profile: cluster at 10,000 delivered/s (1,000 posts/s, room of 10), ${seconds} s"
   if [ "$PERF" = 1 ]; then
-    for p in bridge1 credis broker1; do
+    for p in ${PERF_PROCS:-bridge1 credis broker1}; do
       perf record -F 499 -e cpu-clock -g -o "$work/$p.perf" -p "$(pid_of "$p")" -- sleep $((WARMUP + seconds + 1)) \
         > "$work/$p.perf.log" 2>&1 & perfs+=($!)
     done
     sleep 1
+  fi
+  # syscalls, context switches (a sleep and a wake-up each), and of the
+  # syscalls the reads (libmosquitto reads a packet's header byte by byte),
+  # epoll_ctl (mosquitto re-arms EPOLLOUT around each write) and fdatasync
+  # (appendfsync always: one per Redis write turn), per process over the
+  # run: stable per post where the CPU-seconds are noisy
+  local stats=() sp
+  if [ "$SYSCALLS" = 1 ]; then
+    for p in credis broker1 broker2 bridge1 bridge2; do
+      perf stat -x, -e raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_read,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_fdatasync -o "$work/$p.stat" -p "$(pid_of "$p")" \
+        -- sleep $((WARMUP + seconds + 3)) > /dev/null 2>&1 & stats+=($!)
+    done
   fi
   out=$(node bench/peer/loadgen.js $(loadgen_args cluster) --redis-port "$credis" --pubs "$PUBS" --subs 10 \
     --rate 1000 --seconds "$seconds" --warmup "$WARMUP")
@@ -173,9 +185,21 @@ profile_cluster() {
     { c += $2; u += $3; printf "  %-16s %9d %9.2f %9.1f %12.1f\n", substr($1, 7), $2, $2 / n, $3 / $2, $3 / n }
     END { printf "  %-16s %9d %9.2f %9.1f %12.1f\n", "(sum *)", c, c / n, c ? u / c : 0, u / n }' | sort -k2,2 -g -r
   echo "  * Redis 7 counts the commands a script runs on their own lines and again in its evalsha's µs"
+  if [ "$SYSCALLS" = 1 ]; then
+    for sp in "${stats[@]}"; do wait "$sp" 2>/dev/null || true; done
+    echo "  per post (perf stat over the whole run, divided by all its posts, warm-up included):"
+    printf '  %-10s %9s %9s %9s %9s %9s\n' process syscalls switches read epoll_ctl fdatasync
+    for p in credis broker1 broker2 bridge1 bridge2; do
+      awk -F, -v p="$p" -v n="$posts" -v f="$(awk -v w="$WARMUP" -v s="$seconds" 'BEGIN { print s / (w + s) }')" '
+        $3 ~ /:/ || $3 == "context-switches" { v[$3] = $1 + 0 }
+        END { if (n) printf "  %-10s %9.1f %9.1f %9.1f %9.1f %9.2f\n", p, v["raw_syscalls:sys_enter"] * f / n,
+          v["context-switches"] * f / n, v["syscalls:sys_enter_read"] * f / n,
+          v["syscalls:sys_enter_epoll_ctl"] * f / n, v["syscalls:sys_enter_fdatasync"] * f / n }' "$work/$p.stat"
+    done
+  fi
   if [ "$PERF" = 1 ]; then
     wait "${perfs[@]}" 2>/dev/null || true
-    for p in bridge1 credis broker1; do
+    for p in ${PERF_PROCS:-bridge1 credis broker1}; do
       echo "  perf (cpu-clock, self time), $p, top 15:"
       # (head ends the pipe early: not a failure)
       perf report -i "$work/$p.perf" --stdio --no-children --sort dso 2>/dev/null |
