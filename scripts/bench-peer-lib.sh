@@ -149,6 +149,7 @@ loadgen_args() {
 # bridge 1 and of Redis over the same run.
 profile_cluster() {
   local seconds=$PROFILE_SECONDS SYSCALLS=${SYSCALLS:-1} out perfs=() p
+  command -v perf > /dev/null || SYSCALLS=0
   echo
   echo "profile: cluster at 10,000 delivered/s (1,000 posts/s, room of 10), ${seconds} s"
   if [ "$PERF" = 1 ]; then
@@ -190,6 +191,8 @@ profile_cluster() {
     echo "  per post (perf stat over the whole run, divided by all its posts, warm-up included):"
     printf '  %-10s %9s %9s %9s %9s %9s\n' process syscalls switches read epoll_ctl fdatasync
     for p in credis broker1 broker2 bridge1 bridge2; do
+      # (no counts when perf may not watch the process: left out)
+      grep -q '^[0-9]*,,raw_syscalls' "$work/$p.stat" 2>/dev/null || continue
       awk -F, -v p="$p" -v n="$posts" -v f="$(awk -v w="$WARMUP" -v s="$seconds" 'BEGIN { print s / (w + s) }')" '
         $3 ~ /:/ || $3 == "context-switches" { v[$3] = $1 + 0 }
         END { if (n) printf "  %-10s %9.1f %9.1f %9.1f %9.1f %9.2f\n", p, v["raw_syscalls:sys_enter"] * f / n,
