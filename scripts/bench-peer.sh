@@ -25,7 +25,8 @@
 # Settings (environment): ROOM_SIZES ("10"; the issue's set is "1 10 100
 # 1000"; empty: only the profile), RATES ("2000 10000"), SECONDS_PER_RUN (5), WARMUP (2), WINDOW
 # (200), DRAIN_MS (1000: how long late deliveries still count), PUBS (4),
-# PROFILE (1), PROFILE_SECONDS (10), PERF (0), SYSTEMS ("cluster plain
+# PROFILE (1), PROFILE_SECONDS (10), PERF (0), PERF_PROCS ("bridge1 credis
+# broker1"), SYSCALLS (1: syscalls per post in the profile), SYSTEMS ("cluster plain
 # peer"), MOSQUITTO_PRELOAD (the ASan runtime for a sanitized plugin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
