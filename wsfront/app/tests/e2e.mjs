@@ -92,6 +92,11 @@ async function main(browser) {
   await signUp(a, env.URL1, A);
   await signUp(b, env.URL2, B);
   await signUp(c, env.URL2, A + 'idle');
+  // the header shows who is signed in, beside the sign-out actions
+  const nameBox = await a.locator('#me-name').boundingBox();
+  if (!nameBox || nameBox.width < 20 || await a.textContent('#me-name') !== A) {
+    fail('the header shows the user name, got a box ' + JSON.stringify(nameBox));
+  }
   const idleSince = Date.now();
 
   // a creates a public room; b, signed in meanwhile, sees it appear under
