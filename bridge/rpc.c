@@ -655,13 +655,15 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 	cJSON *list = cJSON_GetObjectItemCaseSensitive(c->acc, "conversations");
 	for (size_t i = 2; i < rep->elements; i++) {
 		char conv[NAME_CONV_MAX + 1];
-		long long last, read;
+		long long last, read, events = 0;
 		if (rep->element[i]->type != REDIS_REPLY_STRING ||
-		    sscanf(rep->element[i]->str, "%69s %lld %lld", conv, &last, &read) != 3)
+		    sscanf(rep->element[i]->str, "%69s %lld %lld %lld", conv, &last, &read, &events) < 3)
 			continue;
+		/* edits and deletions take seqs but are not unread messages */
+		long long unread = last - read - events;
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "conv", conv);
-		cJSON_AddNumberToObject(o, "unread", (double)(last > read ? last - read : 0));
+		cJSON_AddNumberToObject(o, "unread", (double)(unread > 0 ? unread : 0));
 		cJSON_AddNumberToObject(o, "last_seq", (double)last);
 		cJSON_AddNumberToObject(o, "read_seq", (double)read);
 		cJSON_AddItemToArray(list, o);

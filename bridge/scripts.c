@@ -332,7 +332,8 @@ const char script_room[] =
 	"    redis.call('RPUSH', 'chat:gc:rooms', room)\n"
 	"  end\n"
 	"  local conv = 'room:' .. room\n"
-	"  redis.call('UNLINK', 'chat:recent:' .. conv, 'chat:seq:' .. conv, 'chat:persisted:' .. conv)\n"
+	"  redis.call('UNLINK', 'chat:recent:' .. conv, 'chat:seq:' .. conv, 'chat:persisted:' .. conv,\n"
+	"               'chat:events:' .. conv)\n"
 	/* every broker drops the member list (a public state holds none) */
 	"  if priv == '1' then\n"
 	"    local ver = redis.call('INCR', key .. ':ver')\n"
@@ -480,7 +481,8 @@ const char script_read[] =
  * count of them however many rooms a user has joined: the rooms by name
  * after cursor (ZRANGEBYLEX of roomindex), then the DMs (SSCAN of dms).
  * Returns {next phase ("rooms" | "dms" | "done"), next cursor,
- * "conv last read"...} (the client shows last - read). */
+ * "conv last read events"...}: unread is last - read less the edits and
+ * deletions (events) after read. */
 const char script_unread[] =
 	"local user, phase, cursor, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
 	"local reads = 'chat:read:' .. user\n"
@@ -502,7 +504,9 @@ const char script_unread[] =
 	"for _, c in ipairs(convs) do\n"
 	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
 	"  if last then\n"
-	"    out[#out + 1] = c .. ' ' .. last .. ' ' .. (redis.call('HGET', reads, c) or '0')\n"
+	"    local read = redis.call('HGET', reads, c) or '0'\n"
+	"    local events = redis.call('ZCOUNT', 'chat:events:' .. c, '(' .. read, last)\n"
+	"    out[#out + 1] = c .. ' ' .. last .. ' ' .. read .. ' ' .. events\n"
 	"  end\n"
 	"end\n"
 	"return out\n";
@@ -587,6 +591,10 @@ const char script_amend[] =
 	"local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
 	"local msg = head .. seq .. ',\"ts\":' .. ms .. tail\n"
 	"redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
+	/* the seqs that are not messages, so unread counts skip them (the last
+	 * 1,000: a read marker older than that counts a few edits too) */
+	"redis.call('ZADD', 'chat:events:' .. conv, seq, seq)\n"
+	"redis.call('ZREMRANGEBYRANK', 'chat:events:' .. conv, 0, -1001)\n"
 	"if orig then\n"
 	"  if kind == 'edit' then\n"
 	"    orig.body, orig.edited = cjson.decode(msg).body, tonumber(ms)\n"

@@ -235,6 +235,29 @@ def test_edits_use_the_request_limit(make_cluster):
     alice.close()
 
 
+def test_unread_counts_messages_not_edits_or_deletions(make_cluster):
+    """Edits and deletions take seqs, but the unread count is of messages."""
+    cluster = make_cluster()
+    alice = person(cluster, 0, "alice", "chat/room/tally")
+    bob = person(cluster, 1, "bob")
+    assert "result" in rpc(alice, "alice", "room.create", {"room": "tally"})
+    assert "result" in rpc(bob, "bob", "room.join", {"room": "tally"})
+    first = post(alice, "alice", "tally", "one")
+    post(alice, "alice", "tally", "two")
+    for method, params in (("msg.edit", {"body": "uno"}), ("msg.delete", {})):
+        params.update(conv="room:tally", seq=first["seq"])
+        assert "result" in rpc(alice, "alice", method, params), method
+
+    def unread():
+        r = rpc(bob, "bob", "unread", {})["result"]["conversations"]
+        return {c["conv"]: c["unread"] for c in r}.get("room:tally")
+    assert wait_for(lambda: unread() == 2, timeout=5), unread()
+    post(alice, "alice", "tally", "three")
+    assert wait_for(lambda: unread() == 3, timeout=5), unread()
+    alice.close()
+    bob.close()
+
+
 def test_state_survives_redis_kill_and_bridge_restart(make_cluster):
     cluster = make_cluster()
     alice = person(cluster, 0, "alice", "chat/room/vault2")

@@ -511,7 +511,7 @@
     insert(c, m);
     if (!known) c.more = m.seq > 1;
     const here = S.current === c.id && document.visibilityState === 'visible';
-    if (m.from !== S.user && !here) c.unread++;
+    if (!isEvent(m) && m.from !== S.user && !here) c.unread++;
     if (S.current === c.id) { appendMessage(c, m); markRead(c); }
     renderLists();
   }
