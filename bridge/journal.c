@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -100,7 +101,7 @@ int journal_open(struct journal *j, const char *path, char *err, size_t errlen)
 	char *old = NULL, *cur = NULL;
 
 	memset(j, 0, sizeof(*j));
-	j->fd = -1;
+	j->fd = j->lock_fd = -1;
 	j->path = strdup(path);
 	j->replay_path = malloc(strlen(path) + 8);
 	if (j->path == NULL || j->replay_path == NULL)
@@ -111,6 +112,15 @@ int journal_open(struct journal *j, const char *path, char *err, size_t errlen)
 	for (int i = 0; i < 8; i++)
 		snprintf(j->boot + 2 * i, 3, "%02x", rnd[i]);
 
+	/* one bridge per journal: a second one would replay, and empty, what
+	 * the first is still answering (the lock goes with the process) */
+	j->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (j->lock_fd < 0 || flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "journal_file %s: %s", path,
+		         errno == EWOULDBLOCK ? "in use by another bridge (each needs its own)"
+		                              : strerror(errno));
+		goto error;
+	}
 	/* what an earlier replay did not finish, then what the last process
 	 * wrote: both go to the replay file, in that order, before the
 	 * journal is emptied */
@@ -154,6 +164,8 @@ void journal_close(struct journal *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->lock_fd >= 0)
+		close(j->lock_fd);
 	for (size_t i = 0; i < j->nreplay; i++) {
 		free(j->replay[i].topic);
 		free(j->replay[i].payload);
@@ -162,7 +174,7 @@ void journal_close(struct journal *j)
 	free(j->path);
 	free(j->replay_path);
 	memset(j, 0, sizeof(*j));
-	j->fd = -1;
+	j->fd = j->lock_fd = -1;
 }
 
 uint64_t journal_append(struct journal *j, int mid, const char *topic, const void *payload,

@@ -38,6 +38,7 @@ struct journal_record {
 
 struct journal {
 	int fd;
+	int lock_fd; /* holds the flock that keeps a second bridge off the file */
 	char boot[17]; /* this process's journal boot id (hex) */
 	uint64_t next_id;
 	uint64_t outstanding;          /* appended, not yet answered */

@@ -62,6 +62,7 @@ for port in $n1 $n2; do
   # the benchmark's publishers are not people: no per-user rate limit
   printf 'jwt_alg HS256\njwt_key_file %s\nnode_name bench%s\nmqtt_port %s\nredis_port %s\nstore_url sqlite:%s/chat.db\nrate_per_s 1000000\nrate_burst 1000000\n' \
     "$work/secret" "$i" "$port" "$redis" "$work" > "$work/bridge$i.conf"
+  echo "journal_file $work/bridge$i.journal" >> "$work/bridge$i.conf"
   env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$work/bridge$i.conf" > "$work/bridge$i.log" 2>&1 & pids+=($!)
 done
 for i in 1 2; do

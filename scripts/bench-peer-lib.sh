@@ -99,6 +99,7 @@ start_cluster() {
     i=$((i + 1))
     printf 'jwt_alg HS256\njwt_key_file %s\nnode_name bench%s\nmqtt_port %s\nredis_port %s\nstore_url sqlite:%s/chat.db\nrate_per_s 1000000\nrate_burst 1000000\n' \
       "$work/secret" "$i" "$port" "$credis" "$work" > "$work/bridge$i.conf"
+    echo "journal_file $work/bridge$i.journal" >> "$work/bridge$i.conf"
     env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$work/bridge$i.conf" > "$work/bridge$i.log" 2>&1 & pids+=($!)
     echo $! > "$work/bridge$i.pid"
   done

@@ -59,6 +59,7 @@ for backend in $BACKENDS; do
   wait_port "$redis"; wait_port "$mqtt"
   printf 'jwt_alg HS256\njwt_key_file %s\nnode_name bench\nmqtt_port %s\nredis_port %s\nstore_url %s\nrate_per_s 1000000\nrate_burst 1000000\n' \
     "$work/secret" "$mqtt" "$redis" "$store" > "$dir/bridge.conf"
+  echo "journal_file $dir/bridge.journal" >> "$dir/bridge.conf"
   env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$dir/bridge.conf" > "$dir/bridge.log" 2>&1 & pids+=($!)
   for _ in $(seq 100); do [ "$(rcli EXISTS chat:restored)" = 1 ] && grep -q "feed " "$dir/bridge.log" && break; sleep 0.1; done
 

@@ -46,6 +46,11 @@ int main(void)
 	/* a record without a packet id never matches */
 	CHECK(!journal_redelivered(&j, 0, "chat/in/a", "hi", 2));
 
+	/* a second bridge on the same file is refused, saying why */
+	struct journal other;
+	CHECK_INT(journal_open(&other, path, err, sizeof(err)), -1);
+	CHECK(strstr(err, "in use by another bridge") != NULL);
+
 	/* appended records keep the packet id for the next process */
 	CHECK(journal_append(&j, 42, "chat/in/c", "yo", 2) > 0);
 	journal_close(&j);
