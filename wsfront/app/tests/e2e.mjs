@@ -109,6 +109,18 @@ async function main(browser) {
   await b.waitForSelector('#discover-list li[data-conv="room:' + room + '"]', { timeout: 15000 });
   const roomLiveMs = Date.now() - created;
   await a.waitForSelector('#room-list li.active[data-conv="room:' + room + '"]');
+  // the room search: a prefix finds it among public rooms, another name does not
+  await b.fill('#room-search', room.slice(0, 3));
+  await b.waitForSelector('#discover-list li[data-conv="room:' + room + '"]', { timeout: 5000 });
+  await b.fill('#room-search', 'zz' + room);
+  try {
+    await b.waitForFunction((r) => !document.querySelector('#discover-list li[data-conv="room:' + r + '"]'),
+      room, { timeout: 5000 });
+  } catch (e) {
+    fail('room search: "zz' + room + '" still lists ' + room);
+  }
+  await b.fill('#room-search', '');
+  await b.waitForSelector('#discover-list li[data-conv="room:' + room + '"]', { timeout: 5000 });
   await b.click('#discover-list li[data-conv="room:' + room + '"]');
   await b.waitForSelector('#room-list li.active[data-conv="room:' + room + '"]', { timeout: 10000 });
 
