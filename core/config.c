@@ -72,6 +72,7 @@ static const struct config_opt opts[] = {
     {"http_max_conns_per_addr", OPT_LONG, 1, 1000000, "64", NULL, OFF(http_max_conns_per_addr)},
     {"http_header_timeout", OPT_LONG, 1, 60, "5", NULL, OFF(http_header_timeout)},
     {"ws_connect_timeout", OPT_LONG, 1, 60, "5", NULL, OFF(ws_connect_timeout)},
+    {"loop_stall_max", OPT_LONG, 0, 3600, "20", NULL, OFF(loop_stall_max)},
     {"ws_origins", OPT_STR, 1, 4096, NULL, NULL, OFF(ws_origins)},
     {"auth_buckets", OPT_LONG, 16, 16777216, "65536", NULL, OFF(auth_buckets)},
     {"hash_workers", OPT_LONG, 1, 16, "2", NULL, OFF(hash_workers)},

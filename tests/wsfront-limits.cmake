@@ -4,3 +4,4 @@
 chat_pytest(integration_wsfront_limits test_wsfront_limits.py)
 chat_pytest(integration_wsfront_health test_wsfront_health.py)
 chat_pytest(integration_wsfront_stall test_wsfront_stall.py)
+chat_pytest(integration_wsfront_watchdog test_wsfront_watchdog.py)

@@ -143,6 +143,12 @@ static inline void wsi_timer_off(struct lws *wsi)
 	lws_set_timer_usecs(wsi, (lws_usec_t)86400 * LWS_US_PER_SEC);
 }
 
+/* watchdog.c: ends the process when the event loop has not run for
+ * stall_max_s seconds (0: off); NULL when off or it could not start */
+struct watchdog;
+struct watchdog *watchdog_start(struct lws_context *ctx, long stall_max_s);
+void watchdog_stop(struct watchdog *w);
+
 /* listen.c: the plain and (when configured) TLS vhosts on ctx */
 int front_listen(struct lws_context *ctx, const struct lws_context_creation_info *base,
                  const struct chat_config *cfg);

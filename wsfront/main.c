@@ -157,9 +157,11 @@ int main(int argc, char **argv)
 	        "store %s)",
 	        cfg.node_name, cfg.http_host, cfg.http_port, cfg.mqtt_host, cfg.mqtt_port,
 	        cfg.redis_host, cfg.redis_port, cfg.store_url);
+	struct watchdog *dog = watchdog_start(f.ctx, cfg.loop_stall_max);
 	while (!stopping)
 		if (lws_service(f.ctx, 0) < 0)
 			break;
+	watchdog_stop(dog);
 	rc = 0;
 cleanup_health:
 	health_stop(f.health);

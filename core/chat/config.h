@@ -58,6 +58,7 @@ struct chat_config {
 	long http_max_conns_per_addr; /* connections open at once from one address */
 	long http_header_timeout;     /* seconds to send a request's headers */
 	long ws_connect_timeout;      /* seconds from WebSocket open to MQTT CONNECT */
+	long loop_stall_max; /* seconds the web front's loop may not run before it exits (0: never) */
 	char *ws_origins;             /* space-separated Origins /mqtt accepts besides its own */
 	long auth_buckets;            /* login limiter buckets (per name, per address) */
 	long hash_workers;            /* threads for Argon2id (register, login) */
