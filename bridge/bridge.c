@@ -17,11 +17,13 @@
 
 #include "bridge.h"
 #include "chat/log.h"
+#include "commit.h"
 #include "chat/names.h"
 #include "chat/topic.h"
 #include "inbound.h"
 #include "rconn.h"
 #include "rpc.h"
+#include "sentinel.h"
 #include "store.h"
 
 #define RETRY_S 1.0
@@ -61,6 +63,28 @@ static void ev_cleanup(void *p)
 	l->want_read = l->want_write = false;
 }
 
+static void link_up(struct redis_link *l)
+{
+	log_msg(LOG_INFO, "redis %s: connected", l->name);
+	l->ready = true;
+	l->on_ready(l->b);
+}
+
+static void on_redis_role(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redis_link *l = priv;
+
+	if (r == NULL)
+		return;
+	if (!sentinel_is_primary(r)) {
+		log_msg(LOG_WARN, "redis %s: not the primary (yet): asking the sentinels again",
+		        l->name);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	link_up(l);
+}
+
 /* The link is usable once Redis accepted our AUTH (or, with no password,
  * answered a PING, so a server that wants one is told at once). A refusal
  * is logged as the setting to fix and the link retries every
@@ -79,9 +103,13 @@ static void on_redis_auth(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	l->refused = false;
-	log_msg(LOG_INFO, "redis %s: connected", l->name);
-	l->ready = true;
-	l->on_ready(l->b);
+	/* found through Sentinel: only a primary will do (sentinel.h) */
+	if (l->b->cfg->redis_sentinels) {
+		if (redisAsyncCommand(ac, on_redis_role, l, "ROLE") != REDIS_OK)
+			redisAsyncDisconnect(ac);
+		return;
+	}
+	link_up(l);
 }
 
 static void on_redis_connect(const redisAsyncContext *ac, int status)
@@ -125,10 +153,19 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 
 static void link_connect(struct redis_link *l)
 {
-	const struct chat_config *cfg = l->b->cfg;
-	redisAsyncContext *ac = redisAsyncConnect(cfg->redis_host, (int)cfg->redis_port);
+	char host[SENTINEL_HOST_MAX + 1], err[512];
+	int port;
 
 	l->retry_at = 0;
+	/* with redis_sentinels this asks them, blocking for a bounded moment
+	 * (SENTINEL_ASK_MS per sentinel that does not answer) */
+	if (rconn_address(l->b->cfg, host, &port, err, sizeof(err)) != 0) {
+		log_msg(LOG_WARN, "redis %s: %s", l->name, err);
+		l->retry_at = now_s() + RETRY_S;
+		return;
+	}
+	redisAsyncContext *ac = redisAsyncConnect(host, port);
+
 	if (ac == NULL || ac->err) {
 		log_msg(LOG_WARN, "redis %s: %s", l->name, ac ? ac->errstr : "out of memory");
 		if (ac)
@@ -481,15 +518,9 @@ static void cursor_write_final(struct bridge *b)
 	redisFree(c);
 }
 
-static void on_feed(redisAsyncContext *ac, void *r, void *priv)
+/* Delivers what one XREAD returned. */
+static void feed_deliver(struct bridge *b, redisReply *reply)
 {
-	redisReply *reply = r;
-	struct bridge *b = priv;
-	(void)ac;
-
-	b->feed_pending = false;
-	if (reply == NULL)
-		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
 		log_msg(LOG_WARN, "XREAD: %s", reply->str);
 	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
@@ -505,6 +536,40 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 		b->cursor_dirty = true;
 		cursor_write(b, now_s());
 	}
+}
+
+/* With replicas asked for, what was read waits until it is on them too
+ * (commit.h); read again from the cursor when it is not. */
+static void feed_committed(struct bridge *b, redisReply *held, bool committed)
+{
+	b->feed_pending = false;
+	if (committed && held)
+		feed_deliver(b, held);
+	feed_next(b);
+}
+
+static void on_feed(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	(void)ac;
+
+	b->feed_pending = false;
+	if (reply == NULL)
+		return;
+	if (b->cfg->redis_wait_replicas > 0 && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 1) {
+		redisReply *entries = reply->element[0]->element[1];
+		if (entries->elements > 0) {
+			const char *last = entries->element[entries->elements - 1]->element[0]->str;
+			if (commit_feed(b, reply, last, feed_committed) == 0)
+				b->feed_pending = true;
+			else
+				feed_next(b); /* out of memory: nothing delivered, read again */
+			return;
+		}
+	}
+	feed_deliver(b, reply);
 	feed_next(b);
 }
 
@@ -665,6 +730,12 @@ struct pending_post {
 struct post_batch {
 	int n;
 	struct post_batch *next; /* in b->in_doubt */
+	/* the script's answer, kept until WAIT's (commit.h) */
+	bool waiting;  /* a WAIT follows the script call */
+	bool lost;     /* the link went before the answer */
+	bool readonly; /* the server is a replica now: nothing ran */
+	bool ok;       /* one status per post */
+	long long st[BATCH_MAX];
 	struct pending_post p[BATCH_MAX];
 };
 
@@ -698,45 +769,35 @@ static void intake_done(struct bridge *b, const struct post_ctx *ctx)
 		                  b->cfg->node_name, b->journal.replay[i].boot);
 }
 
-static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
+/* Keeps the script's answer in the batch (it is answered from there). */
+static void batch_record(struct post_batch *batch, const redisReply *reply, bool sent)
 {
-	redisReply *reply = r;
-	struct post_batch *batch = priv;
-
-	/* ac is NULL only when the call was never sent (send_batch); hiredis
-	 * answers every sent call, with NULL when the link is lost */
-	if (ac) {
-		struct bridge *b = ((struct redis_link *)ac->data)->b;
-		if (b->posts_inflight > 0)
-			b->posts_inflight--;
-	}
-	if (reply == NULL && ac != NULL) {
-		/* The link went while the script was out: Redis may or may not
-		 * have run it. Sent again once Redis is back, the script skips
-		 * what it had answered (journal ids), so each post is taken once
-		 * and nobody is told "refused" about a message that is in. */
-		struct bridge *b = batch->p[0].ctx->b;
-		batch->next = b->in_doubt;
-		b->in_doubt = batch;
-		return;
-	}
-	bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
+	batch->lost = sent && reply == NULL;
+	batch->readonly = sentinel_readonly(reply);
+	batch->ok =
+	    reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
-	for (int i = 0; i < batch->n; i++) {
-		struct post_ctx *ctx = batch->p[i].ctx;
-		long long st = ok && reply->element[i]->type == REDIS_REPLY_INTEGER
+	for (int i = 0; i < batch->n; i++)
+		batch->st[i] = batch->ok && reply->element[i]->type == REDIS_REPLY_INTEGER
 		                   ? reply->element[i]->integer
 		                   : 0;
-		if (!ok || st == -1 || st == -4 || st == -5)
+}
+
+/* Tells each post's sender what became of it, from the recorded answer. */
+static void batch_answer(struct post_batch *batch)
+{
+	for (int i = 0; i < batch->n; i++) {
+		struct post_ctx *ctx = batch->p[i].ctx;
+		long long st = batch->st[i];
+		if (!batch->ok || st == -1 || st == -4 || st == -5)
 			/* Redis spent no token on it: neither may this node's copy */
 			limit_refund(&ctx->b->post_local, ctx->sender, (double)ctx->b->cfg->rate_burst);
-		if (!ok) {
+		if (!batch->ok) {
 			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
 			       ctx->topic, ctx->cid);
-		} else if (reply->element[i]->type == REDIS_REPLY_INTEGER &&
-		           reply->element[i]->integer < 0) {
-			script_refusal(ctx, reply->element[i]->integer);
+		} else if (st < 0) {
+			script_refusal(ctx, st);
 		} else {
 			ctx->b->count.msgs_in++;
 		}
@@ -744,6 +805,92 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 		intake_done(ctx->b, ctx);
 	}
 	batch_free(batch);
+}
+
+/* The link went while the script was out: Redis may or may not have run
+ * it. Sent again once Redis is back, the script skips what it had
+ * answered (journal ids), so each post is taken once and nobody is told
+ * "refused" about a message that is in. */
+static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
+{
+	batch->next = b->in_doubt;
+	b->in_doubt = batch;
+}
+
+/* Answers a batch whose script answer is in (replicated: WAIT said its
+ * writes are on enough replicas, or none were asked for). Posts the script
+ * accepted without that are in doubt: a failover may take them back, so
+ * they are sent again until they are either on a replica or taken anew by
+ * a new primary; what it refused is answered now (a refusal stands
+ * whatever happens to the primary). */
+static void batch_settle(struct bridge *b, struct post_batch *batch, bool replicated)
+{
+	if (batch->lost || batch->readonly) {
+		if (batch->readonly && b->cmd.ac) {
+			log_msg(LOG_WARN, "redis cmd: the server is a replica now: asking again");
+			redisAsyncDisconnect(b->cmd.ac);
+		}
+		batch_in_doubt(b, batch);
+		return;
+	}
+	if (!replicated && batch->ok) {
+		struct post_batch *doubt = calloc(1, sizeof(*doubt));
+		if (doubt == NULL) {
+			batch_in_doubt(b, batch);
+			return;
+		}
+		int kept = 0;
+		for (int i = 0; i < batch->n; i++) {
+			if (batch->st[i] > 0) {
+				doubt->p[doubt->n++] = batch->p[i];
+			} else {
+				batch->p[kept] = batch->p[i];
+				batch->st[kept++] = batch->st[i];
+			}
+		}
+		batch->n = kept;
+		if (doubt->n > 0)
+			batch_in_doubt(b, doubt);
+		else
+			free(doubt);
+	}
+	batch_answer(batch);
+}
+
+static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct post_batch *batch = priv;
+	struct bridge *b = batch->p[0].ctx->b;
+
+	/* ac is NULL only when the call was never sent (send_batch); hiredis
+	 * answers every sent call, with NULL when the link is lost */
+	batch_record(batch, r, ac != NULL);
+	if (batch->waiting)
+		return; /* on_post_wait answers it */
+	if (ac && b->posts_inflight > 0)
+		b->posts_inflight--;
+	batch_settle(b, batch, true);
+}
+
+/* WAIT's answer after a batch's script call (commit.h). */
+static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct post_batch *batch = priv;
+	struct bridge *b = batch->p[0].ctx->b;
+	redisReply *reply = r;
+	(void)ac;
+
+	if (b->posts_inflight > 0)
+		b->posts_inflight--;
+	if (reply == NULL)
+		batch->lost = true;
+	bool replicated = commit_replicated(b, reply);
+	if (!replicated && reply)
+		log_msg(LOG_WARN,
+		        "post: %lld of %ld replica(s) acknowledged within %ld ms: in doubt",
+		        reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL,
+		        b->cfg->redis_wait_replicas, b->cfg->redis_wait_ms);
+	batch_settle(b, batch, replicated);
 }
 
 /* Sends the waiting messages, if any, as one script call. */
@@ -802,13 +949,18 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	}
 	/* hiredis copies the arguments into its output buffer right away; the
 	 * batch stays until its answer, in case it must be sent again */
+	batch->waiting = false;
 	int rc = b->cmd.ready
 	             ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
 	             : REDIS_ERR;
-	if (rc != REDIS_OK)
+	if (rc != REDIS_OK) {
 		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
-	else
-		b->posts_inflight++;
+		return;
+	}
+	b->posts_inflight++;
+	/* pipelined right behind the script: answered once on replicas */
+	if (b->cfg->redis_wait_replicas > 0)
+		batch->waiting = commit_post_wait(b, on_post_wait, batch) == REDIS_OK;
 }
 
 /* End of a loop turn: the waiting batch goes when Redis has answered the
