@@ -4,3 +4,6 @@
 # issued twice, posting works again within 5 s.
 chat_pytest(integration_failover test_failover.py)
 set_tests_properties(integration_failover PROPERTIES TIMEOUT 300)
+
+# The Sentinel settings and the lookup's error line.
+chat_unit_test(test_sentinel_config chatstore)
