@@ -732,6 +732,9 @@ struct post_batch {
 	struct post_batch *next; /* in b->in_doubt */
 	/* the script's answer, kept until WAIT's (commit.h) */
 	bool waiting;  /* a WAIT follows the script call */
+	bool resent;   /* sent again: a fence write goes before the WAIT */
+	bool fence_failed;
+	bool fence_settles; /* no WAIT could follow the fence: it answers */
 	bool lost;     /* the link went before the answer */
 	bool readonly; /* the server is a replica now: nothing ran */
 	bool ok;       /* one status per post */
@@ -872,6 +875,25 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 	batch_settle(b, batch, true);
 }
 
+/* A batch sent again may find its posts in (-6) and write nothing, on a
+ * new connection whose WAIT would then cover nothing: the fence write
+ * after the script makes WAIT cover whatever the script saw. */
+static void on_post_fence(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct post_batch *batch = priv;
+	(void)ac;
+
+	batch->fence_failed = reply == NULL || reply->type != REDIS_REPLY_STATUS;
+	if (!batch->fence_settles)
+		return;
+	struct bridge *b = batch->p[0].ctx->b;
+	if (b->posts_inflight > 0)
+		b->posts_inflight--;
+	batch->lost = batch->lost || reply == NULL;
+	batch_settle(b, batch, false);
+}
+
 /* WAIT's answer after a batch's script call (commit.h). */
 static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -884,7 +906,7 @@ static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 		b->posts_inflight--;
 	if (reply == NULL)
 		batch->lost = true;
-	bool replicated = commit_replicated(b, reply);
+	bool replicated = !batch->fence_failed && commit_replicated(b, reply);
 	if (!replicated && reply)
 		log_msg(LOG_WARN,
 		        "post: %lld of %ld replica(s) acknowledged within %ld ms: in doubt",
@@ -914,6 +936,7 @@ static void resend_in_doubt(struct bridge *b)
 	while (list) {
 		struct post_batch *next = list->next;
 		n += (size_t)list->n;
+		list->resent = true;
 		send_batch(b, list);
 		list = next;
 	}
@@ -959,8 +982,16 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	}
 	b->posts_inflight++;
 	/* pipelined right behind the script: answered once on replicas */
-	if (b->cfg->redis_wait_replicas > 0)
+	batch->fence_failed = batch->fence_settles = false;
+	if (b->cfg->redis_wait_replicas > 0) {
+		bool fenced = batch->resent &&
+		              redisAsyncCommand(b->cmd.ac, on_post_fence, batch,
+		                                "SET chat:fence:%s:posts 1", b->cfg->node_name) == REDIS_OK;
+		batch->fence_failed = batch->resent && !fenced;
 		batch->waiting = commit_post_wait(b, on_post_wait, batch) == REDIS_OK;
+		if (!batch->waiting && fenced)
+			batch->waiting = batch->fence_settles = true;
+	}
 }
 
 /* End of a loop turn: the waiting batch goes when Redis has answered the
