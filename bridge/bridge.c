@@ -159,12 +159,15 @@ static void link_connect(struct redis_link *l)
 	l->retry_at = 0;
 	/* with redis_sentinels this asks them, blocking for a bounded moment
 	 * (SENTINEL_ASK_MS per sentinel that does not answer) */
-	if (rconn_address(l->b->cfg, host, &port, err, sizeof(err)) != 0) {
-		log_msg(LOG_WARN, "redis %s: %s", l->name, err);
-		l->retry_at = now_s() + RETRY_S;
+	int found = rconn_address(l->b->cfg, host, &port, err, sizeof(err));
+	if (found != 0) {
+		log_msg(found == -2 ? LOG_ERR : LOG_WARN, "redis %s: %s", l->name, err);
+		l->retry_at = now_s() + (found == -2 ? AUTH_RETRY_S : RETRY_S);
 		return;
 	}
 	redisAsyncContext *ac = redisAsyncConnect(host, port);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
 
 	if (ac == NULL || ac->err) {
 		log_msg(LOG_WARN, "redis %s: %s", l->name, ac ? ac->errstr : "out of memory");
@@ -816,8 +819,15 @@ static void batch_answer(struct post_batch *batch)
  * "refused" about a message that is in. */
 static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
 {
-	batch->next = b->in_doubt;
-	b->in_doubt = batch;
+	struct post_batch **tail = &b->in_doubt;
+
+	/* in the order they were sent: the script skips a post whose journal
+	 * id is at or below the highest it answered, so a server that lacks
+	 * them must see them again before anything newer (see flush_posts) */
+	while (*tail)
+		tail = &(*tail)->next;
+	batch->next = NULL;
+	*tail = batch;
 }
 
 /* Answers a batch whose script answer is in (replicated: WAIT said its
@@ -916,6 +926,8 @@ static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* Sends the waiting messages, if any, as one script call. */
+static void resend_in_doubt(struct bridge *b);
+
 static void flush_posts(struct bridge *b)
 {
 	struct post_batch *batch = b->batch;
@@ -923,6 +935,10 @@ static void flush_posts(struct bridge *b)
 	if (batch == NULL)
 		return;
 	b->batch = NULL;
+	/* what is in doubt goes first, or newer journal ids would make the
+	 * script skip it on a new primary that lacks it */
+	if (b->in_doubt && b->cmd.ready && !b->stop)
+		resend_in_doubt(b);
 	send_batch(b, batch);
 }
 
@@ -1382,6 +1398,36 @@ static void mqtt_io(struct bridge *b, short revents)
 	}
 }
 
+/* A failover Sentinel makes while the old primary lives (SENTINEL
+ * FAILOVER, a partition) leaves the links on it: it answers as a primary
+ * until Sentinel reaches it to demote it, and meanwhile takes posts no
+ * replica will keep. So once a second the sentinels are asked (bounded as
+ * at a connect; no answer changes nothing), and links on another server
+ * than the one they name are dropped, to connect again to the new one. */
+static void sentinel_check(struct bridge *b, double now)
+{
+	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
+	char host[SENTINEL_HOST_MAX + 1], err[512];
+	int port;
+
+	if (b->cfg->redis_sentinels == NULL || now < b->next_sentinel_check || !b->cmd.ready)
+		return;
+	b->next_sentinel_check = now + 1.0;
+	if (rconn_address(b->cfg, host, &port, err, sizeof(err)) != 0)
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct redis_link *l = links[i];
+		if (l->ac && (l->port != port || strcmp(l->host, host) != 0)) {
+			log_msg(LOG_WARN, "redis %s: the sentinels name %s:%d as primary now: moving",
+			        l->name, host, port);
+			/* at once, not after the pending replies: the old primary may
+			 * hold them (paused writes, WAITs that time out); what was
+			 * in flight is in doubt and goes to the new one */
+			redisAsyncFree(l->ac);
+		}
+	}
+}
+
 /* Posts a previous process took from the broker and may not have
  * answered go through the post path again, once Redis and the broker (for
  * the notices) are there; the post script skips those Redis answered. */
@@ -1422,6 +1468,7 @@ void bridge_run(struct bridge *b)
 			heartbeat(b);
 			b->next_beat = now + BEAT_S;
 		}
+		sentinel_check(b, now);
 		if (b->cmd.ready && now >= b->next_metrics) {
 			write_metrics(b);
 			b->next_metrics = now + 1.0;

@@ -64,8 +64,12 @@ redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int c
 	redisReply *r = NULL;
 
 	*rc = RCONN_E_CONNECT;
-	if (rconn_address(cfg, host, &port, err, errlen) != 0)
+	int found = rconn_address(cfg, host, &port, err, errlen);
+	if (found != 0) {
+		if (found == -2)
+			*rc = RCONN_E_AUTH;
 		goto error;
+	}
 	c = redisConnectWithTimeout(host, port, ctv);
 	if (c == NULL || c->err) {
 		snprintf(err, errlen, "redis %s:%d: %s", host, port,

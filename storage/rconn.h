@@ -29,7 +29,7 @@ redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int c
 
 /* Where Redis is now: redis_host:redis_port, or with redis_sentinels the
  * primary the sentinels name (storage/sentinel.h). host needs 256 bytes.
- * Returns 0, or -1 with err. */
+ * Returns 0, or with err -2 (a sentinel refused the credentials) or -1. */
 int rconn_address(const struct chat_config *cfg, char *host, int *port, char *err,
                   size_t errlen);
 

@@ -7,7 +7,16 @@
 
 #include "sentinel.h"
 
-/* One sentinel: its answer for the master name, into host/port. */
+/* Whether a sentinel's reply refuses our credentials (or their absence). */
+static int auth_refused(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ERROR &&
+	       (strncmp(r->str, "NOAUTH", 6) == 0 || strncmp(r->str, "WRONGPASS", 9) == 0 ||
+	        strstr(r->str, "without any password configured") != NULL);
+}
+
+/* One sentinel: its answer for the master name, into host/port. Returns
+ * 0, -1, or -2 when it refused the credentials. */
 static int ask_one(const struct chat_config *cfg, const char *shost, int sport, char *host,
                    int *port, char *why, size_t whylen)
 {
@@ -26,6 +35,7 @@ static int ask_one(const struct chat_config *cfg, const char *shost, int sport, 
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 			snprintf(why, whylen, "AUTH: %.80s (redis_sentinel_password_file)",
 			         r ? r->str : c->errstr);
+			rc = auth_refused(r) ? -2 : -1;
 			goto done;
 		}
 		freeReplyObject(r);
@@ -36,7 +46,9 @@ static int ask_one(const struct chat_config *cfg, const char *shost, int sport, 
 		goto done;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(why, whylen, "%.80s", r->str);
+		snprintf(why, whylen, "%.80s%s", r->str,
+		         auth_refused(r) ? " (redis_sentinel_password_file)" : "");
+		rc = auth_refused(r) ? -2 : -1;
 		goto done;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -67,6 +79,7 @@ int sentinel_primary(const struct chat_config *cfg, char *host, int *port, char 
 	char shost[SENTINEL_HOST_MAX + 1], why[160];
 	const char *s = cfg->redis_sentinels;
 	size_t used = 0;
+	int refused = 0;
 
 	err[0] = '\0';
 	/* the list was checked at start (config.c): host:port,host:port */
@@ -81,8 +94,10 @@ int sentinel_primary(const struct chat_config *cfg, char *host, int *port, char 
 		memcpy(shost, s, hl);
 		shost[hl] = '\0';
 		int sport = atoi(colon + 1);
-		if (ask_one(cfg, shost, sport, host, port, why, sizeof(why)) == 0)
+		int rc = ask_one(cfg, shost, sport, host, port, why, sizeof(why));
+		if (rc == 0)
 			return 0;
+		refused = refused || rc == -2;
 		if (used < errlen) {
 			int n = snprintf(err + used, errlen - used, "%ssentinel %s:%d: %s",
 			                 used ? "; " : "", shost, sport, why);
@@ -94,7 +109,7 @@ int sentinel_primary(const struct chat_config *cfg, char *host, int *port, char 
 	}
 	if (err[0] == '\0')
 		snprintf(err, errlen, "redis_sentinels: none set");
-	return -1;
+	return refused ? -2 : -1;
 }
 
 int sentinel_is_primary(const redisReply *reply)

@@ -24,8 +24,9 @@
 #define SENTINEL_ASK_MS 300
 
 /* The primary's address as the first answering sentinel gives it. Returns
- * 0 with host (SENTINEL_HOST_MAX + 1 bytes) and *port, or -1 with err (a
- * line naming what every sentinel said). */
+ * 0 with host (SENTINEL_HOST_MAX + 1 bytes) and *port, or with err (a line
+ * naming what every sentinel said) -2 when one refused the credentials of
+ * redis_sentinel_password_file (a setting to fix), else -1. */
 int sentinel_primary(const struct chat_config *cfg, char *host, int *port, char *err,
                      size_t errlen);
 

@@ -146,6 +146,42 @@ def recovery_after(users, t_kill):
     return min(times) if times else None
 
 
+def check_accounting(stack, users, readers):
+    """Every post answered once, seqs gapless on both nodes, the store complete."""
+    # every post answered: accepted (echoed) or refused with a notice
+    assert wait_for(lambda: not any(u.unanswered() for u in users), timeout=40), \
+        {u.name: u.unanswered()[:5] for u in users}
+    for u in users:
+        both = set(u.accepted) & set(u.refused)
+        assert not both, "accepted and refused: %s" % sorted(both)[:5]
+    accepted = {(u.name, cid): seq for u in users for cid, (_, seq) in u.accepted.items()}
+    total_sent = sum(len(u.sent) for u in users)
+    print("posts: %d sent, %d accepted, %d refused with a notice"
+          % (total_sent, len(accepted), sum(len(u.refused) for u in users)))
+    assert len(accepted) > total_sent // 2
+
+    # no gap and no seq issued twice, seen from both nodes
+    last = max(accepted.values())
+    for r in readers:
+        assert wait_for(lambda: len(r.by_seq()) >= last, timeout=30)
+        seen = r.by_seq()
+        assert sorted(seen) == list(range(1, last + 1)), "gap in seq"
+        assert sorted(v for v in seen.values()) == sorted(accepted), \
+            "the seqs do not carry exactly the accepted messages"
+        for (name, cid), seq in accepted.items():
+            assert seen[seq] == (name, cid)
+    assert int(stack.primary().call("GET", "chat:seq:" + CONV)) == last
+
+    # the store holds every accepted message once
+    def stored():
+        rows = stored_messages(stack.store_url, CONV)
+        return rows if len(rows) >= last else None
+    rows = wait_for(stored, timeout=40)
+    assert rows, "the store is missing messages"
+    assert [s for s, _ in rows] == list(range(1, last + 1))
+    assert sorted((m["from"], m["cid"]) for _, m in rows) == sorted(accepted)
+
+
 def test_failover_twice_loses_nothing(tmp_path_factory, keys):
     stack = Stack(tmp_path_factory, keys)
     users, readers = [], []
@@ -195,39 +231,7 @@ def test_failover_twice_loses_nothing(tmp_path_factory, keys):
         print("\nfailover: first post accepted %.2f s and %.2f s after the kill"
               % tuple(recoveries))
 
-        # every post answered: accepted (echoed) or refused with a notice
-        assert wait_for(lambda: not any(u.unanswered() for u in users), timeout=40), \
-            {u.name: u.unanswered()[:5] for u in users}
-        for u in users:
-            both = set(u.accepted) & set(u.refused)
-            assert not both, "accepted and refused: %s" % sorted(both)[:5]
-        accepted = {(u.name, cid): seq for u in users for cid, (_, seq) in u.accepted.items()}
-        total_sent = sum(len(u.sent) for u in users)
-        print("posts: %d sent, %d accepted, %d refused with a notice"
-              % (total_sent, len(accepted), sum(len(u.refused) for u in users)))
-        assert len(accepted) > total_sent // 2
-
-        # no gap and no seq issued twice, seen from both nodes
-        last = max(accepted.values())
-        for r in readers:
-            assert wait_for(lambda: len(r.by_seq()) >= last, timeout=30)
-            seen = r.by_seq()
-            assert sorted(seen) == list(range(1, last + 1)), "gap in seq"
-            assert sorted(v for v in seen.values()) == sorted(accepted), \
-                "the seqs do not carry exactly the accepted messages"
-            for (name, cid), seq in accepted.items():
-                assert seen[seq] == (name, cid)
-        assert int(stack.primary().call("GET", "chat:seq:" + CONV)) == last
-
-        # the store holds every accepted message once
-        def stored():
-            rows = stored_messages(stack.store_url, CONV)
-            return rows if len(rows) >= last else None
-        rows = wait_for(stored, timeout=40)
-        assert rows, "the store is missing messages"
-        assert [s for s, _ in rows] == list(range(1, last + 1))
-        assert sorted((m["from"], m["cid"]) for _, m in rows) == sorted(accepted)
-
+        check_accounting(stack, users, readers)
         for t in recoveries:
             assert t < RECOVERY_S, "posting took %.2f s to be accepted again" % t
     finally:
@@ -288,3 +292,34 @@ def test_unreplicated_posts_are_not_delivered_and_survive_the_failover(tmp_path_
         for c in users + readers:
             c.c.close()
         stack.finish()
+
+
+def test_sentinel_password_refused_stops_the_bridge(tmp_path_factory, keys, broker):
+    # a sentinel that refuses redis_sentinel_password_file is a setting to
+    # fix: the bridge stops at start naming it, as for Redis's own password
+    redis = start(Redis(tmp_path_factory.mktemp("redis")))
+    sentinel = start(Sentinel(tmp_path_factory.mktemp("sentinel"), redis, quorum=1,
+                              password="right-" + os.urandom(4).hex()))
+    try:
+        wrong = os.path.join(str(tmp_path_factory.mktemp("wrong")), "sentinel.password")
+        with open(wrong, "w") as f:
+            f.write("wrong\n")
+        settings = sentinel_settings([sentinel])
+        settings["store_url"] = "sqlite:%s" % os.path.join(
+            str(tmp_path_factory.mktemp("store")), "chat.db")
+        settings["redis_sentinel_password_file"] = wrong
+        bridge = Bridge(tmp_path_factory.mktemp("bridge"), broker, redis, keys, "node1",
+                        **settings)
+        with pytest.raises(HarnessError) as e:
+            bridge.start(timeout=15)
+        assert "exited with 1" in str(e.value)
+        assert "redis_sentinel_password_file" in bridge.log()
+        # and with the right one it runs
+        settings["redis_sentinel_password_file"] = sentinel.password_file
+        bridge = start(Bridge(tmp_path_factory.mktemp("bridge"), broker, redis, keys, "node1",
+                              **settings))
+        bridge.stop()
+    finally:
+        sentinel.stop()
+        redis.stop()
+
