@@ -854,7 +854,9 @@ static void batch_settle(struct bridge *b, struct post_batch *batch, bool replic
 		}
 		int kept = 0;
 		for (int i = 0; i < batch->n; i++) {
-			if (batch->st[i] > 0) {
+			/* sent again, "answered before" (-6) is "in, on this
+			 * server": still waiting for a replica like the first time */
+			if (batch->st[i] > 0 || (batch->resent && batch->st[i] == -6)) {
 				doubt->p[doubt->n++] = batch->p[i];
 			} else {
 				batch->p[kept] = batch->p[i];
