@@ -817,17 +817,27 @@ static void batch_answer(struct post_batch *batch)
  * it. Sent again once Redis is back, the script skips what it had
  * answered (journal ids), so each post is taken once and nobody is told
  * "refused" about a message that is in. */
+/* The journal id of a batch's first post (its posts are in id order). */
+static unsigned long long batch_jid(const struct post_batch *batch)
+{
+	const char *colon = strchr(batch->p[0].ctx->jid, ':');
+	return colon ? strtoull(colon + 1, NULL, 10) : 0;
+}
+
 static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
 {
-	struct post_batch **tail = &b->in_doubt;
+	struct post_batch **at = &b->in_doubt;
+	unsigned long long jid = batch_jid(batch);
 
-	/* in the order they were sent: the script skips a post whose journal
+	/* in journal id order, not in the order their answers failed (a batch
+	 * sent again may fail after newer ones): the script skips a post whose
 	 * id is at or below the highest it answered, so a server that lacks
-	 * them must see them again before anything newer (see flush_posts) */
-	while (*tail)
-		tail = &(*tail)->next;
-	batch->next = NULL;
-	*tail = batch;
+	 * them must see them in that order, before anything newer (see
+	 * flush_posts) */
+	while (*at && batch_jid(*at) <= jid)
+		at = &(*at)->next;
+	batch->next = *at;
+	*at = batch;
 }
 
 /* Answers a batch whose script answer is in (replicated: WAIT said its
@@ -877,8 +887,8 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 	struct post_batch *batch = priv;
 	struct bridge *b = batch->p[0].ctx->b;
 
-	/* ac is NULL only when the call was never sent (send_batch); hiredis
-	 * answers every sent call, with NULL when the link is lost */
+	/* hiredis answers every sent call, with NULL when the link is lost
+	 * (a call never sent does not come here: send_batch keeps it) */
 	batch_record(batch, r, ac != NULL);
 	if (batch->waiting)
 		return; /* on_post_wait answers it */
@@ -995,7 +1005,9 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	             ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
 	             : REDIS_ERR;
 	if (rc != REDIS_OK) {
-		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
+		/* never sent, so safe to send later: a refusal now would be
+		 * lost too when the broker link is going with Redis's */
+		batch_in_doubt(b, batch);
 		return;
 	}
 	b->posts_inflight++;

@@ -326,3 +326,50 @@ def test_sentinel_password_refused_stops_the_bridge(tmp_path_factory, keys, brok
         sentinel.stop()
         redis.stop()
 
+
+
+def test_planned_failover_demotes_a_live_primary(tmp_path_factory, keys):
+    # SENTINEL FAILOVER with the old primary alive: the nodes must move to
+    # the new primary on their own (the old one answers as a primary until
+    # Sentinel demotes it, ~10 s later). Writes are paused on the old
+    # primary first, as a planned switchover should (README): else the
+    # replica not promoted may acknowledge posts that the new primary lacks.
+    stack = Stack(tmp_path_factory, keys)
+    users, readers = [], []
+    try:
+        owner = Client(stack.brokers[0].port, "owner", keys.mint("owner"))
+        assert owner.connect() == 0
+        assert owner.subscribe("chat/user/owner/rpc") < 0x80
+        assert "result" in rpc(owner, "owner", "room.create", {"room": ROOM})
+        owner.close()
+        users = [User(stack, keys, name, i % 2) for i, name in enumerate(USERS[:2])]
+        readers = [Reader(stack, keys, "reader%d" % i, i) for i in range(2)]
+        stop = threading.Event()
+
+        def traffic():
+            while not stop.is_set():
+                for u in users:
+                    u.post()
+                time.sleep(0.05)
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        try:
+            time.sleep(1.5)
+            old = stack.primary()
+            t0 = time.time()
+            assert old.call("CLIENT", "PAUSE", "5000", "WRITE") == "OK"
+            assert stack.sentinels[0].call("SENTINEL", "FAILOVER", "chat") == "OK"
+            assert wait_for(lambda: stack.primary() is not old, timeout=20)
+            assert wait_for(lambda: recovery_after(users, t0) is not None, timeout=20)
+            time.sleep(3.0)
+        finally:
+            stop.set()
+            sender.join()
+        moved = recovery_after(users, t0)
+        print("\nplanned failover: first post accepted %.2f s after it began" % moved)
+        check_accounting(stack, users, readers)
+        assert moved < RECOVERY_S
+    finally:
+        for c in users + readers:
+            c.c.close()
+        stack.finish()
