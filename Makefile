@@ -4,6 +4,8 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 NODES ?= 1
+# REDIS=sentinel: a primary, two replicas and three sentinels (make run)
+REDIS ?= single
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
 .PHONY: all deps deps-test build build-asan run stop test test-unit test-asan clean \
@@ -31,7 +33,7 @@ build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD)
 
 run: build
-	NODES=$(NODES) scripts/run.sh
+	NODES=$(NODES) REDIS=$(REDIS) scripts/run.sh
 
 stop:
 	scripts/stop.sh

@@ -17,12 +17,14 @@
 
 #include "bridge.h"
 #include "chat/log.h"
+#include "commit.h"
 #include "chat/names.h"
 #include "chat/topic.h"
 #include "inbound.h"
 #include "rconn.h"
 #include "revoke.h"
 #include "rpc.h"
+#include "sentinel.h"
 #include "store.h"
 
 #define RETRY_S 1.0
@@ -62,6 +64,28 @@ static void ev_cleanup(void *p)
 	l->want_read = l->want_write = false;
 }
 
+static void link_up(struct redis_link *l)
+{
+	log_msg(LOG_INFO, "redis %s: connected", l->name);
+	l->ready = true;
+	l->on_ready(l->b);
+}
+
+static void on_redis_role(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redis_link *l = priv;
+
+	if (r == NULL)
+		return;
+	if (!sentinel_is_primary(r)) {
+		log_msg(LOG_WARN, "redis %s: not the primary (yet): asking the sentinels again",
+		        l->name);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	link_up(l);
+}
+
 /* The link is usable once Redis accepted our AUTH (or, with no password,
  * answered a PING, so a server that wants one is told at once). A refusal
  * is logged as the setting to fix and the link retries every
@@ -80,9 +104,13 @@ static void on_redis_auth(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	}
 	l->refused = false;
-	log_msg(LOG_INFO, "redis %s: connected", l->name);
-	l->ready = true;
-	l->on_ready(l->b);
+	/* found through Sentinel: only a primary will do (sentinel.h) */
+	if (l->b->cfg->redis_sentinels) {
+		if (redisAsyncCommand(ac, on_redis_role, l, "ROLE") != REDIS_OK)
+			redisAsyncDisconnect(ac);
+		return;
+	}
+	link_up(l);
 }
 
 static void on_redis_connect(const redisAsyncContext *ac, int status)
@@ -126,10 +154,22 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 
 static void link_connect(struct redis_link *l)
 {
-	const struct chat_config *cfg = l->b->cfg;
-	redisAsyncContext *ac = redisAsyncConnect(cfg->redis_host, (int)cfg->redis_port);
+	char host[SENTINEL_HOST_MAX + 1], err[512];
+	int port;
 
 	l->retry_at = 0;
+	/* with redis_sentinels this asks them, blocking for a bounded moment
+	 * (SENTINEL_ASK_MS per sentinel that does not answer) */
+	int found = rconn_address(l->b->cfg, host, &port, err, sizeof(err));
+	if (found != 0) {
+		log_msg(found == -2 ? LOG_ERR : LOG_WARN, "redis %s: %s", l->name, err);
+		l->retry_at = now_s() + (found == -2 ? AUTH_RETRY_S : RETRY_S);
+		return;
+	}
+	redisAsyncContext *ac = redisAsyncConnect(host, port);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
+
 	if (ac == NULL || ac->err) {
 		log_msg(LOG_WARN, "redis %s: %s", l->name, ac ? ac->errstr : "out of memory");
 		if (ac)
@@ -491,15 +531,9 @@ static void cursor_write_final(struct bridge *b)
 	redisFree(c);
 }
 
-static void on_feed(redisAsyncContext *ac, void *r, void *priv)
+/* Delivers what one XREAD returned. */
+static void feed_deliver(struct bridge *b, redisReply *reply)
 {
-	redisReply *reply = r;
-	struct bridge *b = priv;
-	(void)ac;
-
-	b->feed_pending = false;
-	if (reply == NULL)
-		return;
 	if (reply->type == REDIS_REPLY_ERROR) {
 		log_msg(LOG_WARN, "XREAD: %s", reply->str);
 	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
@@ -515,6 +549,40 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 		b->cursor_dirty = true;
 		cursor_write(b, now_s());
 	}
+}
+
+/* With replicas asked for, what was read waits until it is on them too
+ * (commit.h); read again from the cursor when it is not. */
+static void feed_committed(struct bridge *b, redisReply *held, bool committed)
+{
+	b->feed_pending = false;
+	if (committed && held)
+		feed_deliver(b, held);
+	feed_next(b);
+}
+
+static void on_feed(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct bridge *b = priv;
+	(void)ac;
+
+	b->feed_pending = false;
+	if (reply == NULL)
+		return;
+	if (b->cfg->redis_wait_replicas > 0 && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 1) {
+		redisReply *entries = reply->element[0]->element[1];
+		if (entries->elements > 0) {
+			const char *last = entries->element[entries->elements - 1]->element[0]->str;
+			if (commit_feed(b, reply, last, feed_committed) == 0)
+				b->feed_pending = true;
+			else
+				feed_next(b); /* out of memory: nothing delivered, read again */
+			return;
+		}
+	}
+	feed_deliver(b, reply);
 	feed_next(b);
 }
 
@@ -675,6 +743,15 @@ struct pending_post {
 struct post_batch {
 	int n;
 	struct post_batch *next; /* in b->in_doubt */
+	/* the script's answer, kept until WAIT's (commit.h) */
+	bool waiting;  /* a WAIT follows the script call */
+	bool resent;   /* sent again: a fence write goes before the WAIT */
+	bool fence_failed;
+	bool fence_settles; /* no WAIT could follow the fence: it answers */
+	bool lost;     /* the link went before the answer */
+	bool readonly; /* the server is a replica now: nothing ran */
+	bool ok;       /* one status per post */
+	long long st[BATCH_MAX];
 	struct pending_post p[BATCH_MAX];
 };
 
@@ -708,45 +785,35 @@ static void intake_done(struct bridge *b, const struct post_ctx *ctx)
 		                  b->cfg->node_name, b->journal.replay[i].boot);
 }
 
-static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
+/* Keeps the script's answer in the batch (it is answered from there). */
+static void batch_record(struct post_batch *batch, const redisReply *reply, bool sent)
 {
-	redisReply *reply = r;
-	struct post_batch *batch = priv;
-
-	/* ac is NULL only when the call was never sent (send_batch); hiredis
-	 * answers every sent call, with NULL when the link is lost */
-	if (ac) {
-		struct bridge *b = ((struct redis_link *)ac->data)->b;
-		if (b->posts_inflight > 0)
-			b->posts_inflight--;
-	}
-	if (reply == NULL && ac != NULL) {
-		/* The link went while the script was out: Redis may or may not
-		 * have run it. Sent again once Redis is back, the script skips
-		 * what it had answered (journal ids), so each post is taken once
-		 * and nobody is told "refused" about a message that is in. */
-		struct bridge *b = batch->p[0].ctx->b;
-		batch->next = b->in_doubt;
-		b->in_doubt = batch;
-		return;
-	}
-	bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
+	batch->lost = sent && reply == NULL;
+	batch->readonly = sentinel_readonly(reply);
+	batch->ok =
+	    reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
-	for (int i = 0; i < batch->n; i++) {
-		struct post_ctx *ctx = batch->p[i].ctx;
-		long long st = ok && reply->element[i]->type == REDIS_REPLY_INTEGER
+	for (int i = 0; i < batch->n; i++)
+		batch->st[i] = batch->ok && reply->element[i]->type == REDIS_REPLY_INTEGER
 		                   ? reply->element[i]->integer
 		                   : 0;
-		if (!ok || st == -1 || st == -4 || st == -5)
+}
+
+/* Tells each post's sender what became of it, from the recorded answer. */
+static void batch_answer(struct post_batch *batch)
+{
+	for (int i = 0; i < batch->n; i++) {
+		struct post_ctx *ctx = batch->p[i].ctx;
+		long long st = batch->st[i];
+		if (!batch->ok || st == -1 || st == -4 || st == -5)
 			/* Redis spent no token on it: neither may this node's copy */
 			limit_refund(&ctx->b->post_local, ctx->sender, (double)ctx->b->cfg->rate_burst);
-		if (!ok) {
+		if (!batch->ok) {
 			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
 			       ctx->topic, ctx->cid);
-		} else if (reply->element[i]->type == REDIS_REPLY_INTEGER &&
-		           reply->element[i]->integer < 0) {
-			script_refusal(ctx, reply->element[i]->integer);
+		} else if (st < 0) {
+			script_refusal(ctx, st);
 		} else {
 			ctx->b->count.msgs_in++;
 		}
@@ -756,7 +823,133 @@ static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 	batch_free(batch);
 }
 
+/* The link went while the script was out: Redis may or may not have run
+ * it. Sent again once Redis is back, the script skips what it had
+ * answered (journal ids), so each post is taken once and nobody is told
+ * "refused" about a message that is in. */
+/* The journal id of a batch's first post (its posts are in id order). */
+static unsigned long long batch_jid(const struct post_batch *batch)
+{
+	const char *colon = strchr(batch->p[0].ctx->jid, ':');
+	return colon ? strtoull(colon + 1, NULL, 10) : 0;
+}
+
+static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
+{
+	struct post_batch **at = &b->in_doubt;
+	unsigned long long jid = batch_jid(batch);
+
+	/* in journal id order, not in the order their answers failed (a batch
+	 * sent again may fail after newer ones): the script skips a post whose
+	 * id is at or below the highest it answered, so a server that lacks
+	 * them must see them in that order, before anything newer (see
+	 * flush_posts) */
+	while (*at && batch_jid(*at) <= jid)
+		at = &(*at)->next;
+	batch->next = *at;
+	*at = batch;
+}
+
+/* Answers a batch whose script answer is in (replicated: WAIT said its
+ * writes are on enough replicas, or none were asked for). Posts the script
+ * accepted without that are in doubt: a failover may take them back, so
+ * they are sent again until they are either on a replica or taken anew by
+ * a new primary; what it refused is answered now (a refusal stands
+ * whatever happens to the primary). */
+static void batch_settle(struct bridge *b, struct post_batch *batch, bool replicated)
+{
+	if (batch->lost || batch->readonly) {
+		if (batch->readonly && b->cmd.ac) {
+			log_msg(LOG_WARN, "redis cmd: the server is a replica now: asking again");
+			redisAsyncDisconnect(b->cmd.ac);
+		}
+		batch_in_doubt(b, batch);
+		return;
+	}
+	if (!replicated && batch->ok) {
+		struct post_batch *doubt = calloc(1, sizeof(*doubt));
+		if (doubt == NULL) {
+			batch_in_doubt(b, batch);
+			return;
+		}
+		int kept = 0;
+		for (int i = 0; i < batch->n; i++) {
+			/* sent again, "answered before" (-6) is "in, on this
+			 * server": still waiting for a replica like the first time */
+			if (batch->st[i] > 0 || (batch->resent && batch->st[i] == -6)) {
+				doubt->p[doubt->n++] = batch->p[i];
+			} else {
+				batch->p[kept] = batch->p[i];
+				batch->st[kept++] = batch->st[i];
+			}
+		}
+		batch->n = kept;
+		if (doubt->n > 0)
+			batch_in_doubt(b, doubt);
+		else
+			free(doubt);
+	}
+	batch_answer(batch);
+}
+
+static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct post_batch *batch = priv;
+	struct bridge *b = batch->p[0].ctx->b;
+
+	/* hiredis answers every sent call, with NULL when the link is lost
+	 * (a call never sent does not come here: send_batch keeps it) */
+	batch_record(batch, r, ac != NULL);
+	if (batch->waiting)
+		return; /* on_post_wait answers it */
+	if (ac && b->posts_inflight > 0)
+		b->posts_inflight--;
+	batch_settle(b, batch, true);
+}
+
+/* A batch sent again may find its posts in (-6) and write nothing, on a
+ * new connection whose WAIT would then cover nothing: the fence write
+ * after the script makes WAIT cover whatever the script saw. */
+static void on_post_fence(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct post_batch *batch = priv;
+	(void)ac;
+
+	batch->fence_failed = reply == NULL || reply->type != REDIS_REPLY_STATUS;
+	if (!batch->fence_settles)
+		return;
+	struct bridge *b = batch->p[0].ctx->b;
+	if (b->posts_inflight > 0)
+		b->posts_inflight--;
+	batch->lost = batch->lost || reply == NULL;
+	batch_settle(b, batch, false);
+}
+
+/* WAIT's answer after a batch's script call (commit.h). */
+static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct post_batch *batch = priv;
+	struct bridge *b = batch->p[0].ctx->b;
+	redisReply *reply = r;
+	(void)ac;
+
+	if (b->posts_inflight > 0)
+		b->posts_inflight--;
+	if (reply == NULL)
+		batch->lost = true;
+	bool replicated = !batch->fence_failed && commit_replicated(b, reply);
+	if (!replicated && reply)
+		log_msg(LOG_WARN,
+		        "post: %lld of %ld replica(s) acknowledged within %ld ms: in doubt",
+		        reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL,
+		        b->cfg->redis_wait_replicas, b->cfg->redis_wait_ms);
+	batch_settle(b, batch, replicated);
+}
+
 /* Sends the waiting messages, if any, as one script call. */
+static void resend_in_doubt(struct bridge *b);
+
 static void flush_posts(struct bridge *b)
 {
 	struct post_batch *batch = b->batch;
@@ -764,6 +957,10 @@ static void flush_posts(struct bridge *b)
 	if (batch == NULL)
 		return;
 	b->batch = NULL;
+	/* what is in doubt goes first, or newer journal ids would make the
+	 * script skip it on a new primary that lacks it */
+	if (b->in_doubt && b->cmd.ready && !b->stop)
+		resend_in_doubt(b);
 	send_batch(b, batch);
 }
 
@@ -777,6 +974,7 @@ static void resend_in_doubt(struct bridge *b)
 	while (list) {
 		struct post_batch *next = list->next;
 		n += (size_t)list->n;
+		list->resent = true;
 		send_batch(b, list);
 		list = next;
 	}
@@ -812,13 +1010,28 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	}
 	/* hiredis copies the arguments into its output buffer right away; the
 	 * batch stays until its answer, in case it must be sent again */
+	batch->waiting = false;
 	int rc = b->cmd.ready
 	             ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
 	             : REDIS_ERR;
-	if (rc != REDIS_OK)
-		on_post_batch(NULL, NULL, batch); /* never sent: refused with a notice */
-	else
-		b->posts_inflight++;
+	if (rc != REDIS_OK) {
+		/* never sent, so safe to send later: a refusal now would be
+		 * lost too when the broker link is going with Redis's */
+		batch_in_doubt(b, batch);
+		return;
+	}
+	b->posts_inflight++;
+	/* pipelined right behind the script: answered once on replicas */
+	batch->fence_failed = batch->fence_settles = false;
+	if (b->cfg->redis_wait_replicas > 0) {
+		bool fenced = batch->resent &&
+		              redisAsyncCommand(b->cmd.ac, on_post_fence, batch,
+		                                "SET chat:fence:%s:posts 1", b->cfg->node_name) == REDIS_OK;
+		batch->fence_failed = batch->resent && !fenced;
+		batch->waiting = commit_post_wait(b, on_post_wait, batch) == REDIS_OK;
+		if (!batch->waiting && fenced)
+			batch->waiting = batch->fence_settles = true;
+	}
 }
 
 /* End of a loop turn: the waiting batch goes when Redis has answered the
@@ -1218,6 +1431,36 @@ static void mqtt_flush(struct bridge *b)
 		mqtt_io(b, POLLOUT);
 }
 
+/* A failover Sentinel makes while the old primary lives (SENTINEL
+ * FAILOVER, a partition) leaves the links on it: it answers as a primary
+ * until Sentinel reaches it to demote it, and meanwhile takes posts no
+ * replica will keep. So once a second the sentinels are asked (bounded as
+ * at a connect; no answer changes nothing), and links on another server
+ * than the one they name are dropped, to connect again to the new one. */
+static void sentinel_check(struct bridge *b, double now)
+{
+	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
+	char host[SENTINEL_HOST_MAX + 1], err[512];
+	int port;
+
+	if (b->cfg->redis_sentinels == NULL || now < b->next_sentinel_check || !b->cmd.ready)
+		return;
+	b->next_sentinel_check = now + 1.0;
+	if (rconn_address(b->cfg, host, &port, err, sizeof(err)) != 0)
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct redis_link *l = links[i];
+		if (l->ac && (l->port != port || strcmp(l->host, host) != 0)) {
+			log_msg(LOG_WARN, "redis %s: the sentinels name %s:%d as primary now: moving",
+			        l->name, host, port);
+			/* at once, not after the pending replies: the old primary may
+			 * hold them (paused writes, WAITs that time out); what was
+			 * in flight is in doubt and goes to the new one */
+			redisAsyncFree(l->ac);
+		}
+	}
+}
+
 /* Posts a previous process took from the broker and may not have
  * answered go through the post path again, once Redis and the broker (for
  * the notices) are there; the post script skips those Redis answered. */
@@ -1258,6 +1501,7 @@ void bridge_run(struct bridge *b)
 			heartbeat(b);
 			b->next_beat = now + BEAT_S;
 		}
+		sentinel_check(b, now);
 		if (b->cmd.ready && now >= b->next_metrics) {
 			write_metrics(b);
 			b->next_metrics = now + 1.0;

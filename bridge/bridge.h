@@ -44,6 +44,8 @@ struct redis_link {
 	bool want_read, want_write;
 	bool ready;
 	bool refused; /* Redis refused our AUTH: retry slowly */
+	char host[256]; /* the server it is on (asked of Sentinel, when set) */
+	int port;
 	double retry_at;
 	void (*on_ready)(struct bridge *b);
 	struct bridge *b;
@@ -97,6 +99,7 @@ struct bridge {
 		unsigned long long rejects[8]; /* by NOTICE_* code, see bridge.c */
 	} count;
 	double next_metrics;
+	double next_sentinel_check; /* with redis_sentinels: is the primary still ours? */
 	char id_prefix[24];
 	unsigned long long id_counter;
 	volatile int stop;

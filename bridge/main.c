@@ -31,8 +31,14 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
-	log_msg(LOG_INFO, "bridge %s starting (broker %s:%ld, redis %s:%ld)", cfg.node_name,
-	        cfg.mqtt_host, cfg.mqtt_port, cfg.redis_host, cfg.redis_port);
+	if (cfg.redis_sentinels)
+		log_msg(LOG_INFO,
+		        "bridge %s starting (broker %s:%ld, redis: primary '%s' of sentinels %s)",
+		        cfg.node_name, cfg.mqtt_host, cfg.mqtt_port, cfg.redis_master_name,
+		        cfg.redis_sentinels);
+	else
+		log_msg(LOG_INFO, "bridge %s starting (broker %s:%ld, redis %s:%ld)", cfg.node_name,
+		        cfg.mqtt_host, cfg.mqtt_port, cfg.redis_host, cfg.redis_port);
 	bridge_run(&the_bridge);
 	bridge_free(&the_bridge);
 	config_free(&cfg);

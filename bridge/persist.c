@@ -495,6 +495,20 @@ static bool store_ops(struct worker *w, const redisReply *entries)
 	return true;
 }
 
+/* Whether this link's writes so far are on redis_wait_replicas replicas. */
+static bool replicated(struct worker *w)
+{
+	redisReply *r = redisCommand(w->redis, "WAIT %ld %ld", w->p->cfg->redis_wait_replicas,
+	                             w->p->cfg->redis_wait_ms);
+	bool ok =
+	    r && r->type == REDIS_REPLY_INTEGER && r->integer >= w->p->cfg->redis_wait_replicas;
+	if (!ok)
+		log_msg(LOG_WARN, "persist: entries not yet on %ld replica(s): not stored yet",
+		        w->p->cfg->redis_wait_replicas);
+	freeReplyObject(r);
+	return ok;
+}
+
 /* One read of [messages, ops] entries: claimed ones while claiming, else
  * new ones (waiting up to 1 s). Processes and acknowledges them. */
 static void drain_once(struct worker *w)
@@ -550,6 +564,22 @@ static void drain_once(struct worker *w)
 				entries[s] = st->element[1];
 			}
 		}
+	}
+	/* With replicas asked for (commit.h), the store only takes what is on
+	 * them: XREADGROUP/XAUTOCLAIM are writes of this link, so a WAIT
+	 * after them covers every entry they returned. Else the entries stay
+	 * pending and are claimed again. */
+	if (w->p->cfg->redis_wait_replicas > 0 &&
+	    ((entries[0] && entries[0]->elements > 0) ||
+	     (entries[1] && entries[1]->elements > 0)) &&
+	    !replicated(w)) {
+		freeReplyObject(got[0]);
+		freeReplyObject(got[1]);
+		w->claiming = true;
+		strcpy(w->claim_cursor[0], "0-0");
+		strcpy(w->claim_cursor[1], "0-0");
+		nap(w->p, 0.2);
+		return;
 	}
 	/* ops first: a room exists in the store before messages need it */
 	if (entries[1] && entries[1]->elements > 0 && store_ops(w, entries[1]))

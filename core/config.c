@@ -13,7 +13,8 @@
 #include "chat/config.h"
 
 /* OPT_HOST: a host name or address (a string of max bytes), never a URL */
-enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_HOST };
+/* OPT_HOSTPORTS: "host:port,host:port,..." (at most max bytes) */
+enum opt_type { OPT_STR, OPT_LONG, OPT_ENUM, OPT_HOST, OPT_HOSTPORTS };
 
 struct config_opt {
 	const char *name;
@@ -45,6 +46,13 @@ static const struct config_opt opts[] = {
     {"redis_port", OPT_LONG, 1, 65535, "6379", NULL, OFF(redis_port)},
     {"redis_password_file", OPT_STR, 1, 4096, NULL, NULL, OFF(redis_password_file)},
     {"redis_user", OPT_STR, 1, 128, NULL, NULL, OFF(redis_user)},
+    /* Redis high availability (README "Redis high availability") */
+    {"redis_sentinels", OPT_HOSTPORTS, 1, 1024, NULL, NULL, OFF(redis_sentinels)},
+    {"redis_master_name", OPT_STR, 1, 128, "chat", NULL, OFF(redis_master_name)},
+    {"redis_sentinel_password_file", OPT_STR, 1, 4096, NULL, NULL,
+     OFF(redis_sentinel_password_file)},
+    {"redis_wait_replicas", OPT_LONG, -1, 16, "-1", NULL, OFF(redis_wait_replicas)},
+    {"redis_wait_ms", OPT_LONG, 10, 10000, "500", NULL, OFF(redis_wait_ms)},
     {"journal_file", OPT_STR, 1, 4096, "bridge.journal", NULL, OFF(journal_file)},
     {"stream_maxlen", OPT_LONG, 1000, 100000000, "1000000", NULL, OFF(stream_maxlen)},
     {"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
@@ -121,6 +129,40 @@ static int enum_has(const char *choices, const char *value)
 	return 0;
 }
 
+/* Whether s is a list of host:port, comma-separated: hosts without
+ * spaces or "://", ports 1..65535, at most 16 of them. */
+static int hostports_valid(const char *s)
+{
+	int n = 0;
+
+	while (*s) {
+		size_t w = strcspn(s, ",");
+		const char *colon = NULL;
+		for (size_t i = 0; i < w; i++)
+			if (s[i] == ':')
+				colon = s + i;
+		if (colon == NULL || colon == s || ++n > 16)
+			return 0;
+		for (const char *p = s; p < colon; p++)
+			if (isspace((unsigned char)*p) || *p == '/')
+				return 0;
+		long port = 0;
+		const char *p = colon + 1;
+		if (p == s + w)
+			return 0;
+		for (; p < s + w; p++) {
+			if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535)
+				return 0;
+		}
+		if (port < 1)
+			return 0;
+		s += w;
+		if (*s == ',' && *++s == '\0')
+			return 0;
+	}
+	return n > 0;
+}
+
 /* Validates value for o and stores it into cfg; cfg is untouched on error. */
 static int apply(struct chat_config *cfg, const struct config_opt *o, const char *value, char *err,
                  size_t errlen)
@@ -158,7 +200,13 @@ static int apply(struct chat_config *cfg, const struct config_opt *o, const char
 		snprintf(err, errlen, "%s: '%s' is not one of %s", o->name, value, o->choices);
 		return CONFIG_E_VALUE;
 	}
-	if ((o->type == OPT_STR || o->type == OPT_HOST) &&
+	if (o->type == OPT_HOSTPORTS && !hostports_valid(value)) {
+		snprintf(err, errlen,
+		         "%s: '%.200s' is not a list of host:port separated by commas (at most 16)",
+		         o->name, value);
+		return CONFIG_E_VALUE;
+	}
+	if ((o->type == OPT_STR || o->type == OPT_HOST || o->type == OPT_HOSTPORTS) &&
 	    (n < (size_t)o->min || n > (size_t)o->max)) {
 		snprintf(err, errlen, "%s: length %zu is outside %ld..%ld", o->name, n, o->min,
 		         o->max);
@@ -201,6 +249,10 @@ void config_free(struct chat_config *cfg)
 		explicit_bzero(cfg->redis_password, strlen(cfg->redis_password));
 	free(cfg->redis_password);
 	cfg->redis_password = NULL;
+	if (cfg->redis_sentinel_password)
+		explicit_bzero(cfg->redis_sentinel_password, strlen(cfg->redis_sentinel_password));
+	free(cfg->redis_sentinel_password);
+	cfg->redis_sentinel_password = NULL;
 }
 
 int config_set(struct chat_config *cfg, const char *key, const char *value, char *err,
@@ -331,26 +383,18 @@ int config_read_file(const char *path, unsigned char **out, size_t *len)
 	return CONFIG_OK;
 }
 
-/* The password is the file's first line; a file that cannot be read, or
+/* A password is its file's first line; a file that cannot be read, or
  * whose first line is empty or holds a control character, is refused so a
  * daemon never starts with credentials it did not mean. */
-int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen)
+static int read_password(const char *key, const char *path, char **out, char *err, size_t errlen)
 {
 	unsigned char *text = NULL;
 	size_t len = 0;
 	int rc;
 
-	if (cfg->redis_password_file == NULL) {
-		if (cfg->redis_user == NULL)
-			return CONFIG_OK;
-		snprintf(err, errlen,
-		         "redis_user: needs redis_password_file (the user's password)");
-		return CONFIG_E_VALUE;
-	}
 	errno = 0;
-	if ((rc = config_read_file(cfg->redis_password_file, &text, &len)) != CONFIG_OK) {
-		snprintf(err, errlen, "redis_password_file: cannot read '%s': %s",
-		         cfg->redis_password_file,
+	if ((rc = config_read_file(path, &text, &len)) != CONFIG_OK) {
+		snprintf(err, errlen, "%s: cannot read '%s': %s", key, path,
 		         rc == CONFIG_E_NOMEM ? "out of memory"
 		         : errno              ? strerror(errno)
 		                              : "too large or unreadable");
@@ -361,16 +405,35 @@ int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen
 	for (size_t i = 0; i < n && !bad; i++)
 		bad = text[i] < 0x20 || text[i] == 0x7f;
 	if (bad || (text[n] == '\0' && n != len)) { /* a NUL inside would cut it */
-		snprintf(
-		    err, errlen,
-		    "redis_password_file: '%s' must start with a line of 1..%d printable bytes",
-		    cfg->redis_password_file, CONFIG_REDIS_PASSWORD_MAX);
+		snprintf(err, errlen, "%s: '%s' must start with a line of 1..%d printable bytes",
+		         key, path, CONFIG_REDIS_PASSWORD_MAX);
 		explicit_bzero(text, len);
 		free(text);
 		return CONFIG_E_VALUE;
 	}
 	text[n] = '\0';
-	free(cfg->redis_password);
-	cfg->redis_password = (char *)text;
+	free(*out);
+	*out = (char *)text;
 	return CONFIG_OK;
+}
+
+int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen)
+{
+	int rc;
+
+	if (cfg->redis_wait_replicas < 0)
+		cfg->redis_wait_replicas = cfg->redis_sentinels ? 1 : 0;
+	if (cfg->redis_sentinel_password_file &&
+	    (rc = read_password("redis_sentinel_password_file", cfg->redis_sentinel_password_file,
+	                        &cfg->redis_sentinel_password, err, errlen)) != CONFIG_OK)
+		return rc;
+	if (cfg->redis_password_file == NULL) {
+		if (cfg->redis_user == NULL)
+			return CONFIG_OK;
+		snprintf(err, errlen,
+		         "redis_user: needs redis_password_file (the user's password)");
+		return CONFIG_E_VALUE;
+	}
+	return read_password("redis_password_file", cfg->redis_password_file, &cfg->redis_password,
+	                     err, errlen);
 }

@@ -17,7 +17,7 @@ run_packages=(build-essential cmake ninja-build pkg-config git openssl
   libcjson-dev libsodium-dev libsqlite3-dev libssl-dev redis-server)
 test_packages=(python3 python3-pytest python3-paho-mqtt python3-pymongo
   gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
-  chromium fonts-dejavu-core
+  chromium fonts-dejavu-core redis-sentinel
   docker.io docker-compose debootstrap libnss3-tools)
 
 sudo_cmd=()
@@ -41,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian enables and starts these as system services; the project starts
 # its own on its own ports, so a system one only holds port 1883/6379.
-for svc in mosquitto redis-server; do
+for svc in mosquitto redis-server redis-sentinel; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${sudo_cmd[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
   fi

@@ -4,6 +4,10 @@
 # MQTT_PORT + N - 1), its chat-bridge and its chat-wsfront (the web app,
 # HTTP API and MQTT over WebSocket on HTTP_PORT + N - 1). Creates the public room "general". Writes run/stack.json, prints where to connect and a
 # token for the user "demo", then waits; Ctrl-C or `make stop` stops it all.
+# REDIS=sentinel: a primary (REDIS_PORT), two replicas (REDIS_PORT + 1, + 2)
+# and three sentinels (SENTINEL_PORT .. + 2) instead of one redis-server;
+# every component finds the primary through the sentinels (README "Redis
+# high availability"). Kill the primary to watch a failover.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +17,11 @@ REDIS_PORT=${REDIS_PORT:-6379}
 HTTP_PORT=${HTTP_PORT:-8080}
 BUILD=${BUILD:-build}
 run=$(realpath -m "${RUN_DIR:-run}")
+REDIS=${REDIS:-single}
+SENTINEL_PORT=${SENTINEL_PORT:-26379}
+case "$REDIS" in single|sentinel) ;; *) echo "run: REDIS must be single or sentinel" >&2; exit 2;; esac
+redis_ports=$REDIS_PORT
+[ "$REDIS" = sentinel ] && redis_ports="$(seq $REDIS_PORT $((REDIS_PORT + 2))) $(seq $SENTINEL_PORT $((SENTINEL_PORT + 2)))"
 
 case "$NODES" in ''|*[!0-9]*) echo "run: NODES must be a number" >&2; exit 2;; esac
 [ "$NODES" -ge 1 ] && [ "$NODES" -le 9 ] || { echo "run: NODES must be 1..9" >&2; exit 2; }
@@ -22,7 +31,7 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ls $run/*.pid >/dev/null 2>&1; then
   RUN_DIR=$run scripts/stop.sh >/dev/null 2>&1 || true
 fi
-for p in $REDIS_PORT $(seq $MQTT_PORT $((MQTT_PORT + NODES - 1))) \
+for p in $redis_ports $(seq $MQTT_PORT $((MQTT_PORT + NODES - 1))) \
          $(seq $HTTP_PORT $((HTTP_PORT + NODES - 1))); do
   if port_busy "$p"; then
     echo "run: port $p is in use; stop what holds it, or set MQTT_PORT / REDIS_PORT / HTTP_PORT" >&2
@@ -44,6 +53,16 @@ if [ ! -s $run/redis.password ]; then
 fi
 (umask 077; echo "requirepass $(head -n 1 $run/redis.password)" > $run/redis.conf)
 redis_auth="redis_password_file $run/redis.password"
+if [ "$REDIS" = sentinel ]; then
+  # any of them may be made primary or replica: each knows the password
+  # and refuses writes while no replica follows it (posts: "unavailable")
+  (umask 077; printf 'masterauth %s\nmin-replicas-to-write 1\nmin-replicas-max-lag 5\n' \
+    "$(head -n 1 $run/redis.password)" >> $run/redis.conf)
+  sentinels="127.0.0.1:$SENTINEL_PORT,127.0.0.1:$((SENTINEL_PORT + 1)),127.0.0.1:$((SENTINEL_PORT + 2))"
+  redis_auth="$redis_auth
+redis_sentinels $sentinels
+redis_master_name chat"
+fi
 # --- TLS: a local CA and a certificate for localhost under run/tls/ (made
 # once, so a browser that trusts run/tls/ca.crt keeps trusting it), and the
 # TLS listeners beside the plain ones: node N serves MQTT over TLS on
@@ -94,6 +113,37 @@ trap cleanup INT TERM EXIT
 redis-server $run/redis.conf --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$run/redis" \
   --appendonly yes --appendfsync always --daemonize no > $run/redis.log 2>&1 &
 echo $! > $run/redis.pid
+if [ "$REDIS" = sentinel ]; then
+  for i in 1 2; do
+    mkdir -p $run/redis-r$i
+    (umask 077; { cat $run/redis.conf; echo "replicaof 127.0.0.1 $REDIS_PORT"; } > $run/redis-r$i/redis.conf)
+    redis-server $run/redis-r$i/redis.conf --port $((REDIS_PORT + i)) --bind 127.0.0.1 \
+      --dir "$run/redis-r$i" --appendonly yes --appendfsync always --daemonize no \
+      > $run/redis-r$i.log 2>&1 &
+    echo $! > $run/redis-r$i.pid
+  done
+  sentinel_bin=$(command -v redis-sentinel || true)
+  for i in 0 1 2; do
+    mkdir -p $run/sentinel$i
+    # written anew each start: a sentinel rewrites its file with what it saw
+    (umask 077; cat > $run/sentinel$i/sentinel.conf <<CONF
+port $((SENTINEL_PORT + i))
+bind 127.0.0.1
+dir $run/sentinel$i
+sentinel monitor chat 127.0.0.1 $REDIS_PORT 2
+sentinel auth-pass chat $(head -n 1 $run/redis.password)
+sentinel down-after-milliseconds chat 2000
+sentinel failover-timeout chat 10000
+CONF
+)
+    if [ -n "$sentinel_bin" ]; then
+      $sentinel_bin $run/sentinel$i/sentinel.conf > $run/sentinel$i.log 2>&1 &
+    else
+      redis-server $run/sentinel$i/sentinel.conf --sentinel > $run/sentinel$i.log 2>&1 &
+    fi
+    echo $! > $run/sentinel$i.pid
+  done
+fi
 
 # As root, mosquitto would switch to the "mosquitto" user, which cannot read
 # the private secret under run/; keep the invoking user.
@@ -124,6 +174,16 @@ wait_port() {
   exit 1
 }
 wait_port "$REDIS_PORT" redis-server $run/redis.log
+if [ "$REDIS" = sentinel ]; then
+  for i in 1 2; do wait_port $((REDIS_PORT + i)) "redis replica $i" $run/redis-r$i.log; done
+  for i in 0 1 2; do wait_port $((SENTINEL_PORT + i)) "sentinel $i" $run/sentinel$i.log; done
+  # the primary takes writes only once a replica follows it
+  for _ in $(seq 1 100); do
+    REDISCLI_AUTH=$(head -n 1 $run/redis.password) redis-cli -p "$REDIS_PORT" INFO replication \
+      2>/dev/null | grep -q '^min_slaves_good_slaves:[12]' && break
+    sleep 0.1
+  done
+fi
 for n in $(seq 1 "$NODES"); do
   wait_port $((MQTT_PORT + n - 1)) "mosquitto node$n" $run/node$n/mosquitto.log
 done
@@ -195,6 +255,8 @@ chat stack is up ($NODES node(s)); endpoints are in $run/stack.json
   MQTT:  $(for n in $(seq 1 "$NODES"); do printf 'node%s 127.0.0.1:%s  ' "$n" $((MQTT_PORT + n - 1)); done)
   Redis: 127.0.0.1:$REDIS_PORT, password in $run/redis.password
          (REDISCLI_AUTH=\$(cat $run/redis.password) redis-cli -p $REDIS_PORT)
+$([ "$REDIS" = sentinel ] && echo "         replicas on $((REDIS_PORT + 1)) and $((REDIS_PORT + 2)); sentinels $sentinels, master name chat
+         (redis-cli -p $SENTINEL_PORT SENTINEL get-master-addr-by-name chat; kill \$(cat $run/redis.pid) to fail over)")
 $(tls_banner)
 
 The web app (open it in two browser windows, sign up, and chat):
@@ -212,6 +274,12 @@ More tokens: $BUILD/chatctl/chatctl --config $run/chat.conf token USER [--ttl 1h
 Stop: Ctrl-C here, or 'make stop' from another terminal.
 TXT
 
-# Stay in the foreground until a child exits or we are told to stop.
-wait -n
+# Stay in the foreground until a child exits or we are told to stop; with
+# REDIS=sentinel a Redis server or sentinel that dies is what the stack is
+# there to survive, so only the nodes' servers count.
+if [ "$REDIS" = sentinel ]; then
+  wait -n $(cat $run/node*.pid $run/bridge*.pid $run/wsfront*.pid)
+else
+  wait -n
+fi
 echo "run: a server exited; see the logs under $run/" >&2

@@ -5,6 +5,16 @@
 #include <string.h>
 
 #include "rconn.h"
+#include "sentinel.h"
+
+int rconn_address(const struct chat_config *cfg, char *host, int *port, char *err, size_t errlen)
+{
+	if (cfg->redis_sentinels)
+		return sentinel_primary(cfg, host, port, err, errlen);
+	snprintf(host, SENTINEL_HOST_MAX + 1, "%s", cfg->redis_host);
+	*port = (int)cfg->redis_port;
+	return 0;
+}
 
 int rconn_auth_argv(const struct chat_config *cfg, const char **argv)
 {
@@ -48,12 +58,21 @@ redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int c
 	struct timeval ctv = {connect_ms / 1000, (connect_ms % 1000) * 1000};
 	struct timeval tv = {cmd_ms / 1000, (cmd_ms % 1000) * 1000};
 	const char *argv[3];
-	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, ctv);
+	char host[SENTINEL_HOST_MAX + 1];
+	int port;
+	redisContext *c = NULL;
 	redisReply *r = NULL;
 
 	*rc = RCONN_E_CONNECT;
+	int found = rconn_address(cfg, host, &port, err, errlen);
+	if (found != 0) {
+		if (found == -2)
+			*rc = RCONN_E_AUTH;
+		goto error;
+	}
+	c = redisConnectWithTimeout(host, port, ctv);
 	if (c == NULL || c->err) {
-		snprintf(err, errlen, "redis %s:%ld: %s", cfg->redis_host, cfg->redis_port,
+		snprintf(err, errlen, "redis %s:%d: %s", host, port,
 		         c ? c->errstr : "out of memory");
 		goto error;
 	}
@@ -68,7 +87,7 @@ redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int c
 	}
 	r = redisCommandArgv(c, argc, argv, NULL);
 	if (r == NULL) {
-		snprintf(err, errlen, "redis %s:%ld: %s", cfg->redis_host, cfg->redis_port,
+		snprintf(err, errlen, "redis %s:%d: %s", host, port,
 		         c->errstr[0] ? c->errstr : "no answer");
 		goto error;
 	}
@@ -77,8 +96,16 @@ redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int c
 		goto error;
 	}
 	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) != 0) {
-		snprintf(err, errlen, "redis %s:%ld: %s: %.80s", cfg->redis_host, cfg->redis_port,
-		         argv[0], r->str);
+		snprintf(err, errlen, "redis %s:%d: %s: %.80s", host, port, argv[0], r->str);
+		goto error;
+	}
+	freeReplyObject(r);
+	/* a sentinel that has not seen the failover yet names the old
+	 * primary, which may be back as a replica: only a primary will do */
+	r = cfg->redis_sentinels ? redisCommand(c, "ROLE") : NULL;
+	if (cfg->redis_sentinels && !sentinel_is_primary(r)) {
+		snprintf(err, errlen, "redis %s:%d: not the primary (yet): asking again later",
+		         host, port);
 		goto error;
 	}
 	freeReplyObject(r);

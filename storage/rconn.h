@@ -1,9 +1,10 @@
 /*
  * Setting up a connection to Redis, the same way for every component (the
  * bridge's event-loop links and worker threads, the web front's workers,
- * chatctl): the address and, when redis_password_file is set, AUTH with
- * its password (and redis_user, for a Redis ACL user). Every reconnect
- * goes through here, so it authenticates too.
+ * chatctl): the address (asked of Sentinel when redis_sentinels is set)
+ * and, when redis_password_file is set, AUTH with its password (and
+ * redis_user, for a Redis ACL user). Every reconnect goes through here, so
+ * it authenticates, and finds a primary that moved, too.
  */
 #ifndef CHAT_RCONN_H
 #define CHAT_RCONN_H
@@ -25,6 +26,12 @@ enum rconn_err {
  * (a line naming the address and what to fix). */
 redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int cmd_ms, int *rc,
                             char *err, size_t errlen);
+
+/* Where Redis is now: redis_host:redis_port, or with redis_sentinels the
+ * primary the sentinels name (storage/sentinel.h). host needs 256 bytes.
+ * Returns 0, or with err -2 (a sentinel refused the credentials) or -1. */
+int rconn_address(const struct chat_config *cfg, char *host, int *port, char *err,
+                  size_t errlen);
 
 /* The AUTH command for cfg as argv (pointing into cfg): its argc, 0 when
  * no password is set. argv needs room for 3. */

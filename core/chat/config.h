@@ -29,6 +29,13 @@ struct chat_config {
 	long redis_port;
 	char *redis_password_file; /* Redis AUTH: the password is its first line */
 	char *redis_user;       /* Redis ACL user (AUTH user pass); unset: AUTH pass */
+	/* Redis Sentinel (storage/sentinel.h): when set, the primary's address
+	 * is asked of these instead of redis_host:redis_port */
+	char *redis_sentinels;  /* "host:port,host:port,..." */
+	char *redis_master_name; /* the name the sentinels monitor the primary by */
+	char *redis_sentinel_password_file; /* Sentinel AUTH: its first line */
+	long redis_wait_replicas; /* replicas a post must reach before it counts; -1: auto */
+	long redis_wait_ms;     /* the longest one WAIT for them blocks */
 	char *journal_file;     /* the bridge's intake journal (bridge/journal.h) */
 	long stream_maxlen;     /* entries kept in the message stream */
 	long recent_max;        /* messages kept per conversation in Redis */
@@ -69,6 +76,7 @@ struct chat_config {
 	/* derived, not a setting: redis_password_file's password, read by
 	 * config_load_redis_password (NULL: no AUTH) */
 	char *redis_password;
+	char *redis_sentinel_password; /* derived: redis_sentinel_password_file's */
 	char *tls_cert_file;    /* PEM certificate (chain) for HTTPS/WSS; unset: no TLS */
 	char *tls_key_file;     /* its PEM private key */
 	char *https_host;       /* address the TLS listener binds (0.0.0.0: all) */
@@ -116,10 +124,12 @@ int config_load_env(struct chat_config *cfg, char *err, size_t errlen);
  * error, 1 for a bad setting (cfg is then freed). */
 int config_from_args(struct chat_config *cfg, int argc, char **argv, const char *prog);
 
-/* Reads redis_password_file (when set) into cfg->redis_password. A file
+/* Reads redis_password_file (when set) into cfg->redis_password, and
+ * redis_sentinel_password_file into cfg->redis_sentinel_password. A file
  * that cannot be read or holds no password, or redis_user without a
- * password file, is refused with a line naming the key. config_from_args
- * calls it. */
+ * password file, is refused with a line naming the key. It also settles
+ * redis_wait_replicas -1 (1 with redis_sentinels, else 0).
+ * config_from_args calls it. */
 int config_load_redis_password(struct chat_config *cfg, char *err, size_t errlen);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer (free()). */

@@ -254,10 +254,14 @@ class Redis(Server):
 
     name = "redis"
 
-    def __init__(self, workdir, password=True, user=None):
+    def __init__(self, workdir, password=True, user=None, replica_of=None, extra_conf=""):
         super().__init__(workdir)
         self.password = _REDIS_PASSWORD if password is True else password
         self.user = user
+        # replica_of: the Redis this one starts as a replica of (its
+        # password is this one's); extra_conf: more redis.conf lines
+        self.replica_of = replica_of
+        self.extra_conf = extra_conf
         self.password_file = None
         if self.password:
             self.password_file = os.path.join(self.dir, "redis.password")
@@ -278,6 +282,14 @@ class Redis(Server):
                 f.write("user %s on >%s ~* &* +@all\n" % (self.user, self.password))
             elif self.password:
                 f.write("requirepass %s\n" % self.password)
+            if self.password and (self.replica_of is not None or self.extra_conf):
+                # a primary too may be made a replica (by Sentinel)
+                f.write("masterauth %s\n" % self.password)
+                if self.user:
+                    f.write("masteruser %s\n" % self.user)
+            if self.replica_of is not None:
+                f.write("replicaof 127.0.0.1 %d\n" % self.replica_of.port)
+            f.write(self.extra_conf)
         os.chmod(conf, 0o600)
         return [find_binary("redis-server"), conf, "--port", str(self.port),
                 "--bind", "127.0.0.1", "--dir", self.dir, "--save", "", "--appendonly", "yes",
@@ -339,6 +351,99 @@ class Redis(Server):
     @property
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
+
+
+    def info(self, section="replication"):
+        """INFO section as a dict (empty when it does not answer)."""
+        try:
+            text = self.call("INFO", section)
+        except (HarnessError, subprocess.TimeoutExpired):
+            return {}
+        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
+
+
+class Sentinel(Server):
+    """redis-sentinel (Debian's package; redis-server --sentinel else)
+    watching `primary` under `name`, with a password of its own when
+    password is set (in password_file, for redis_sentinel_password_file).
+    Fast timings, for tests: down after down_ms, failover within a few
+    seconds."""
+
+    name = "sentinel"
+
+    def __init__(self, workdir, primary, name="chat", quorum=2, down_ms=1000,
+                 password=None):
+        super().__init__(workdir)
+        self.primary, self.master_name, self.quorum = primary, name, quorum
+        self.down_ms = down_ms
+        self.password = password
+        self.password_file = None
+        if password:
+            self.password_file = os.path.join(self.dir, "sentinel.password")
+            with open(self.password_file, "w") as f:
+                f.write(password + "\n")
+            os.chmod(self.password_file, 0o600)
+        self.conf = os.path.join(self.dir, "sentinel.conf")
+        # the sentinel rewrites its file (what it learnt): written once
+        self._written = False
+
+    def command(self):
+        if not self._written:
+            lines = ["port %d" % self.port, "bind 127.0.0.1", "daemonize no",
+                     "dir %s" % self.dir,
+                     "sentinel monitor %s 127.0.0.1 %d %d"
+                     % (self.master_name, self.primary.port, self.quorum),
+                     "sentinel down-after-milliseconds %s %d" % (self.master_name, self.down_ms),
+                     "sentinel failover-timeout %s 4000" % self.master_name,
+                     "sentinel parallel-syncs %s 2" % self.master_name]
+            if self.primary.password:
+                lines.append("sentinel auth-pass %s %s" % (self.master_name,
+                                                            self.primary.password))
+                if self.primary.user:
+                    lines.append("sentinel auth-user %s %s" % (self.master_name,
+                                                                self.primary.user))
+            if self.password:
+                lines += ["requirepass %s" % self.password,
+                          "sentinel sentinel-pass %s" % self.password]
+            with open(self.conf, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(self.conf, 0o600)
+            self._written = True
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        if os.path.exists(binary):
+            return [binary, self.conf]
+        return [find_binary("redis-server"), self.conf, "--sentinel"]
+
+    def call(self, *args):
+        cmd = [find_binary("redis-cli"), "-p", str(self.port)]
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        r = subprocess.run(cmd + list(map(str, args)), capture_output=True, text=True,
+                           timeout=10, env=env)
+        if r.returncode != 0:
+            raise HarnessError("redis-cli (sentinel) %s: %s" % (args, r.stderr))
+        return r.stdout.strip()
+
+    def primary_port(self):
+        """The port of the primary this sentinel names now (None: no answer)."""
+        try:
+            out = self.call("SENTINEL", "get-master-addr-by-name", self.master_name).split()
+        except (HarnessError, subprocess.TimeoutExpired):
+            return None
+        return int(out[1]) if len(out) == 2 and out[1].isdigit() else None
+
+    def ready(self):
+        return port_open(self.port) and self.primary_port() is not None
+
+
+def sentinel_settings(sentinels):
+    """The settings a component needs to find the primary through these."""
+    out = {"redis_sentinels": ",".join("127.0.0.1:%d" % s.port for s in sentinels),
+           "redis_master_name": sentinels[0].master_name}
+    if sentinels[0].password_file:
+        out["redis_sentinel_password_file"] = sentinels[0].password_file
+    return out
 
 
 class FerretDB(Server):
