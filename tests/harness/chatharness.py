@@ -120,6 +120,7 @@ class Server:
         self.port = free_port()
         self.proc = None
         self.logfile = os.path.join(self.dir, self.name + ".log")
+        self.log_start = 0  # where this run's lines begin in the log file
 
     def command(self):
         raise NotImplementedError
@@ -132,6 +133,7 @@ class Server:
 
     def start(self, timeout=30):
         log = open(self.logfile, "ab")
+        self.log_start = log.tell()
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.dir, env=self.env(),
                                      start_new_session=True)
@@ -155,6 +157,16 @@ class Server:
         try:
             with open(self.logfile, "r", errors="replace") as f:
                 return f.read()
+        except OSError:
+            return ""
+
+    def run_log(self):
+        """What the current run wrote: a restarted server is not ready on
+        the strength of its previous run's lines."""
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(self.log_start)
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -505,9 +517,7 @@ class Bridge(Server):
         return env
 
     def ready(self):
-        text = self.log()
-        start = text.rfind("starting")
-        text = text[start:] if start >= 0 else ""
+        text = self.run_log()
         # and Redis holds the store's state (loaded by one of the bridges)
         return ("connected to the broker" in text and "feed " in text
                 and self.redis.call("EXISTS", "chat:restored") == "1")
@@ -611,7 +621,7 @@ class WsFront(Server):
         return env
 
     def ready(self):
-        return port_open(self.port) and "listening on" in self.log()
+        return port_open(self.port) and "listening on" in self.run_log()
 
     @property
     def url(self):
