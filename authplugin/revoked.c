@@ -1,5 +1,5 @@
 /*
- * Token revocations in memory (see revoked.h): a chained hash keyed by
+ * Token revocations in memory (see revoked.h): a names_table keyed by
  * kind and name.
  */
 #include <stdlib.h>
@@ -7,48 +7,32 @@
 
 #include "chat/names.h"
 #include "chat/token.h"
+#include "names_table.h"
 #include "revoked.h"
 
-enum kind { KIND_JTI, KIND_USER };
+enum kind { KIND_JTI = 'j', KIND_USER = 'u' };
 
 struct revoked_entry {
-	enum kind kind;
-	char name[TOKEN_JTI_MAX + 1]; /* a jti or a user id */
-	size_t name_len;
+	struct name_node node; /* first: the table's node is the entry */
+	char key[1 + TOKEN_JTI_MAX]; /* the kind, then a jti or a user id */
 	int64_t before, until;
-	struct revoked_entry *next;
 };
-
-static uint64_t hash(enum kind k, const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)k; /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 int revoked_init(struct revoked_table *t)
 {
-	memset(t, 0, sizeof(*t));
-	t->nbuckets = 256;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	return t->buckets ? 0 : -1;
+	t->generation = 0;
+	return names_init(&t->names);
+}
+
+static void node_free(struct name_node *n)
+{
+	free(n);
 }
 
 void revoked_free(struct revoked_table *t)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct revoked_entry *e = t->buckets[i];
-		while (e) {
-			struct revoked_entry *next = e->next;
-			free(e);
-			e = next;
-		}
-	}
-	free(t->buckets);
-	memset(t, 0, sizeof(*t));
+	names_free(&t->names, node_free);
+	t->generation = 0;
 }
 
 bool revoked_is_ours(const char *payload, size_t len)
@@ -56,47 +40,23 @@ bool revoked_is_ours(const char *payload, size_t len)
 	return len >= 7 && memcmp(payload, "revoke ", 7) == 0;
 }
 
+/* Sets e's key to kind and name (n <= TOKEN_JTI_MAX). */
+static void set_key(struct revoked_entry *e, enum kind k, const char *name, size_t n)
+{
+	e->key[0] = (char)k;
+	memcpy(e->key + 1, name, n);
+	e->node.key = e->key;
+	e->node.key_len = n + 1;
+}
+
 static struct revoked_entry *find(const struct revoked_table *t, enum kind k, const char *name,
                                   size_t n)
 {
-	struct revoked_entry *e = t->buckets[hash(k, name, n) & (t->nbuckets - 1)];
-	for (; e; e = e->next)
-		if (e->kind == k && e->name_len == n && memcmp(e->name, name, n) == 0)
-			return e;
-	return NULL;
-}
-
-static void grow(struct revoked_table *t)
-{
-	size_t n = t->nbuckets * 2;
-	struct revoked_entry **nb = calloc(n, sizeof(*nb));
-	if (nb == NULL)
-		return; /* longer chains, still correct */
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct revoked_entry *e = t->buckets[i];
-		while (e) {
-			struct revoked_entry *next = e->next;
-			size_t s = hash(e->kind, e->name, e->name_len) & (n - 1);
-			e->next = nb[s];
-			nb[s] = e;
-			e = next;
-		}
-	}
-	free(t->buckets);
-	t->buckets = nb;
-	t->nbuckets = n;
-}
-
-/* Splits the next space-separated word off [*p, end). */
-static bool word(const char **p, const char *end, const char **w, size_t *n)
-{
-	if (*p >= end)
-		return false;
-	const char *sp = memchr(*p, ' ', (size_t)(end - *p));
-	*w = *p;
-	*n = (size_t)((sp ? sp : end) - *p);
-	*p = sp ? sp + 1 : end;
-	return *n > 0;
+	struct revoked_entry probe;
+	if (n > TOKEN_JTI_MAX)
+		return NULL;
+	set_key(&probe, k, name, n);
+	return (struct revoked_entry *)names_find(&t->names, probe.key, probe.node.key_len);
 }
 
 /* A decimal number of 1 to 18 digits (the payload is not NUL-terminated). */
@@ -123,25 +83,25 @@ static bool parse_line(const char *p, const char *end, struct revoked_entry *e)
 	memset(e, 0, sizeof(*e));
 	if (end[-1] == ' ')
 		return false;
-	if (!word(&p, end, &w, &n) || n != 6 || memcmp(w, "revoke", 6) != 0)
+	if (!ctl_word(&p, end, &w, &n) || n != 6 || memcmp(w, "revoke", 6) != 0)
 		return false;
-	if (!word(&p, end, &w, &n))
+	if (!ctl_word(&p, end, &w, &n))
 		return false;
+	enum kind k;
 	if (n == 3 && memcmp(w, "jti", 3) == 0)
-		e->kind = KIND_JTI;
+		k = KIND_JTI;
 	else if (n == 4 && memcmp(w, "user", 4) == 0)
-		e->kind = KIND_USER;
+		k = KIND_USER;
 	else
 		return false;
-	if (!word(&p, end, &w, &n))
+	if (!ctl_word(&p, end, &w, &n))
 		return false;
-	if (e->kind == KIND_JTI ? !token_jti_valid(w, n) : !name_user_valid(w, n))
+	if (k == KIND_JTI ? !token_jti_valid(w, n) : !name_user_valid(w, n))
 		return false;
-	memcpy(e->name, w, n);
-	e->name_len = n;
-	if (!word(&p, end, &w, &n) || !number(w, n, &e->before))
+	set_key(e, k, w, n);
+	if (!ctl_word(&p, end, &w, &n) || !number(w, n, &e->before))
 		return false;
-	if (!word(&p, end, &w, &n) || !number(w, n, &e->until))
+	if (!ctl_word(&p, end, &w, &n) || !number(w, n, &e->until))
 		return false;
 	return p == end;
 }
@@ -149,7 +109,8 @@ static bool parse_line(const char *p, const char *end, struct revoked_entry *e)
 /* Adds e, or widens the entry it names. Returns -1 when out of memory. */
 static int install(struct revoked_table *t, const struct revoked_entry *e)
 {
-	struct revoked_entry *have = find(t, e->kind, e->name, e->name_len);
+	struct revoked_entry *have =
+	        (struct revoked_entry *)names_find(&t->names, e->key, e->node.key_len);
 	if (have) {
 		if (e->before > have->before || e->until > have->until)
 			t->generation++;
@@ -163,32 +124,21 @@ static int install(struct revoked_table *t, const struct revoked_entry *e)
 	if (n == NULL)
 		return -1;
 	*n = *e;
-	size_t s = hash(e->kind, e->name, e->name_len) & (t->nbuckets - 1);
-	n->next = t->buckets[s];
-	t->buckets[s] = n;
+	n->node.key = n->key; /* the copy's own key */
+	names_insert(&t->names, &n->node);
 	t->generation++;
-	if (++t->count > t->nbuckets)
-		grow(t);
 	return 0;
+}
+
+static bool apply_line(const char *p, const char *end, void *t)
+{
+	struct revoked_entry e;
+	return parse_line(p, end, &e) && install(t, &e) == 0;
 }
 
 int revoked_apply(struct revoked_table *t, const char *payload, size_t len)
 {
-	const char *p = payload, *end = payload + len;
-	int applied = 0;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = nl ? nl : end;
-		if (line_end > p) {
-			struct revoked_entry e;
-			if (!parse_line(p, line_end, &e) || install(t, &e) != 0)
-				return -1;
-			applied++;
-		}
-		p = nl ? nl + 1 : end;
-	}
-	return applied;
+	return ctl_lines(payload, len, apply_line, t);
 }
 
 bool revoked_match(const struct revoked_table *t, const char *user, const char *jti, int64_t iat,
@@ -204,22 +154,18 @@ bool revoked_match(const struct revoked_table *t, const char *user, const char *
 	return e && e->until > now;
 }
 
+static void drop(struct name_node *n, void *ctx)
+{
+	(void)ctx;
+	free(n);
+}
+
+static bool expired(const struct name_node *n, void *now)
+{
+	return ((const struct revoked_entry *)n)->until <= *(int64_t *)now;
+}
+
 size_t revoked_prune(struct revoked_table *t, int64_t now)
 {
-	size_t removed = 0;
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct revoked_entry **pp = &t->buckets[i];
-		while (*pp) {
-			if ((*pp)->until <= now) {
-				struct revoked_entry *e = *pp;
-				*pp = e->next;
-				free(e);
-				t->count--;
-				removed++;
-			} else {
-				pp = &(*pp)->next;
-			}
-		}
-	}
-	return removed;
+	return names_remove_if(&t->names, expired, drop, &now);
 }

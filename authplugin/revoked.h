@@ -19,12 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct revoked_entry;
+#include "names_table.h"
 
 struct revoked_table {
-	struct revoked_entry **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
+	struct names_table names; /* of struct revoked_entry */
 	uint64_t generation; /* grows whenever an entry is added or widened */
 };
 

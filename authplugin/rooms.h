@@ -18,12 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct room_entry;
+#include "names_table.h"
 
 struct room_table {
-	struct room_entry **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
+	struct names_table names; /* of struct room_entry */
 };
 
 int rooms_init(struct room_table *t);

@@ -1,6 +1,6 @@
 /*
- * The session table (see sessions.h): a chained hash of sessions by client
- * id, and a chained hash of per-user persistent-session counts.
+ * The session table (see sessions.h): a names_table of sessions by client
+ * id, and one of per-user persistent-session counts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +13,20 @@
 #define DEPARTED_MAX 65536
 
 struct user_count {
+	struct name_node node; /* first */
 	char user[NAME_USER_MAX + 1];
 	unsigned n;
-	struct user_count *next;
 };
 
-static uint64_t hash(const char *s)
+static void node_free(struct name_node *n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h ^ (h >> 29);
+	free(n);
 }
 
 int sessions_init(struct session_table *t)
 {
-	memset(t, 0, sizeof(*t));
-	t->nbuckets = 1024;
-	t->nusers = 1024;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	t->users = calloc(t->nusers, sizeof(*t->users));
-	if (t->buckets == NULL || t->users == NULL) {
-		sessions_free(t);
+	if (names_init(&t->sessions) != 0 || names_init(&t->users) != 0) {
+		names_free(&t->sessions, NULL);
 		return SESSIONS_E_NOMEM;
 	}
 	return SESSIONS_OK;
@@ -44,85 +34,43 @@ int sessions_init(struct session_table *t)
 
 void sessions_free(struct session_table *t)
 {
-	for (size_t i = 0; t->buckets && i < t->nbuckets; i++) {
-		for (struct session *s = t->buckets[i], *next; s; s = next) {
-			next = s->next;
-			free(s);
-		}
-	}
-	for (size_t i = 0; t->users && i < t->nusers; i++) {
-		for (struct user_count *u = t->users[i], *next; u; u = next) {
-			next = u->next;
-			free(u);
-		}
-	}
-	free(t->buckets);
-	free(t->users);
-	memset(t, 0, sizeof(*t));
+	names_free(&t->sessions, node_free);
+	names_free(&t->users, node_free);
 }
 
 struct session *sessions_find(const struct session_table *t, const char *id)
 {
-	for (struct session *s = t->buckets[hash(id) & (t->nbuckets - 1)]; s; s = s->next)
-		if (strcmp(s->id, id) == 0)
-			return s;
-	return NULL;
-}
-
-static struct user_count **user_slot(const struct session_table *t, const char *user)
-{
-	struct user_count **pp = &t->users[hash(user) & (t->nusers - 1)];
-	while (*pp && strcmp((*pp)->user, user) != 0)
-		pp = &(*pp)->next;
-	return pp;
+	return (struct session *)names_find(&t->sessions, id, strlen(id));
 }
 
 unsigned sessions_user_count(const struct session_table *t, const char *user)
 {
-	struct user_count **pp = user_slot(t, user);
-	return *pp ? (*pp)->n : 0;
+	const struct user_count *u =
+	        (const struct user_count *)names_find(&t->users, user, strlen(user));
+	return u ? u->n : 0;
 }
 
 /* Adds delta to user's count; an entry that drops to 0 is freed. */
 static int user_add(struct session_table *t, const char *user, int delta)
 {
-	struct user_count **pp = user_slot(t, user);
-	if (*pp == NULL) {
+	struct user_count *u = (struct user_count *)names_find(&t->users, user, strlen(user));
+	if (u == NULL) {
 		if (delta <= 0)
 			return 0;
-		struct user_count *u = calloc(1, sizeof(*u));
+		u = calloc(1, sizeof(*u));
 		if (u == NULL)
 			return SESSIONS_E_NOMEM;
 		strcpy(u->user, user);
-		*pp = u;
+		u->node.key = u->user;
+		u->node.key_len = strlen(user);
+		names_insert(&t->users, &u->node);
 	}
-	struct user_count *u = *pp;
 	u->n = (unsigned)((int)u->n + delta);
 	if (u->n == 0) {
-		*pp = u->next;
+		names_unlink(&t->users, &u->node);
 		free(u);
 	}
 	return 0;
-}
-
-/* Doubles the bucket array; on allocation failure keeps the old one. */
-static void grow(struct session_table *t)
-{
-	size_t n = t->nbuckets * 2;
-	struct session **nb = calloc(n, sizeof(*nb));
-	if (nb == NULL)
-		return;
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		for (struct session *s = t->buckets[i], *next; s; s = next) {
-			next = s->next;
-			size_t k = hash(s->id) & (n - 1);
-			s->next = nb[k];
-			nb[k] = s;
-		}
-	}
-	free(t->buckets);
-	t->buckets = nb;
-	t->nbuckets = n;
 }
 
 static struct session *add(struct session_table *t, const char *id, const char *user)
@@ -134,24 +82,25 @@ static struct session *add(struct session_table *t, const char *id, const char *
 		return NULL;
 	strcpy(s->id, id);
 	strcpy(s->user, user);
-	size_t k = hash(id) & (t->nbuckets - 1);
-	s->next = t->buckets[k];
-	t->buckets[k] = s;
-	if (++t->count > t->nbuckets)
-		grow(t);
+	s->node.key = s->id;
+	s->node.key_len = strlen(id);
+	names_insert(&t->sessions, &s->node);
 	return s;
+}
+
+/* Frees a session already out of the table; ctx is the table. */
+static void forget(struct name_node *n, void *ctx)
+{
+	struct session *gone = (struct session *)n;
+	if (gone->persistent && gone->role != ROLE_SERVICE)
+		user_add(ctx, gone->user, -1);
+	free(gone);
 }
 
 static void drop(struct session_table *t, struct session *gone)
 {
-	struct session **pp = &t->buckets[hash(gone->id) & (t->nbuckets - 1)];
-	while (*pp != gone)
-		pp = &(*pp)->next;
-	*pp = gone->next;
-	if (gone->persistent && gone->role != ROLE_SERVICE)
-		user_add(t, gone->user, -1);
-	free(gone);
-	t->count--;
+	names_unlink(&t->sessions, &gone->node);
+	forget(&gone->node, t);
 }
 
 int sessions_connect(struct session_table *t, const char *id, const char *user,
@@ -194,7 +143,7 @@ void sessions_disconnect(struct session_table *t, const char *id, const void *ow
 	s->owner = NULL;
 	s->offline_since = now;
 	s->queued = 0;
-	if (!s->persistent && (s->exp <= now || t->count > DEPARTED_MAX))
+	if (!s->persistent && (s->exp <= now || t->sessions.count > DEPARTED_MAX))
 		drop(t, s);
 }
 
@@ -222,21 +171,27 @@ bool sessions_offline_read(struct session_table *t, const char *id, const char *
 	return true;
 }
 
+struct prune {
+	int64_t now;
+	long idle_max;
+	struct session_table *t;
+};
+
+static bool departed(const struct name_node *n, void *ctx)
+{
+	const struct session *s = (const struct session *)n;
+	const struct prune *p = ctx;
+	return s->owner == NULL && ((!s->persistent && s->exp <= p->now) ||
+	                            (s->persistent && s->offline_since + p->idle_max <= p->now));
+}
+
+static void forget_pruned(struct name_node *n, void *ctx)
+{
+	forget(n, ((struct prune *)ctx)->t);
+}
+
 size_t sessions_prune(struct session_table *t, int64_t now, long idle_max)
 {
-	size_t removed = 0;
-
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		for (struct session *s = t->buckets[i], *next; s; s = next) {
-			next = s->next;
-			if (s->owner != NULL)
-				continue;
-			if ((!s->persistent && s->exp <= now) ||
-			    (s->persistent && s->offline_since + idle_max <= now)) {
-				drop(t, s);
-				removed++;
-			}
-		}
-	}
-	return removed;
+	struct prune p = {now, idle_max, t};
+	return names_remove_if(&t->sessions, departed, forget_pruned, &p);
 }

@@ -19,11 +19,13 @@
 
 #include "chat/names.h"
 #include "chat/token.h"
+#include "names_table.h"
 
 /* our client ids: "<user>:<64 chars>" at most, or "auto-<uuid>" */
 #define SESSION_ID_MAX 100
 
 struct session {
+	struct name_node node; /* first: the table's node is the session */
 	char id[SESSION_ID_MAX + 1];
 	char user[NAME_USER_MAX + 1];
 	enum token_role role;
@@ -32,17 +34,11 @@ struct session {
 	bool persistent;   /* asked to keep its session (clean session off) */
 	int64_t offline_since;
 	uint32_t queued; /* deliveries queued since it went offline */
-	struct session *next;
 };
 
-struct user_count;
-
 struct session_table {
-	struct session **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	struct user_count **users; /* persistent sessions per user */
-	size_t nusers;             /* buckets of users, power of two */
+	struct names_table sessions; /* of struct session, by client id */
+	struct names_table users;    /* persistent sessions per user */
 };
 
 enum sessions_err {

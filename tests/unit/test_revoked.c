@@ -70,9 +70,9 @@ int main(void)
 		CHECK_INT(revoked_apply(&t, line, (size_t)n), 1);
 	}
 	CHECK(revoked_match(&t, "x", "k1500", 0, 20));
-	size_t before = t.count;
+	size_t before = t.names.count;
 	CHECK(revoked_prune(&t, 20) >= 1000);
-	CHECK(t.count <= before - 1000);
+	CHECK(t.names.count <= before - 1000);
 	CHECK(!revoked_match(&t, "x", "k5", 0, 5)); /* pruned */
 	CHECK(revoked_match(&t, "x", "k1999", 0, 20));
 	CHECK(revoked_match(&t, "bob", "", 0, 600));
