@@ -2,6 +2,7 @@
 loopback ports, always torn down; a server that cannot start fails the test."""
 import os
 import sys
+import time
 
 import pytest
 
@@ -64,6 +65,15 @@ def ferretdb(tmp_path_factory):
     f = _start(FerretDB(tmp_path_factory.mktemp("ferretdb")))
     yield f
     f.stop()
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def backend(request, ferretdb):
+    """The store_url setting for a cluster, once per store: default SQLite,
+    or MongoDB (FerretDB) with a database of its own per test."""
+    if request.param == "sqlite":
+        return {}
+    return {"store_url": "%st%d" % (ferretdb.url, int(time.time() * 1000))}
 
 
 class Cluster:

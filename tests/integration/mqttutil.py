@@ -206,6 +206,16 @@ def rpc(client, user, method, params=None, req_id=None, timeout=5):
     raise AssertionError("no reply to %s within %ss" % (method, timeout))
 
 
+def signed_in(port, keys, user, *subs, role="user"):
+    """A connected client of user with a fresh token, subscribed (QoS 1) to
+    its own chat/user/<user>/# and to subs."""
+    c = Client(port, user, keys.mint(user, role=role))
+    assert c.connect() == 0
+    for t in ("chat/user/%s/#" % user,) + subs:
+        assert c.subscribe(t, qos=1) < 0x80
+    return c
+
+
 def payloads(client, topic_suffix):
     with client.lock:
         return [json.loads(p) for t, p in client.messages if t.endswith(topic_suffix)]

@@ -8,25 +8,12 @@ and the state survives a kill -9 of Redis (AOF) and a bridge restart."""
 import json
 import time
 
-import pytest
-
 from chatharness import stored_messages
-from mqttutil import Client, payloads, rpc, wait_for
-
-
-@pytest.fixture(params=["sqlite", "mongodb"])
-def backend(request, ferretdb):
-    if request.param == "sqlite":
-        return {}
-    return {"store_url": "%sedits%d" % (ferretdb.url, int(time.time() * 1000))}
+from mqttutil import payloads, rpc, signed_in, wait_for
 
 
 def person(cluster, node, user, *subs, role="user"):
-    c = Client(cluster.brokers[node].port, user, cluster.keys.mint(user, role=role))
-    assert c.connect() == 0
-    for t in ("chat/user/%s/#" % user,) + subs:
-        assert c.subscribe(t, qos=1) < 0x80
-    return c
+    return signed_in(cluster.brokers[node].port, cluster.keys, user, *subs, role=role)
 
 
 def post(client, user, room, text):

@@ -10,27 +10,13 @@ import time
 import pytest
 
 from chatharness import stored_messages
-from mqttutil import Client, payloads, rpc, wait_for
+from mqttutil import payloads, rpc, signed_in, wait_for
 
 FAST = {"rate_per_s": 100000, "rate_burst": 100000}
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
-def backend(request, ferretdb):
-    """The store_url setting for a cluster: default SQLite, or FerretDB
-    with a database of its own per test."""
-    if request.param == "sqlite":
-        return {}
-    name = "t%d" % int(time.time() * 1000)
-    return {"store_url": "%s%s" % (ferretdb.url, name)}
-
-
-def person(cluster, node, user, *subs):
-    c = Client(cluster.brokers[node].port, user, cluster.keys.mint(user))
-    assert c.connect() == 0
-    for t in ("chat/user/%s/#" % user,) + subs:
-        assert c.subscribe(t, qos=1) < 0x80
-    return c
+def person(cluster, node, user, *subs, role="user"):
+    return signed_in(cluster.brokers[node].port, cluster.keys, user, *subs, role=role)
 
 
 def stored_seqs(cluster, conv):

@@ -8,25 +8,12 @@ kill -9 of Redis, a bridge restart and even a flush of Redis (the store
 keeps the name taken)."""
 import time
 
-import pytest
-
 from chatharness import stored_messages
-from mqttutil import Client, payloads, rpc, wait_for
-
-
-@pytest.fixture(params=["sqlite", "mongodb"])
-def backend(request, ferretdb):
-    if request.param == "sqlite":
-        return {}
-    return {"store_url": "%sroomdel%d" % (ferretdb.url, int(time.time() * 1000))}
+from mqttutil import payloads, rpc, signed_in, wait_for
 
 
 def person(cluster, node, user, *subs, role="user"):
-    c = Client(cluster.brokers[node].port, user, cluster.keys.mint(user, role=role))
-    assert c.connect() == 0
-    for t in ("chat/user/%s/#" % user,) + subs:
-        assert c.subscribe(t, qos=1) < 0x80
-    return c
+    return signed_in(cluster.brokers[node].port, cluster.keys, user, *subs, role=role)
 
 
 def stored(cluster, conv):

@@ -15,7 +15,7 @@ import threading
 import time
 
 from chatharness import Bridge, Mosquitto, Redis, stored_messages
-from mqttutil import Client, payloads, rpc, wait_for
+from mqttutil import payloads, rpc, signed_in, wait_for
 
 FAST = {"rate_per_s": 100000, "rate_burst": 100000}
 REDIS_PAGE_S = 1.0   # a page Redis holds, whatever the store does
@@ -30,14 +30,6 @@ print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 db.execute("COMMIT")
 """
-
-
-def person(port, keys, user, *subs):
-    c = Client(port, user, keys.mint(user))
-    assert c.connect() == 0
-    for t in ("chat/user/%s/#" % user,) + subs:
-        assert c.subscribe(t, qos=1) < 0x80
-    return c
 
 
 def timed_rpc(client, user, method, params, timeout=30):
@@ -62,7 +54,7 @@ def lease_holder(cluster):
 def test_sqlite_locked_by_another_process(make_cluster):
     cluster = make_cluster(recent_max=5, **FAST)
     keys = cluster.keys
-    alice = person(cluster.brokers[0].port, keys, "alice")
+    alice = signed_in(cluster.brokers[0].port, keys, "alice")
     assert "result" in rpc(alice, "alice", "room.create", {"room": "locked"})
     assert alice.subscribe("chat/room/locked", qos=1) < 0x80
     # in batches, each stored before the next: the recent list is trimmed
@@ -152,7 +144,7 @@ def test_mongodb_that_never_answers(tmp_path_factory, keys):
         bridge = Bridge(tmp_path_factory.mktemp("bridge"), broker, redis, keys, "mute",
                         store_url="mongodb://127.0.0.1:%d/chat" % mute.port, **FAST).start()
         assert time.time() - t0 < 15
-        alice = person(broker.port, keys, "alice")
+        alice = signed_in(broker.port, keys, "alice")
         assert "result" in rpc(alice, "alice", "room.create", {"room": "now"})
         assert "result" in rpc(alice, "alice", "room.create", {"room": "old"})
         for k in range(3):
@@ -182,7 +174,7 @@ def test_mongodb_that_never_answers(tmp_path_factory, keys):
 def test_first_history_after_redis_restart_answers(make_cluster):
     cluster = make_cluster()
     keys = cluster.keys
-    alice = person(cluster.brokers[0].port, keys, "alice")
+    alice = signed_in(cluster.brokers[0].port, keys, "alice")
     assert "result" in rpc(alice, "alice", "room.create", {"room": "again"})
     for k in range(3):
         alice.publish("chat/in/alice/room/again", "a%d" % k, qos=1)
