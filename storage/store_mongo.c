@@ -18,6 +18,14 @@
  * Every write waits for w:"majority" with the journal (j:true): a put the
  * store confirmed is then on disk on most of the replica set and survives a
  * failover, which is what lets the persistence worker drop its copy.
+ * Writes are retryable (retryWrites, the driver's default, set explicitly):
+ * during a replica set election the driver waits for the new primary,
+ * within server selection's bound, and sends the write once more; a write
+ * the old primary took but did not get to a majority is rolled back there
+ * and never confirmed, so the worker keeps its copy and writes it again.
+ * A URL that sets retryWrites=false, or a write concern (w, journal,
+ * wtimeoutMS) that this one would override, is refused: it would be
+ * silently ignored otherwise.
  *
  * An unreachable server must not hang a caller, nor one that accepts the
  * connection and never answers: unless the URL sets them, server selection
@@ -784,6 +792,22 @@ int store__mongo_open(const char *url, int timeout_ms, struct store **out, char 
 		rc = STORE_E_URL;
 		goto error;
 	}
+	if (!mongoc_uri_get_option_as_bool(uri, MONGOC_URI_RETRYWRITES, true)) {
+		snprintf(err, err ? errlen : 0,
+		         "bad MongoDB URL: retryWrites=false is not supported (writes must be retryable)");
+		rc = STORE_E_URL;
+		goto error;
+	}
+	if (mongoc_uri_has_option(uri, MONGOC_URI_W) ||
+	    mongoc_uri_has_option(uri, MONGOC_URI_JOURNAL) ||
+	    mongoc_uri_has_option(uri, MONGOC_URI_WTIMEOUTMS)) {
+		snprintf(err, err ? errlen : 0,
+		         "bad MongoDB URL: w, journal and wtimeoutMS are set by the store "
+		         "(w: majority, j: true, store_timeout_ms)");
+		rc = STORE_E_URL;
+		goto error;
+	}
+	mongoc_uri_set_option_as_bool(uri, MONGOC_URI_RETRYWRITES, true);
 	int32_t half = timeout_ms / 2 > 0 ? timeout_ms / 2 : 1;
 	default_timeout(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, half);
 	default_timeout(uri, MONGOC_URI_CONNECTTIMEOUTMS, half);

@@ -136,7 +136,11 @@ static void expect_page(struct store *s, const char *conv, uint64_t before, uint
 static void test_open_rejects_urls_that_name_no_backend(void)
 {
 	const char *bad[] = {"", "redis://127.0.0.1:6379", "sqlite:", "mongodb://",
-	                     "mongodb://127.0.0.1:notaport/chat", "file:/tmp/x.db"};
+	                     "mongodb://127.0.0.1:notaport/chat", "file:/tmp/x.db",
+	                     "mongodb://127.0.0.1:27017/chat?retryWrites=false",
+	                     "mongodb://127.0.0.1:27017/chat?w=1",
+	                     "mongodb://127.0.0.1:27017/chat?journal=false",
+	                     "mongodb://127.0.0.1:27017/chat?wtimeoutMS=10"};
 	struct store *s = (struct store *)&s;
 	char err[256];
 
