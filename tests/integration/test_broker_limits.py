@@ -6,6 +6,7 @@ the seq gap tells), and a departed client's Will is judged by the token it
 had. The broker runs with the limits of the repository's mosquitto.conf."""
 import json
 import os
+import select
 import socket
 import struct
 import time
@@ -300,20 +301,47 @@ def test_connections_per_address_are_capped(make_broker, keys):
         c.close()
 
 
+def _closed_among(socks, wait, settle=1.5):
+    """The sockets of socks the broker closes: waits up to wait s for the
+    first, then settle s more for any other."""
+    closed = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([s for s in socks if s not in closed], [], [], 0.1)
+        for s in ready:
+            try:
+                if s.recv(1) == b"":
+                    closed.add(s)
+            except ConnectionResetError:
+                closed.add(s)
+        if closed and deadline - time.monotonic() > settle:
+            deadline = time.monotonic() + settle
+    return closed
+
+
+@pytest.mark.xfail(raises=AssertionError, strict=False,
+                   reason="mosquitto 2.0.11: each socket closed before CONNECT lowers the "
+                          "listener's count, so max_connections does not hold (README)")
 def test_sockets_without_connect_stop_at_max_connections(make_broker, keys):
     """The plugin never sees a socket that sends no CONNECT; the listener's
     max_connections bounds them (mosquitto closes each after ~90 s)."""
     broker = make_broker(keys.plugin_opts(), extra_conf="max_connections 20")
-    idle = [socket.create_connection(("127.0.0.1", broker.port)) for _ in range(20)]
-    extra = socket.create_connection(("127.0.0.1", broker.port))
-    # closed as soon as the broker gets to it; a kept one would stay ~90 s
-    # (5 s was once too short on a loaded machine)
-    extra.settimeout(20)
-    try:
-        assert extra.recv(1) == b"", "a 21st socket was kept"
-    except ConnectionResetError:
-        pass
-    for s in idle + [extra]:
+    connect = lambda: socket.create_connection(("127.0.0.1", broker.port))
+    # A refused socket is closed as soon as the broker gets to it; a kept one
+    # stays ~90 s. The harness's readiness probes may still be counted when
+    # the first ones arrive, so more than one of 21 may be refused at first.
+    socks = [connect() for _ in range(21)]
+    refused = _closed_among(socks, 20)
+    kept = [s for s in socks if s not in refused]
+    assert refused and len(kept) <= 20, "%d sockets kept" % len(kept)
+    while len(kept) < 20:
+        s = connect()
+        assert not _closed_among([s], 1.5), "socket %d of 20 refused" % (len(kept) + 1)
+        kept.append(s)
+    extra = connect()
+    assert _closed_among([extra], 20, settle=0) == {extra}, "a 21st socket was kept"
+    assert not _closed_among(kept, 0.5), "a kept socket was closed"
+    for s in kept + socks + [extra]:
         s.close()
     # once they are gone, clients connect again
     c = Client(broker.port, "late", keys.mint("late"))
