@@ -68,7 +68,9 @@ ferret_dir="${CHAT_TOOLS_DIR:-$HOME/.cache/chatbroker/bin}"
 ferret_ok() {
   local bin
   for bin in "$(command -v ferretdb 2>/dev/null || true)" /usr/local/bin/ferretdb "$ferret_dir/ferretdb"; do
-    [ -n "$bin" ] && [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$FERRETDB_VERSION" && return 0
+    # read all of its output first: grep -q may exit before ferretdb has
+    # written the rest, and under pipefail its SIGPIPE failed the check
+    [ -n "$bin" ] && [ -x "$bin" ] && [[ "$("$bin" --version 2>/dev/null)" == *"$FERRETDB_VERSION"* ]] && return 0
   done
   return 1
 }
