@@ -143,6 +143,11 @@ static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 	l->retry_at = now_s() + (l->refused ? AUTH_RETRY_S : RETRY_S);
 	if (l == &l->b->feed)
 		l->b->feed_pending = false;
+	/* hiredis has answered every call of the link (NULL) before this: none
+	 * is in flight, whatever its callbacks counted (a batch waits for that
+	 * count to reach 0 with the replica acknowledgement) */
+	if (l == &l->b->cmd)
+		l->b->posts_inflight = 0;
 	/* Without Redis nothing can be accepted: leave the broker so that
 	 * clients' input waits in the bridge's session queue there instead of
 	 * being refused, and come back when Redis is. */
@@ -1035,10 +1040,19 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 }
 
 /* End of a loop turn: the waiting batch goes when Redis has answered the
- * previous call, or when it has waited GATHER_S. */
+ * previous call, or when it has waited GATHER_S. With the replica
+ * acknowledgement it waits for the answer however long that takes (a
+ * full batch still goes at once): Redis serves one client's commands in
+ * order and a WAIT holds the next ones back until the replica has acked,
+ * so a batch sent early gains nothing and adds a WAIT of its own; sent
+ * every GATHER_S, small batches each paid a replica round trip and the
+ * posts fell behind at 1,000/s. */
 static void flush_posts_due(struct bridge *b, double now)
 {
-	if (b->batch && (b->posts_inflight == 0 || now - b->batch_since >= GATHER_S))
+	if (b->batch == NULL)
+		return;
+	if (b->posts_inflight == 0 ||
+	    (b->cfg->redis_wait_replicas == 0 && now - b->batch_since >= GATHER_S))
 		flush_posts(b);
 }
 
