@@ -9,7 +9,8 @@ REDIS ?= single
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 
 .PHONY: all deps deps-test build build-asan run stop test test-unit test-asan clean \
-        bench bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer
+        bench bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer \
+        bench-ha
 
 all: build
 
@@ -47,9 +48,9 @@ test-asan: deps-test build-asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure
 
 # Every benchmark, each printing its figures and ratios (README, Performance).
-bench: bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer
+bench: bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer bench-ha
 
-bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer: deps-test build
+bench-auth bench-cluster bench-persist bench-store bench-wsfront bench-tls bench-peer bench-ha: deps-test build
 	BUILD=$(BUILD) scripts/$(subst bench-auth,bench,$@).sh
 
 clean:
