@@ -21,6 +21,7 @@
 #include "chat/names.h"
 #include "chat/topic.h"
 #include "commit.h"
+#include "rconn.h"
 #include "revoke.h"
 #include "rpc.h"
 #include "scripts.h"
@@ -889,6 +890,16 @@ static void amend_run(struct job *j, redisContext *redis, struct store *store)
 	    amend_script(a, redis, from) == 1) {
 		snprintf(a->code, sizeof(a->code), "unavailable");
 		snprintf(a->msg, sizeof(a->msg), "the message service did not answer: try again");
+	}
+	/* the edit is answered, and its event sent, only once replicas have it */
+	const struct chat_config *cfg = a->c->b->cfg;
+	if (a->event && cfg->redis_wait_replicas > 0 &&
+	    rconn_replicated(redis, cfg->node_name, cfg->redis_wait_replicas, cfg->redis_wait_ms) !=
+	        1) {
+		free(a->event);
+		a->event = NULL;
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "no replica confirmed the change in time: try again");
 	}
 }
 
