@@ -360,6 +360,42 @@ def test_unreplicated_changes_are_answered_unavailable(tmp_path_factory, keys):
         stack.finish()
 
 
+def test_unreplicated_edit_is_answered_unavailable(tmp_path_factory, keys):
+    # msg.edit runs on a worker's blocking link (rconn_replicated): with
+    # the replicas stopped it is answered unavailable and no edit event
+    # reaches the room; with them back the same edit is answered ok.
+    stack = Stack(tmp_path_factory, keys)
+    owner = None
+    try:
+        owner = Client(stack.brokers[0].port, "owner", keys.mint("owner"))
+        assert owner.connect() == 0
+        assert owner.subscribe("chat/user/owner/rpc") < 0x80
+        assert "result" in rpc(owner, "owner", "room.create", {"room": ROOM})
+        assert owner.subscribe("chat/room/" + ROOM, qos=1) < 0x80
+        owner.publish("chat/in/owner/room/" + ROOM, json.dumps({"body": "v1", "cid": "e1"}), qos=1)
+        assert wait_for(lambda: any(t == "chat/room/" + ROOM for t, _ in owner.messages), 10)
+        replicas = [r for r in stack.redis if r is not stack.primary()]
+        for r in replicas:
+            r._signal(signal.SIGSTOP)
+        try:
+            del owner.messages[:]
+            edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
+            time.sleep(0.5)
+            events = [p for t, p in owner.messages if t == "chat/room/" + ROOM]
+        finally:
+            for r in replicas:
+                r._signal(signal.SIGCONT)
+        assert edited and edited.get("error", {}).get("code") == "unavailable", edited
+        assert events == [], "an edit event no replica has: %r" % events
+        assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
+        edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
+        assert edited and "result" in edited, edited
+    finally:
+        if owner:
+            owner.close()
+        stack.finish()
+
+
 def test_sentinel_password_refused_stops_the_bridge(tmp_path_factory, keys, broker):
     # a sentinel that refuses redis_sentinel_password_file is a setting to
     # fix: the bridge stops at start naming it, as for Redis's own password
