@@ -135,3 +135,63 @@ int commit_post_wait(struct bridge *b, redisCallbackFn *cb, void *priv)
 	return redisAsyncCommand(b->cmd.ac, cb, priv, "WAIT %ld %ld", b->cfg->redis_wait_replicas,
 	                         b->cfg->redis_wait_ms);
 }
+
+struct change_wait {
+	struct bridge *b;
+	void (*done)(struct bridge *b, bool replicated, void *priv);
+	void *priv;
+};
+
+/* The fence's answer needs no state: a refused fence (READONLY,
+ * NOREPLICAS) means too few replicas, which the WAIT after it reports. */
+static void on_change_fence(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	(void)priv;
+
+	if (reply && reply->type == REDIS_REPLY_ERROR) {
+		log_msg(LOG_WARN, "request: fence write: %s", reply->str);
+		if (sentinel_readonly(reply))
+			redisAsyncDisconnect(ac); /* a demoted primary: ask the sentinels again */
+	}
+}
+
+static void on_change_wait(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct change_wait *w = priv;
+	bool ok = commit_replicated(w->b, r);
+	(void)ac;
+
+	if (r && !ok)
+		log_msg(LOG_WARN, "request: too few replicas acknowledged a change: answered unavailable");
+	w->done(w->b, ok, w->priv);
+	free(w);
+}
+
+int commit_change(struct bridge *b, void (*done)(struct bridge *b, bool replicated, void *priv),
+                  void *priv)
+{
+	struct change_wait *w = calloc(1, sizeof(*w));
+
+	if (w == NULL || !b->cmd.ready) {
+		free(w);
+		return -1;
+	}
+	w->b = b;
+	w->done = done;
+	w->priv = priv;
+	/* pipelined after the request's script on the same link: WAIT covers
+	 * it, and the fence makes sure this link wrote something WAIT can
+	 * count even when the script changed nothing (a repeated join) */
+	if (redisAsyncCommand(b->cmd.ac, on_change_fence, NULL, "SET chat:fence:%s:changes 1",
+	                      b->cfg->node_name) != REDIS_OK) {
+		free(w);
+		return -1;
+	}
+	if (redisAsyncCommand(b->cmd.ac, on_change_wait, w, "WAIT %ld %ld",
+	                      b->cfg->redis_wait_replicas, b->cfg->redis_wait_ms) != REDIS_OK) {
+		free(w);
+		return -1;
+	}
+	return 0;
+}

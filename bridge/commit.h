@@ -13,6 +13,11 @@
  *     that write, so it is on them too. The feed thus never shows a
  *     message that a failover could take back, and the feed's cursor never
  *     points past what the new primary has.
+ *   - a request that changes state (room.create/join/..., read,
+ *     user.revoke, msg.edit/delete) is answered ok, and its events sent,
+ *     only once its writes are on as many replicas (commit_change, and
+ *     rconn_replicated on blocking links); else it is answered
+ *     unavailable and sends no event.
  * With redis_wait_replicas 0 none of this runs: the feed and post paths
  * are unchanged.
  */
@@ -39,6 +44,16 @@ int commit_feed(struct bridge *b, const redisReply *reply, const char *last_id,
 /* Sends WAIT on the command link after a post batch; cb gets its answer.
  * Returns REDIS_OK or REDIS_ERR. */
 int commit_post_wait(struct bridge *b, redisCallbackFn *cb, void *priv);
+
+/* For a request that changed state (rpc.c) with redis_wait_replicas > 0:
+ * pipelines a fence write and WAIT on the command link, behind the
+ * request's own script, then calls done(b, replicated, priv): replicated
+ * false when too few replicas acknowledged within redis_wait_ms or the
+ * link was lost (the change may still be on the primary; the request is
+ * answered unavailable and retried by the client). Returns 0, or -1 when
+ * nothing could be sent (done is not called). */
+int commit_change(struct bridge *b, void (*done)(struct bridge *b, bool replicated, void *priv),
+                  void *priv);
 
 /* Whether a WAIT answer counts: at least redis_wait_replicas replicas. */
 bool commit_replicated(const struct bridge *b, const redisReply *reply);

@@ -20,6 +20,8 @@
 #include "jobs.h"
 #include "chat/names.h"
 #include "chat/topic.h"
+#include "commit.h"
+#include "rconn.h"
 #include "revoke.h"
 #include "rpc.h"
 #include "scripts.h"
@@ -43,6 +45,11 @@ struct rpc_ctx {
 	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list, members */
 	cJSON *acc;                                 /* unread: the answer so far */
 	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
+	/* a change held until replicas have it (hold_change) */
+	redisReply *held;
+	redisCallbackFn *again;
+	void *again_priv;
+	bool waited;
 };
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
@@ -66,6 +73,7 @@ static void ctx_free(struct rpc_ctx *c)
 	cJSON_Delete(c->users);
 	cJSON_Delete(c->req);
 	cJSON_Delete(c->acc);
+	freeReplyObject(c->held);
 	free(c->corr);
 	free(c);
 }
@@ -94,6 +102,38 @@ static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char
 	mosquitto_property_free_all(&props);
 	free(json);
 	cJSON_Delete(o);
+}
+
+static void on_change_committed(struct bridge *b, bool replicated, void *priv)
+{
+	struct rpc_ctx *c = priv;
+	(void)b;
+
+	/* the callback answers unavailable to a NULL reply, and frees c */
+	c->again(NULL, replicated ? c->held : NULL, c->again_priv);
+}
+
+/* With redis_wait_replicas > 0, holds a successful change's answer rep
+ * until replicas have the change (commit_change), then calls
+ * again(NULL, rep, priv) once more: with rep, or with NULL when too few
+ * replicas acknowledged (which the callbacks answer unavailable, sending
+ * no event). Returns 1 when held (again then owns c and priv), 0 when the
+ * caller answers now: no replicas asked for, or already waited. */
+static int hold_change(struct rpc_ctx *c, const redisReply *rep, redisCallbackFn *again,
+                       void *priv)
+{
+	if (c->b->cfg->redis_wait_replicas <= 0 || c->waited)
+		return 0;
+	c->waited = true;
+	c->again = again;
+	c->again_priv = priv;
+	c->held = commit_copy(rep);
+	if (c->held == NULL || commit_change(c->b, on_change_committed, c) != 0) {
+		freeReplyObject(c->held);
+		c->held = NULL;
+		again(NULL, NULL, priv);
+	}
+	return 1;
 }
 
 static void room_event(struct rpc_ctx *c, const char *type, const char *user)
@@ -234,6 +274,9 @@ static void on_room(redisAsyncContext *ac, void *r, void *priv)
 		      rep->elements > 1 ? rep->element[1]->str : "refused");
 		goto done;
 	}
+	if (strcmp(c->method, "rooms.list") != 0 && strcmp(c->method, "room.members") != 0 &&
+	    hold_change(c, rep, on_room, c))
+		return;
 	cJSON *result = cJSON_CreateObject();
 	if (strcmp(c->method, "rooms.list") == 0) {
 		cJSON *rooms = cJSON_AddArrayToObject(result, "rooms");
@@ -393,9 +436,10 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
 static int room_send(struct rpc_ctx *c)
 {
 	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
-	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit};
+	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit,
+	                      c->b->cfg->redis_wait_replicas > 0 ? "1" : "0"};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 12, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 13, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
 		return -1;
 	}
@@ -571,6 +615,8 @@ static void on_read(redisAsyncContext *ac, void *r, void *priv)
 		reply(c, NULL, "not_found", "no such conversation, or no message in it yet");
 	} else if (rep->integer == -3) {
 		reply(c, NULL, "forbidden", "private room: members only");
+	} else if (hold_change(c, rep, on_read, rc)) {
+		return;
 	} else {
 		cJSON *result = cJSON_CreateObject();
 		cJSON_AddStringToObject(result, "conv", rc->conv);
@@ -716,6 +762,8 @@ static void on_revoke(redisAsyncContext *ac, void *r, void *priv)
 
 	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER || rep->integer <= 0) {
 		reply(c, NULL, "unavailable", "the revocation was not stored: try again");
+	} else if (hold_change(c, rep, on_revoke, c)) {
+		return;
 	} else {
 		cJSON *result = cJSON_CreateObject();
 		cJSON_AddNumberToObject(result, "revoked_at", (double)rep->integer);
@@ -842,6 +890,16 @@ static void amend_run(struct job *j, redisContext *redis, struct store *store)
 	    amend_script(a, redis, from) == 1) {
 		snprintf(a->code, sizeof(a->code), "unavailable");
 		snprintf(a->msg, sizeof(a->msg), "the message service did not answer: try again");
+	}
+	/* the edit is answered, and its event sent, only once replicas have it */
+	const struct chat_config *cfg = a->c->b->cfg;
+	if (a->event && cfg->redis_wait_replicas > 0 &&
+	    rconn_replicated(redis, cfg->node_name, cfg->redis_wait_replicas, cfg->redis_wait_ms) !=
+	        1) {
+		free(a->event);
+		a->event = NULL;
+		snprintf(a->code, sizeof(a->code), "unavailable");
+		snprintf(a->msg, sizeof(a->msg), "no replica confirmed the change in time: try again");
 	}
 }
 

@@ -250,7 +250,14 @@ const char script_room[] =
 	"local function online(u) return redis.call('EXISTS', 'chat:presence:' .. u) end\n"
 	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
-	"  if redis.call('EXISTS', key) == 1 then return {'conflict', 'room exists'} end\n"
+	"  if redis.call('EXISTS', key) == 1 then\n"
+	/* with replicas waited for (ARGV[10] '1'), a create answered
+	 * unavailable may have happened: its creator's retry with the same
+	 * settings is answered ok (DECISIONS.md) */
+	"    local h = redis.call('HMGET', key, 'owner', 'private')\n"
+	"    if ARGV[10] == '1' and h[1] == caller and h[2] == flag then return {'ok', caller, flag} end\n"
+	"    return {'conflict', 'room exists'}\n"
+	"  end\n"
 	"  if redis.call('SISMEMBER', 'chat:rooms:deleted', room) == 1 then\n"
 	"    return {'conflict', 'a deleted room: its name cannot be used again'}\n"
 	"  end\n"

@@ -132,3 +132,18 @@ int rconn_check_at_start(const struct chat_config *cfg, const char *prog)
 	fprintf(stderr, "%s: %s\n", prog, err);
 	return 1;
 }
+
+int rconn_replicated(redisContext *c, const char *node, long replicas, long ms)
+{
+	redisReply *r = redisCommand(c, "SET chat:fence:%s:changes 1", node);
+
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r); /* refused (READONLY, NOREPLICAS): the WAIT says too few */
+	r = redisCommand(c, "WAIT %ld %ld", replicas, ms);
+	if (r == NULL)
+		return -1;
+	int ok = r->type == REDIS_REPLY_INTEGER && r->integer >= replicas;
+	freeReplyObject(r);
+	return ok;
+}

@@ -47,4 +47,12 @@ int rconn_refused(const struct chat_config *cfg, const redisReply *reply, char *
  * did not answer (it may come up later; the daemon retries), else 1. */
 int rconn_check_at_start(const struct chat_config *cfg, const char *prog);
 
+/* For a blocking link that just changed state (a worker job): a fence
+ * write (chat:fence:<node>:changes, so WAIT has a write of this link to
+ * count) then WAIT replicas ms. Returns 1 when replicas acknowledged
+ * everything this link wrote, 0 when too few did in time (the change may
+ * still be on the primary: answer unavailable), -1 when the link failed
+ * (c->err set; reconnect). The context's command timeout must exceed ms. */
+int rconn_replicated(redisContext *c, const char *node, long replicas, long ms);
+
 #endif

@@ -256,6 +256,15 @@ static void do_logout(struct front *f, struct worker_ctx *w, struct job *j)
 			w->redis = NULL;
 		}
 		fail(j, 503, "unavailable", "the revocation was not stored: try again", -1);
+	} else if (f->cfg->redis_wait_replicas > 0 &&
+	           rconn_replicated(w->redis, f->cfg->node_name, f->cfg->redis_wait_replicas,
+	                            f->cfg->redis_wait_ms) != 1) {
+		/* a failover could take the revocation back: not signed out yet */
+		if (w->redis->err) {
+			redisFree(w->redis);
+			w->redis = NULL;
+		}
+		fail(j, 503, "unavailable", "no replica confirmed the sign-out in time: try again", -1);
 	} else {
 		log_msg(LOG_INFO, "%s signed out (token %s revoked)", j->user, j->jti);
 		j->status = 204;

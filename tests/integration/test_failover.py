@@ -297,6 +297,105 @@ def test_unreplicated_posts_are_not_delivered_and_survive_the_failover(tmp_path_
         stack.finish()
 
 
+def test_unreplicated_changes_are_answered_unavailable(tmp_path_factory, keys):
+    # A request that changes state is answered ok, and its events sent,
+    # only once a replica has the change ("acknowledged means kept"). With
+    # the replicas stopped (SIGSTOP) room.create and room.join are answered
+    # unavailable within about redis_wait_ms (500), with no room event; once
+    # the replicas are back the same requests are answered ok (the
+    # creator's repeated room.create too). A join answered ok survives
+    # kill -9 of the primary: the member can post after the failover.
+    stack = Stack(tmp_path_factory, keys)
+    clients = []
+    try:
+        owner = Client(stack.brokers[0].port, "owner", keys.mint("owner"))
+        guest = Client(stack.brokers[1].port, "guest", keys.mint("guest"))
+        clients = [owner, guest]
+        for c, name in ((owner, "owner"), (guest, "guest")):
+            assert c.connect() == 0
+            assert c.subscribe("chat/user/%s/rpc" % name) < 0x80
+            assert c.subscribe("chat/user/%s/inbox" % name) < 0x80
+        assert owner.subscribe("chat/rooms") < 0x80
+        assert "result" in rpc(owner, "owner", "room.create", {"room": ROOM})
+        assert owner.subscribe("chat/room/%s/events" % ROOM) < 0x80
+        replicas = [r for r in stack.redis if r is not stack.primary()]
+        for r in replicas:
+            r._signal(signal.SIGSTOP)
+        try:
+            del owner.messages[:]
+            t0 = time.time()
+            reply = rpc(owner, "owner", "room.create", {"room": "ha2"})
+            took_create = time.time() - t0
+            t0 = time.time()
+            joined = rpc(guest, "guest", "room.join", {"room": ROOM})
+            took_join = time.time() - t0
+            time.sleep(0.5)
+            events = [(t, p) for t, p in owner.messages if not t.endswith("/rpc")]
+        finally:
+            for r in replicas:
+                r._signal(signal.SIGCONT)
+        assert reply and reply.get("error", {}).get("code") == "unavailable", reply
+        assert joined and joined.get("error", {}).get("code") == "unavailable", joined
+        assert took_create < 2.0 and took_join < 2.0, (took_create, took_join)
+        assert events == [], "events sent for changes no replica has: %r" % events
+        assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
+        again = rpc(owner, "owner", "room.create", {"room": "ha2"})
+        assert again and "result" in again, "the creator's retry after unavailable: %r" % again
+        joined = rpc(guest, "guest", "room.join", {"room": ROOM})
+        assert joined and "result" in joined, joined
+        victim = stack.primary()
+        victim.kill()
+        assert guest.subscribe("chat/room/" + ROOM, qos=1) < 0x80
+
+        def posted():
+            del guest.messages[:]
+            guest.publish("chat/in/guest/room/%s" % ROOM,
+                          json.dumps({"body": "after", "cid": "g-%f" % time.time()}), qos=1)
+            return wait_for(lambda: any(t == "chat/room/" + ROOM and b"after" in p
+                                        for t, p in guest.messages), 2)
+        assert wait_for(posted, 40), "the join answered ok was lost in the failover"
+    finally:
+        for c in clients:
+            c.close()
+        stack.finish()
+
+
+def test_unreplicated_edit_is_answered_unavailable(tmp_path_factory, keys):
+    # msg.edit runs on a worker's blocking link (rconn_replicated): with
+    # the replicas stopped it is answered unavailable and no edit event
+    # reaches the room; with them back the same edit is answered ok.
+    stack = Stack(tmp_path_factory, keys)
+    owner = None
+    try:
+        owner = Client(stack.brokers[0].port, "owner", keys.mint("owner"))
+        assert owner.connect() == 0
+        assert owner.subscribe("chat/user/owner/rpc") < 0x80
+        assert "result" in rpc(owner, "owner", "room.create", {"room": ROOM})
+        assert owner.subscribe("chat/room/" + ROOM, qos=1) < 0x80
+        owner.publish("chat/in/owner/room/" + ROOM, json.dumps({"body": "v1", "cid": "e1"}), qos=1)
+        assert wait_for(lambda: any(t == "chat/room/" + ROOM for t, _ in owner.messages), 10)
+        replicas = [r for r in stack.redis if r is not stack.primary()]
+        for r in replicas:
+            r._signal(signal.SIGSTOP)
+        try:
+            del owner.messages[:]
+            edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
+            time.sleep(0.5)
+            events = [p for t, p in owner.messages if t == "chat/room/" + ROOM]
+        finally:
+            for r in replicas:
+                r._signal(signal.SIGCONT)
+        assert edited and edited.get("error", {}).get("code") == "unavailable", edited
+        assert events == [], "an edit event no replica has: %r" % events
+        assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
+        edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
+        assert edited and "result" in edited, edited
+    finally:
+        if owner:
+            owner.close()
+        stack.finish()
+
+
 def test_sentinel_password_refused_stops_the_bridge(tmp_path_factory, keys, broker):
     # a sentinel that refuses redis_sentinel_password_file is a setting to
     # fix: the bridge stops at start naming it, as for Redis's own password
