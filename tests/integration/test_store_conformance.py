@@ -56,3 +56,107 @@ def test_store_writes_land_in_the_documented_collections(ferretdb):
                           "reads": ["user", "conv"]}
     finally:
         client.close()
+
+
+class CommandRecorder:
+    """A TCP relay in front of the real FerretDB that decodes every OP_MSG
+    the client sends (the command document, section kind 0), so a test can
+    see what the driver put on the wire."""
+
+    def __init__(self, port):
+        import socket
+        import threading
+        self.target = port
+        self.bodies = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self.relay, args=(server, client), daemon=True).start()
+            threading.Thread(target=self.record, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def relay(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            s.close()
+
+    @staticmethod
+    def recv_exact(s, n):
+        buf = b""
+        while len(buf) < n:
+            data = s.recv(n - len(buf))
+            if not data:
+                return None
+            buf += data
+        return buf
+
+    def record(self, client, server):
+        import struct
+        import bson
+        try:
+            while True:
+                head = self.recv_exact(client, 16)
+                if head is None:
+                    break
+                length, _, _, opcode = struct.unpack("<iiii", head)
+                rest = self.recv_exact(client, length - 16)
+                if rest is None:
+                    break
+                if opcode == 2013 and rest[4] == 0:  # OP_MSG, body section first
+                    size = struct.unpack_from("<i", rest, 5)[0]
+                    with self.lock:
+                        self.bodies.append(bson.decode(rest[5:5 + size]))
+                server.sendall(head + rest)
+        except OSError:
+            pass
+        for s in (client, server):
+            s.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_every_store_write_asks_for_a_journaled_majority(ferretdb):
+    """What the store sends, seen on the wire: every insert, update, delete
+    and findAndModify carries writeConcern {w: "majority", j: true} with the
+    store timeout as wtimeout (README, MongoDB). FerretDB has no replica
+    set, so the election itself cannot be tested here; the write concern
+    that makes a confirmed put survive one can."""
+    rec = CommandRecorder(ferretdb.port)
+    try:
+        r = run_suite("mongodb://127.0.0.1:%d/store_wc" % rec.port)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        rec.close()
+    writes = {"insert", "update", "delete", "findAndModify"}
+    seen = {}
+    for body in rec.bodies:
+        name = next(iter(body))
+        if name in writes:
+            seen.setdefault(name, []).append(body.get("writeConcern"))
+    # the suite's puts, read markers, member removals and room upserts
+    assert {"insert", "update", "delete"} <= set(seen), sorted(seen)
+    for name, concerns in seen.items():
+        for wc in concerns:
+            assert wc is not None and wc.get("w") == "majority" and wc.get("j") is True \
+                and wc.get("wtimeout", 0) > 0, (name, wc)
