@@ -94,13 +94,7 @@ start_ha_bridges() {
     env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$work/hbridge$i.conf" > "$work/hbridge$i.log" 2>&1 & pids+=($!)
     echo $! > "$work/hbridge$i.pid"
   done
-  for i in 1 2; do
-    for _ in $(seq 150); do
-      grep -q "feed " "$work/hbridge$i.log" && [ "$(redis-cli -p "$hprimary" EXISTS chat:restored)" = 1 ] && break
-      sleep 0.1
-    done
-    grep -q "feed " "$work/hbridge$i.log" || { echo "bench-ha: bridge $i did not start" >&2; cat "$work/hbridge$i.log" >&2; exit 1; }
-  done
+  wait_bridges hbridge "$hprimary"
 }
 
 ha_args() {

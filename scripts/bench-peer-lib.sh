@@ -103,12 +103,19 @@ start_cluster() {
     env -u CHAT_CONFIG "$BUILD/bridge/chat-bridge" --config "$work/bridge$i.conf" > "$work/bridge$i.log" 2>&1 & pids+=($!)
     echo $! > "$work/bridge$i.pid"
   done
+  wait_bridges bridge "$credis"
+}
+
+# Waits until bridges 1 and 2 (logs $work/<$1>N.log) read the feed and
+# Redis (port $2) is restored; else shows the log and stops.
+wait_bridges() {
+  local i
   for i in 1 2; do
     for _ in $(seq 150); do
-      grep -q "feed " "$work/bridge$i.log" && [ "$(redis-cli -p "$credis" EXISTS chat:restored)" = 1 ] && break
+      grep -q "feed " "$work/$1$i.log" && [ "$(redis-cli -p "$2" EXISTS chat:restored)" = 1 ] && break
       sleep 0.1
     done
-    grep -q "feed " "$work/bridge$i.log" || { echo "bench-peer: bridge $i did not start" >&2; cat "$work/bridge$i.log" >&2; exit 1; }
+    grep -q "feed " "$work/$1$i.log" || { echo "$(basename "$0"): $1 $i did not start" >&2; cat "$work/$1$i.log" >&2; exit 1; }
   done
 }
 
