@@ -55,6 +55,10 @@ int rconn_refused(const struct chat_config *cfg, const redisReply *reply, char *
 redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int cmd_ms, int *rc,
                             char *err, size_t errlen)
 {
+	/* a WAIT for replicas blocks up to redis_wait_ms: a command timeout
+	 * shorter than that would drop the link and answer early */
+	if (cfg->redis_wait_replicas > 0 && cmd_ms < cfg->redis_wait_ms + 1000)
+		cmd_ms = (int)cfg->redis_wait_ms + 1000;
 	struct timeval ctv = {connect_ms / 1000, (connect_ms % 1000) * 1000};
 	struct timeval tv = {cmd_ms / 1000, (cmd_ms % 1000) * 1000};
 	const char *argv[3];

@@ -22,8 +22,9 @@ enum rconn_err {
 };
 
 /* A blocking connection: connect_ms to connect and authenticate, then
- * cmd_ms for each command. Returns the context, or NULL with *rc and err
- * (a line naming the address and what to fix). */
+ * cmd_ms for each command (at least redis_wait_ms + 1 s while replicas
+ * are waited for, so that a WAIT is answered). Returns the context, or
+ * NULL with *rc and err (a line naming the address and what to fix). */
 redisContext *rconn_connect(const struct chat_config *cfg, int connect_ms, int cmd_ms, int *rc,
                             char *err, size_t errlen);
 
