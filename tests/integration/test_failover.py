@@ -33,6 +33,11 @@ USERS = ["u0", "u1", "u2", "u3"]
 # (answered "unavailable"), rather than take posts no replica has
 MIN_REPLICAS = "min-replicas-to-write 1\nmin-replicas-max-lag 5\n"
 RECOVERY_S = 5.0
+# A sentinel turns a returning old primary into a replica only after it has
+# seen it up, and reporting itself master, for 8 s (4 publish periods), and
+# it asks a replica for INFO every 10 s: about 10-30 s, more on a loaded
+# machine; a sentinel in TILT (its timer stalled 2 s) waits 30 s more.
+REJOIN_S = 90
 
 
 def start(server):
@@ -42,8 +47,33 @@ def start(server):
         pytest.fail(str(e), pytrace=False)
 
 
+def replication_view(server):
+    info = server.info()
+    return {k: info.get(k) for k in ("role", "master_port", "master_link_status",
+                                     "master_sync_in_progress", "connected_slaves")}
+
+
+def replicates(server, primary):
+    if primary is None:
+        return False
+    v = replication_view(server)
+    return (v["role"] == "slave" and v["master_link_status"] == "up"
+            and v["master_port"] == str(primary.port))
+
+
+def replica_count(primary):
+    return -1 if primary is None else int(primary.info().get("connected_slaves", -1))
+
+
+def sentinel_events(stack):
+    """What the sentinels said about roles, for a failure message."""
+    words = ("tilt", "convert-to-slave", "switch-master", "+sdown", "-sdown", "+odown")
+    return "\n".join(line for s in stack.sentinels for line in s.log().splitlines()
+                     if any(w in line for w in words))
+
+
 class Stack:
-    def __init__(self, tmp, keys):
+    def __init__(self, tmp, keys, **bridge_settings):
         self.started = []
         self.store_url = "sqlite:%s" % os.path.join(str(tmp.mktemp("store")), "chat.db")
         self.redis = [self.add(Redis(tmp.mktemp("redis"), extra_conf=MIN_REPLICAS))]
@@ -66,7 +96,8 @@ class Stack:
         settings = sentinel_settings(self.sentinels)
         self.bridges = [self.add(Bridge(tmp.mktemp("bridge"), b, self.redis[0], keys,
                                         "node%d" % (i + 1), store_url=self.store_url,
-                                        rate_per_s=1000, rate_burst=1000, **settings))
+                                        rate_per_s=1000, rate_burst=1000, **settings,
+                                        **bridge_settings))
                         for i, b in enumerate(self.brokers)]
 
     def add(self, server):
@@ -74,8 +105,9 @@ class Stack:
         return start(server)
 
     def primary(self):
+        """The server sentinel 0 names primary now (None: no answer)."""
         port = self.sentinels[0].primary_port()
-        return next(r for r in self.redis if r.port == port)
+        return next((r for r in self.redis if r.port == port), None)
 
     def finish(self):
         for s in reversed(self.started):
@@ -221,13 +253,18 @@ def test_failover_twice_loses_nothing(tmp_path_factory, keys):
                 time.sleep(2.0)
                 if round_ == 0:
                     # the old primary comes back; the sentinels make it a
-                    # replica of the new one
+                    # replica of the primary (the new one, or a newer one
+                    # if a loaded machine made the sentinels fail over again)
                     victim.start()
-                    assert wait_for(lambda: victim.info().get("role") == "slave"
-                                    and victim.info().get("master_link_status") == "up"
-                                    and victim.info().get("master_port") == str(new.port),
-                                    timeout=40), victim.info()
-                    assert wait_for(lambda: new.info().get("connected_slaves") == "2", 20)
+                    t_back = time.time()
+                    assert wait_for(lambda: replicates(victim, stack.primary()),
+                                    timeout=REJOIN_S), \
+                        "old primary not a replica of %d after %d s: %r\n%s" % (
+                            getattr(stack.primary(), "port", None), REJOIN_S,
+                            replication_view(victim), sentinel_events(stack))
+                    print("\nold primary replicating %.1f s after its restart"
+                          % (time.time() - t_back))
+                    assert wait_for(lambda: replica_count(stack.primary()) == 2, 20)
         finally:
             stop.set()
             sender.join()
@@ -363,8 +400,10 @@ def test_unreplicated_changes_are_answered_unavailable(tmp_path_factory, keys):
 def test_unreplicated_edit_is_answered_unavailable(tmp_path_factory, keys):
     # msg.edit runs on a worker's blocking link (rconn_replicated): with
     # the replicas stopped it is answered unavailable and no edit event
-    # reaches the room; with them back the same edit is answered ok.
-    stack = Stack(tmp_path_factory, keys)
+    # reaches the room; with them back the same edit is answered ok. With
+    # redis_wait_ms above the link's 2 s command timeout the answer comes
+    # when the WAIT gives up, not when the link would have timed out.
+    stack = Stack(tmp_path_factory, keys, redis_wait_ms=5000)
     owner = None
     try:
         owner = Client(stack.brokers[0].port, "owner", keys.mint("owner"))
@@ -379,13 +418,17 @@ def test_unreplicated_edit_is_answered_unavailable(tmp_path_factory, keys):
             r._signal(signal.SIGSTOP)
         try:
             del owner.messages[:]
-            edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
+            t0 = time.time()
+            edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"},
+                         timeout=12)
+            took = time.time() - t0
             time.sleep(0.5)
             events = [p for t, p in owner.messages if t == "chat/room/" + ROOM]
         finally:
             for r in replicas:
                 r._signal(signal.SIGCONT)
         assert edited and edited.get("error", {}).get("code") == "unavailable", edited
+        assert 4.9 <= took < 8.0, "answered after %.2f s, redis_wait_ms is 5 s" % took
         assert events == [], "an edit event no replica has: %r" % events
         assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
         edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
