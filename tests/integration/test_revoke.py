@@ -161,7 +161,9 @@ def test_entries_expire_with_their_tokens(web):
                        headers={"Authorization": "Bearer " + tok})
     assert st == 204
     ttl = int(cluster.redis.call("TTL", "chat:revoked:jti:short-lived-1"))
-    assert 0 < ttl <= 3, ttl
+    # time() in the web front reads the coarse clock, which may still show
+    # the second before the one this test read: one second of slack
+    assert 0 < ttl <= 3 + 1, ttl
     assert refused(cluster.brokers[1].port, "shorty", tok, "shorty")
     # a user revocation lasts the longest token lifetime (revoke_user_ttl)
     c = connect(cluster.brokers[0].port, keys.mint("temp"), "temp", "temp")
