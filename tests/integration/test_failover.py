@@ -80,7 +80,7 @@ class Stack:
         for _ in range(2):
             self.redis.append(self.add(Redis(tmp.mktemp("redis"), replica_of=self.redis[0],
                                              extra_conf=MIN_REPLICAS)))
-        assert wait_for(lambda: self.redis[0].info().get("connected_slaves") == "2", 20)
+        assert wait_for(lambda: replica_count(self.redis[0]) == 2, 20)
         password = os.urandom(8).hex()
         self.sentinels = [self.add(Sentinel(tmp.mktemp("sentinel"), self.redis[0],
                                             password=password)) for _ in range(3)]
@@ -375,7 +375,7 @@ def test_unreplicated_changes_are_answered_unavailable(tmp_path_factory, keys):
         assert joined and joined.get("error", {}).get("code") == "unavailable", joined
         assert took_create < 2.0 and took_join < 2.0, (took_create, took_join)
         assert events == [], "events sent for changes no replica has: %r" % events
-        assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
+        assert wait_for(lambda: replica_count(stack.primary()) == 2, 20)
         again = rpc(owner, "owner", "room.create", {"room": "ha2"})
         assert again and "result" in again, "the creator's retry after unavailable: %r" % again
         joined = rpc(guest, "guest", "room.join", {"room": ROOM})
@@ -430,7 +430,7 @@ def test_unreplicated_edit_is_answered_unavailable(tmp_path_factory, keys):
         assert edited and edited.get("error", {}).get("code") == "unavailable", edited
         assert 4.9 <= took < 8.0, "answered after %.2f s, redis_wait_ms is 5 s" % took
         assert events == [], "an edit event no replica has: %r" % events
-        assert wait_for(lambda: stack.primary().info().get("connected_slaves") == "2", 20)
+        assert wait_for(lambda: replica_count(stack.primary()) == 2, 20)
         edited = rpc(owner, "owner", "msg.edit", {"conv": CONV, "seq": 1, "body": "v2"})
         assert edited and "result" in edited, edited
     finally:
