@@ -77,6 +77,35 @@ start_plain() {
   wait_port "$plain"
 }
 
+# The floor of any cross-instance design built on stock mosquitto: two
+# plain brokers joined by mosquitto's own bridge (broker A forwards
+# chat/room/# to broker B at QoS 1, as a chat-bridge delivers), no plugin,
+# no Redis, no sequencing, no durability. Publishers on A, subscribers on B.
+start_pair() {
+  pair_a=$(free_port); pair_b=$(free_port)
+  { broker_common; printf 'allow_anonymous true\nlistener %s 127.0.0.1\n' "$pair_b"; } > "$work/pairb.conf"
+  start_broker pairb "$work/pairb.conf"
+  wait_port "$pair_b"
+  { broker_common
+    printf 'allow_anonymous true\nlistener %s 127.0.0.1\n' "$pair_a"
+    printf 'connection pair\naddress 127.0.0.1:%s\ntopic chat/room/# out 1\n' "$pair_b"
+    printf 'bridge_protocol_version mqttv311\ncleansession true\nrestart_timeout 1\n'; } > "$work/paira.conf"
+  start_broker paira "$work/paira.conf"
+  wait_port "$pair_a"
+  # up once a message published on A arrives on B
+  local i
+  for i in $(seq 20); do
+    mosquitto_sub -p "$pair_b" -t chat/room/pair-probe -C 1 -W 1 > "$work/pair.probe" 2>/dev/null &
+    sleep 0.2
+    mosquitto_pub -p "$pair_a" -t chat/room/pair-probe -m "$i" -q 1
+    wait $! 2>/dev/null || true
+    [ -s "$work/pair.probe" ] && return 0
+  done
+  echo "bench-peer: the mosquitto pair's bridge did not come up" >&2
+  tail -n 5 "$work/paira.log" >&2
+  exit 1
+}
+
 # Two brokers with the plugin, a bridge each, one Redis with fsync always:
 # what make run NODES=2 starts, with the benchmark's users unthrottled.
 start_cluster() {
@@ -146,6 +175,7 @@ loadgen_args() {
     cluster) echo "--kind chat --pub-port $n1 --sub-port $n2 --secret-file $work/secret" \
       "--pids redis=$(pid_of credis),broker1=$(pid_of broker1),broker2=$(pid_of broker2),bridge1=$(pid_of bridge1),bridge2=$(pid_of bridge2)" ;;
     plain) echo "--kind plain --pub-port $plain --pids broker=$(pid_of plain)" ;;
+    pair) echo "--kind plain --pub-port $pair_a --sub-port $pair_b --pids brokera=$(pid_of paira),brokerb=$(pid_of pairb)" ;;
     peer) echo "--kind sio --pub-port $s1 --sub-port $s2 --secret-file $work/secret" \
       "--pids redis=$(pid_of sredis),node1=$(pid_of peer1),node2=$(pid_of peer2)" ;;
   esac

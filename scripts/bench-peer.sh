@@ -4,6 +4,10 @@
 #   cluster  two mosquitto brokers with chat_auth.so, one chat-bridge each,
 #            one redis-server (append-only file, fsync always, as make run)
 #   plain    one mosquitto, anonymous, no plugin: the ceiling
+#   pair     two plain mosquittos joined by mosquitto's own bridge
+#            (chat/room/# forwarded at QoS 1): the floor of any
+#            cross-instance design on stock mosquitto, with no auth,
+#            Redis, sequencing or durability
 #   peer     two Socket.IO 4 servers (bench/peer/server.js) with
 #            @socket.io/redis-adapter on one redis-server without fsync,
 #            a JWT (HS256) checked on connect, one XADD per message
@@ -42,12 +46,13 @@ PUBS=${PUBS:-4}
 PROFILE=${PROFILE:-1}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 PERF=${PERF:-0}
-SYSTEMS=${SYSTEMS:-cluster plain peer}
+SYSTEMS=${SYSTEMS:-cluster plain pair peer}
 . scripts/bench-peer-lib.sh
 
 peer_install
 start_cluster
 start_plain
+start_pair
 start_peer
 
 echo "bench-peer: mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/.*version \([0-9.]*\).*/\1/p'), redis $(redis-server --version | sed 's/.*v=\([0-9.]*\).*/\1/'), node $(node --version), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -78,9 +83,9 @@ done
 row() {
   local label=$1 key=$2 field=$3 goal=$4
   awk -v l="$label" -v c="$(get "cluster.$key" "$field")" -v p="$(get "plain.$key" "$field")" \
-      -v s="$(get "peer.$key" "$field")" -v g="$goal" '
+      -v s="$(get "peer.$key" "$field")" -v f="$(get "pair.$key" "$field")" -v g="$goal" '
     function r(a, b) { return (a + 0 > 0 && b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
-    BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", l, c, p, s, r(c, s), r(c, p), g }'
+    BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l, c, p, s, r(c, s), r(c, p), f, r(f, s), g }'
 }
 lat() {
   local sys=$1 key=$2
@@ -88,9 +93,9 @@ lat() {
 }
 for size in $ROOM_SIZES; do
   echo
-  echo "room of $size subscriber(s) (cluster: publishers on node 1, subscribers on node 2; plain: one broker)"
-  echo "| | this project (2 nodes) | plain mosquitto (1 broker) | Socket.IO peer (2 instances + Redis adapter) | cluster / peer | cluster / plain | goal |"
-  echo "|---|---:|---:|---:|---:|---:|---|"
+  echo "room of $size subscriber(s) (cluster and pair: publishers on node 1, subscribers on node 2; plain: one broker)"
+  echo "| | this project (2 nodes) | plain mosquitto (1 broker) | Socket.IO peer (2 instances + Redis adapter) | cluster / peer | cluster / plain | mosquitto pair (the floor) | pair / peer | goal |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
   row "saturation: delivered msgs/s" "$size.sat" delivered_per_s ""
   row "saturation: delivered per server CPU-second" "$size.sat" per_cpu_s "≥ 2× peer, ≥ 0.5× plain"
   for r in $RATES; do
@@ -98,9 +103,9 @@ for size in $ROOM_SIZES; do
     row "$r delivered/s: per server CPU-s" "$size.r$r" per_cpu_s "≥ 2× peer"
     goal=""
     [ "$r" = 10000 ] && goal="cluster p99 ≤ 3 ms"
-    echo "| $r/s: p50 / p99 / p99.9 ms | $(lat cluster "$size.r$r") | $(lat plain "$size.r$r") | $(lat peer "$size.r$r") | | | $goal |"
+    echo "| $r/s: p50 / p99 / p99.9 ms | $(lat cluster "$size.r$r") | $(lat plain "$size.r$r") | $(lat peer "$size.r$r") | | | $(lat pair "$size.r$r") | | $goal |"
     lag() { echo "$(get "$1.$size.r$r" send_lag_p50_ms) / $(get "$1.$size.r$r" send_lag_p99_ms)"; }
-    echo "| $r/s: the generator's own send lag p50 / p99 ms (part of each latency) | $(lag cluster) | $(lag plain) | $(lag peer) | | | |"
+    echo "| $r/s: the generator's own send lag p50 / p99 ms (part of each latency) | $(lag cluster) | $(lag plain) | $(lag peer) | | | $(lag pair) | | |"
   done
 done
 

@@ -1,6 +1,7 @@
 """make bench-peer runs end to end in a tiny configuration (about a second
 per system and load): the issue-11 table has a number in every cell for the
-cluster, plain mosquitto and the Socket.IO peer, the cluster's profile
+cluster, plain mosquitto, the mosquitto pair (two plain brokers joined by
+mosquitto's bridge) and the Socket.IO peer, the cluster's profile
 prints Redis commands per post, and the connections mode prints its table
 for the cluster and plain mosquitto. Speed is not asserted: a shared CI
 machine would make that flaky; the figures are for the README."""
@@ -35,11 +36,13 @@ def test_table_has_every_system():
     out = run({"RATES": "2000"})
     for label in ("saturation: delivered msgs/s", "saturation: delivered per server CPU-second",
                   "2000/s offered: delivered msgs/s", "2000 delivered/s: per server CPU-s"):
-        cluster, plain, peer, to_peer, to_plain = cells(out, label)[:5]
+        cluster, plain, peer, to_peer, to_plain, pair, pair_to_peer = cells(out, label)[:7]
         for name, v in (("cluster", cluster), ("plain", plain), ("peer", peer),
-                        ("cluster / peer", to_peer), ("cluster / plain", to_plain)):
+                        ("cluster / peer", to_peer), ("cluster / plain", to_plain),
+                        ("mosquitto pair", pair), ("pair / peer", pair_to_peer)):
             assert re.fullmatch(NUMBER, v) and float(v) > 0, f"{label}: {name} is '{v}'\n{out}"
-    for v in cells(out, "2000/s: p50 / p99 / p99.9 ms")[:3]:
+    latencies = cells(out, "2000/s: p50 / p99 / p99.9 ms")
+    for v in latencies[:3] + [latencies[5]]:
         assert re.fullmatch(rf"{NUMBER} / {NUMBER} / {NUMBER}", v), out
     # the profile: the script call that stores a post shows up per post
     m = re.search(r"^  evalsha +(\d+) +([\d.]+)", out, re.M)
