@@ -6,6 +6,7 @@
 #   connect_s        all CONNACKs, at most 64 connects in flight per broker
 #   rss_per_conn_kb  all-in growth of the server processes' RSS (cluster:
 #                    brokers + plugin + bridges + Redis) / CONNS
+#                    (and rss_<process>_per_conn_kb per process in the raw line)
 #   idle_cpu_pct     their CPU while the clients idle, % of one core
 #   storm_s          every broker killed and started again: until every
 #                    client is back, each with a fresh token

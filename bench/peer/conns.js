@@ -145,7 +145,8 @@ async function main() {
   const a = args();
   a.secret = cl.loadSecret(a.secretFile);
   const pids = procs(a.pids);
-  const rss0 = pids.reduce((s, [, pid]) => s + rssKb(pid), 0);
+  const rss0s = pids.map(([, pid]) => rssKb(pid));
+  const rss0 = rss0s.reduce((s, v) => s + v, 0);
   const clients = Array.from({ length: a.count }, (_, i) => new Client(a, i));
   const out = { kind: a.kind, conns: a.count, sources: a.sources };
 
@@ -162,7 +163,10 @@ async function main() {
   out.rss_base_mb = (rss0 / 1024).toFixed(1);
   out.rss_mb = (rss1 / 1024).toFixed(1);
   out.rss_per_conn_kb = ((rss1 - rss0) / a.count).toFixed(2);
-  pids.forEach(([name, pid], i) => { out[`rss_${name}_mb`] = (rssKb(pid) / 1024).toFixed(1); });
+  pids.forEach(([name, pid], i) => {
+    out[`rss_${name}_mb`] = (rssKb(pid) / 1024).toFixed(1);
+    out[`rss_${name}_per_conn_kb`] = ((rssKb(pid) - rss0s[i]) / a.count).toFixed(2);
+  });
   out.idle_cpu_pct = ((cpu1.reduce((s, v, i) => s + v - cpu0[i], 0) / a.idle) * 100).toFixed(2);
 
   if (a.restartCmd) {
