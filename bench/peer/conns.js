@@ -168,6 +168,7 @@ async function main() {
     out[`rss_${name}_per_conn_kb`] = ((rssKb(pid) - rss0s[i]) / a.count).toFixed(2);
   });
   out.idle_cpu_pct = ((cpu1.reduce((s, v, i) => s + v - cpu0[i], 0) / a.idle) * 100).toFixed(2);
+  pids.forEach(([name], i) => { out[`idle_cpu_${name}_pct`] = (((cpu1[i] - cpu0[i]) / a.idle) * 100).toFixed(2); });
 
   if (a.restartCmd) {
     for (const c of clients) c.token = a.secret ? cl.mint(a.secret, c.user) : null;
