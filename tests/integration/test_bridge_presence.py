@@ -81,37 +81,60 @@ def test_dead_instance_is_cleared_within_30s(make_cluster):
         w.close()
 
 
+def offline_seen(client, user, since):
+    """Whether client got an offline state of user among messages[since:]."""
+    with client.lock:
+        got = client.messages[since:]
+    return any(t == "chat/presence/" + user and not json.loads(p)["online"] for t, p in got)
+
+
 def test_clients_back_before_their_bridge_are_online(make_cluster):
     """After a broker restart, clients that reconnect before the bridge is
     back on that broker made their connection reports to nobody: once the
     bridge listens, the plugin reports every connection again, so they are
     online (and stay so when the new boot id is seen), instead of offline
-    for as long as they stay connected."""
+    for as long as they stay connected. Users who were online before the
+    restart and are back before their bridge are never announced offline:
+    the new boot id reaches the bridge after the repeated reports, so
+    forgetting the old boot's connections leaves them one."""
     import os
     import signal
     cluster = make_cluster()
     keys = cluster.keys
     node2, bridge2 = cluster.brokers[1], cluster.bridges[1]
     w = watcher(cluster.brokers[0].port, keys, "watcher9")
-    early = []
+    users = ["early%d" % i for i in range(3)] + ["back%d" % i for i in range(3)]
+    before, clients = [], []
     try:
+        for u in users[3:]:
+            c = Client(node2.port, u, keys.mint(u))
+            assert c.connect() == 0
+            before.append(c)
+        for u in users[3:]:
+            assert wait_for(lambda: presence_of(w, u) is True), "%s not online" % u
+        with w.lock:
+            mark = len(w.messages)
         os.killpg(bridge2.proc.pid, signal.SIGSTOP)
         try:
             node2.kill()
+            for c in before:
+                c.close()
             node2.start()
-            for i in range(3):
-                c = Client(node2.port, "early%d" % i, keys.mint("early%d" % i))
+            for u in users:
+                c = Client(node2.port, u, keys.mint(u))
                 assert c.connect() == 0
-                early.append(c)
+                clients.append(c)
         finally:
             os.killpg(bridge2.proc.pid, signal.SIGCONT)
-        for i in range(3):
-            assert wait_for(lambda: presence_of(w, "early%d" % i) is True, timeout=10), \
-                "early%d, connected before its bridge was back, is not online" % i
+        for u in users[:3]:
+            assert wait_for(lambda: presence_of(w, u) is True, timeout=10), \
+                "%s, connected before its bridge was back, is not online" % u
         time.sleep(2.0)
-        reply = rpc(w, "watcher9", "presence.get", {"users": ["early0", "early1", "early2"]})
+        reply = rpc(w, "watcher9", "presence.get", {"users": users})
         assert all(u["online"] for u in reply["result"]["users"]), reply
+        for u in users[3:]:
+            assert not offline_seen(w, u, mark), "%s, back before its bridge, was announced offline" % u
     finally:
-        for c in early:
+        for c in clients:
             c.close()
         w.close()
