@@ -4,8 +4,11 @@
  *
  *   node conns.js --kind plain|chat --ports P1[,P2] --count N
  *        [--secret-file F] [--sources K] [--idle S] [--pids name=pid,...]
- *        [--restart-cmd CMD] [--presence-port P]
+ *        [--restart-cmd CMD] [--presence-port P] [--procs K]
  *
+ * With --procs K the clients are split over K child processes (client i in
+ * child i mod K), so that no process needs more open files than the limit
+ * allows; this process measures and drives the phases.
  * 1. N clients connect (keepalive 60 s, at most --inflight connects in
  *    flight per port: mosquitto listens with a backlog of 100), client i to
  *    port i mod ports, from source address 127.0.0.(2 + i mod K), so one
@@ -23,14 +26,14 @@
 'use strict';
 const fs = require('fs');
 const net = require('net');
-const { exec } = require('child_process');
+const { exec, fork } = require('child_process');
 const mqtt = require('mqtt');
 const cl = require('./clients');
 
 function args() {
   const a = {
     kind: 'plain', ports: '', count: 1000, secretFile: null, sources: 0, idle: 5, pids: '',
-    restartCmd: '', presencePort: 0, presenceWait: 20, inflight: 64,
+    restartCmd: '', presencePort: 0, presenceWait: 20, inflight: 64, procs: 1, worker: -1,
   };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
@@ -39,6 +42,7 @@ function args() {
     a[key] = typeof a[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
   }
   a.ports = a.ports.split(',').map(Number);
+  a.procs = Math.max(1, Math.min(a.procs, a.count));
   /* one source address per 1,000 clients: the kernel's search for a free
    * port on an explicit bind slows as a source's ports fill (15,000 clients
    * took 33 s to connect from 2 sources, 5 s from 8) */
@@ -144,18 +148,106 @@ function observer(a, port, since) {
   return o;
 }
 
+/* The clients of one process: those with i mod procs == worker. */
+class Fleet {
+  constructor(a, worker) {
+    this.clients = [];
+    for (let i = worker; i < a.count; i += a.procs) this.clients.push(new Client(a, i));
+    this.a = a;
+  }
+
+  connect() {
+    this.a.deadline = Date.now() + 180000;
+    return connectAll(this.clients, Math.max(1, Math.ceil(this.a.inflight * this.a.ports.length / this.a.procs)));
+  }
+
+  /* Fresh tokens, reconnects armed; resolves to {allUp}, a promise of
+   * the time the last of them was back. */
+  async arm() {
+    let up = 0;
+    let done;
+    const allUp = new Promise((r) => { done = r; });
+    for (const c of this.clients) {
+      c.token = this.a.secret ? cl.mint(this.a.secret, c.user) : null;
+      c.reconnecting = true;
+      c.onUp = () => { if (++up === this.clients.length) done(Date.now()); };
+    }
+    this.a.deadline = Date.now() + 180000;
+    this.up = () => up;
+    return { allUp };
+  }
+
+  end() {
+    for (const c of this.clients) {
+      c.reconnecting = false;
+      if (c.c) c.c.end(true);
+    }
+  }
+}
+
+/* A fleet in a child process, driven by messages. */
+class RemoteFleet {
+  constructor(worker) {
+    const argv = process.argv.slice(2).concat(['--worker', String(worker)]);
+    this.child = fork(__filename, argv, { execArgv: process.execArgv });
+    this.waiting = {};
+    this.upCount = 0;
+    this.child.on('message', (m) => {
+      if (m.n !== undefined) this.upCount = m.n;
+      const w = this.waiting[m.t];
+      if (w) { delete this.waiting[m.t]; w(m); }
+    });
+    this.exited = new Promise((_, reject) => this.child.on('exit', (code) => {
+      if (code !== 0 && !this.ending) reject(new Error(`worker ${worker} exited with ${code}`));
+    }));
+    this.exited.catch(() => {});
+  }
+
+  ask(t, reply) {
+    const got = new Promise((r) => { this.waiting[reply] = r; });
+    this.child.send({ t });
+    return Promise.race([got, this.exited]);
+  }
+
+  connect() { return this.ask('connect', 'connected'); }
+  async arm() {
+    await this.ask('arm', 'armed');
+    return { allUp: this.ask('wait', 'allup').then((m) => m.at) };
+  }
+  up() { return this.upCount; }
+  end() { this.ending = true; this.child.send({ t: 'end' }); }
+}
+
+/* A child: one Fleet, doing what the parent asks. */
+function worker(a) {
+  const fleet = new Fleet(a, a.worker);
+  let allUp = null;
+  const fail = (e) => { console.error('conns worker:', e.message); process.exit(1); };
+  process.on('disconnect', () => process.exit(0)); /* the parent is gone */
+  process.on('message', async (m) => {
+    if (m.t === 'connect') fleet.connect().then(() => process.send({ t: 'connected' }), fail);
+    else if (m.t === 'arm') { ({ allUp } = await fleet.arm()); process.send({ t: 'armed' }); }
+    else if (m.t === 'wait') {
+      const tick = setInterval(() => process.send({ t: 'up', n: fleet.up() }), 200);
+      allUp.then((at) => { clearInterval(tick); process.send({ t: 'allup', at, n: fleet.up() }); });
+    } else if (m.t === 'end') { fleet.end(); setTimeout(() => process.exit(0), 200); }
+  });
+}
+
 async function main() {
   const a = args();
   a.secret = cl.loadSecret(a.secretFile);
+  if (a.worker >= 0) return worker(a);
   const pids = procs(a.pids);
   const rss0s = pids.map(([, pid]) => rssKb(pid));
   const rss0 = rss0s.reduce((s, v) => s + v, 0);
-  const clients = Array.from({ length: a.count }, (_, i) => new Client(a, i));
-  const out = { kind: a.kind, conns: a.count, sources: a.sources };
+  const fleets = a.procs > 1
+    ? Array.from({ length: a.procs }, (_, w) => new RemoteFleet(w))
+    : [new Fleet(a, 0)];
+  const out = { kind: a.kind, conns: a.count, sources: a.sources, procs: a.procs };
 
   let t = Date.now();
-  a.deadline = t + 180000;
-  await connectAll(clients, a.inflight * a.ports.length);
+  await Promise.all(fleets.map((f) => f.connect()));
   out.connect_s = ((Date.now() - t) / 1000).toFixed(2);
 
   await sleep(2000); /* presence and the bridges' bookkeeping settle */
@@ -174,40 +266,31 @@ async function main() {
   pids.forEach(([name], i) => { out[`idle_cpu_${name}_pct`] = (((cpu1[i] - cpu0[i]) / a.idle) * 100).toFixed(2); });
 
   if (a.restartCmd) {
-    for (const c of clients) c.token = a.secret ? cl.mint(a.secret, c.user) : null;
     let restartMs = Date.now();
     const obs = a.presencePort ? observer(a, a.presencePort, () => restartMs) : null;
-    let up = 0;
-    let allUp;
-    const allUpP = new Promise((r) => { allUp = r; });
-    for (const c of clients) {
-      c.reconnecting = true;
-      c.onUp = () => { if (++up === clients.length) allUp(); };
-    }
+    const armed = await Promise.all(fleets.map((f) => f.arm()));
+    const allUp = Promise.all(armed.map((x) => x.allUp));
     restartMs = Date.now();
     t = restartMs;
-    a.deadline = t + 180000;
     await new Promise((resolve, reject) =>
       exec(a.restartCmd, (err) => (err ? reject(new Error(`restart: ${err.message}`)) : resolve())));
     const bound = sleep(120000).then(() => 'timeout');
-    if ((await Promise.race([allUpP, bound])) === 'timeout') out.storm_s = 'timeout';
-    else out.storm_s = ((Date.now() - t) / 1000).toFixed(2);
-    out.reconnected = up;
+    const got = await Promise.race([allUp, bound]);
+    if (got === 'timeout') out.storm_s = 'timeout';
+    else out.storm_s = ((Math.max(...got) - t) / 1000).toFixed(2);
+    out.reconnected = fleets.reduce((s, f) => s + f.up(), 0);
     if (obs) {
       const until = Date.now() + a.presenceWait * 1000;
-      while (obs.seen.size < clients.length && Date.now() < until) await sleep(50);
-      out.presence_s = obs.seen.size === clients.length ? ((Date.now() - t) / 1000).toFixed(2) : 'timeout';
+      while (obs.seen.size < a.count && Date.now() < until) await sleep(50);
+      out.presence_s = obs.seen.size === a.count ? ((Date.now() - t) / 1000).toFixed(2) : 'timeout';
       out.presence_seen = obs.seen.size;
       out.presence_offline_seen = obs.offline.size;
       obs.client.end(true);
     }
   }
   console.log(Object.entries(out).map(([k, v]) => `${k}=${v}`).join(' '));
-  for (const c of clients) {
-    c.reconnecting = false;
-    if (c.c) c.c.end(true);
-  }
-  setTimeout(() => process.exit(0), 200);
+  for (const f of fleets) f.end();
+  setTimeout(() => process.exit(0), 400);
 }
 
 main().catch((e) => {
