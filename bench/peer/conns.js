@@ -154,7 +154,10 @@ class Fleet {
     this.clients = [];
     for (let i = worker; i < a.count; i += a.procs) this.clients.push(new Client(a, i));
     this.a = a;
+    this.upCount = 0;
   }
+
+  up() { return this.upCount; }
 
   connect() {
     this.a.deadline = Date.now() + 180000;
@@ -164,16 +167,14 @@ class Fleet {
   /* Fresh tokens, reconnects armed; resolves to {allUp}, a promise of
    * the time the last of them was back. */
   async arm() {
-    let up = 0;
     let done;
     const allUp = new Promise((r) => { done = r; });
     for (const c of this.clients) {
       c.token = this.a.secret ? cl.mint(this.a.secret, c.user) : null;
       c.reconnecting = true;
-      c.onUp = () => { if (++up === this.clients.length) done(Date.now()); };
+      c.onUp = () => { if (++this.upCount === this.clients.length) done(Date.now()); };
     }
     this.a.deadline = Date.now() + 180000;
-    this.up = () => up;
     return { allUp };
   }
 
@@ -259,8 +260,9 @@ async function main() {
   out.rss_mb = (rss1 / 1024).toFixed(1);
   out.rss_per_conn_kb = ((rss1 - rss0) / a.count).toFixed(2);
   pids.forEach(([name, pid], i) => {
-    out[`rss_${name}_mb`] = (rssKb(pid) / 1024).toFixed(1);
-    out[`rss_${name}_per_conn_kb`] = ((rssKb(pid) - rss0s[i]) / a.count).toFixed(2);
+    const kb = rssKb(pid);
+    out[`rss_${name}_mb`] = (kb / 1024).toFixed(1);
+    out[`rss_${name}_per_conn_kb`] = ((kb - rss0s[i]) / a.count).toFixed(2);
   });
   out.idle_cpu_pct = ((cpu1.reduce((s, v, i) => s + v - cpu0[i], 0) / a.idle) * 100).toFixed(2);
   pids.forEach(([name], i) => { out[`idle_cpu_${name}_pct`] = (((cpu1[i] - cpu0[i]) / a.idle) * 100).toFixed(2); });
