@@ -453,6 +453,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	(void)event;
 
 	forget_connection(p, ed->client);
+	/* the bridge's connection: room changes from now on are not heard */
+	rooms_source_gone(&p->rooms, ed->client);
 	const char *id = mosquitto_client_id(ed->client);
 	const struct session *s = id ? sessions_find(&p->sessions, id) : NULL;
 	if (s && s->owner == ed->client) {
@@ -482,7 +484,7 @@ static int on_control(int event, void *event_data, void *userdata)
 		}
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (rooms_apply(&p->rooms, ed->payload, ed->payloadlen) < 0) {
+	if (rooms_apply(&p->rooms, ed->client, ed->payload, ed->payloadlen) < 0) {
 		log_msg(LOG_WARN, "malformed room state from %s: ignored from the bad line on",
 		        e->acl.user);
 		return MOSQ_ERR_INVAL;
