@@ -14,8 +14,9 @@
  *   (sessions.c) for its offline deliveries and its Will.
  * - Posts are let through only while they can reach the bridge (watch.c)
  *   and only up to the size limit; a refused post gets a notice from here.
- * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
- *   (rooms.c), consulted by the topic rules, and token revocations
+ * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
+ *   the bridge (rooms.c; what it does not know for sure is closed),
+ *   consulted by the topic rules, and token revocations
  *   (revoked.c), consulted at CONNECT and on the tick.
  * - MESSAGE: client input is stamped with its sender's role (stamp.c).
  *

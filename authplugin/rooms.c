@@ -21,7 +21,7 @@ struct delta {
 struct room_entry {
 	struct name_node node; /* first: the table's node is the entry */
 	char name[NAME_ROOM_MAX + 1];
-	bool have;                 /* a state is in force */
+	bool have; /* a state is in force */
 	bool private;
 	uint64_t ver, epoch;       /* its version, and the table's epoch it came in */
 	struct member_set members; /* sorted */
@@ -126,8 +126,7 @@ static void chain(struct room_table *t, struct room_entry *e)
 		k++;
 	while (k < e->npending && e->pending[k].ver == e->ver + 1) {
 		const struct delta *d = &e->pending[k];
-		if (e->private &&
-		    members_set(&e->members, d->user, strlen(d->user), d->add) != 0) {
+		if (e->private && members_set(&e->members, d->user, strlen(d->user), d->add) != 0) {
 			log_msg(LOG_WARN, "room %s: out of memory: closed until its next state",
 			        e->name);
 			forget_state(e);
@@ -427,7 +426,8 @@ static bool apply_line(const char *p, const char *end, void *ctx)
 		struct room_entry *e = find(t, room, room_len);
 		if (e && e->assembling && !e->ended && e->base == v1) {
 			if (e->words != words) {
-				log_msg(LOG_WARN, "room %s: %llu members sent, %llu received: state dropped",
+				log_msg(LOG_WARN,
+				        "room %s: %llu members sent, %llu received: state dropped",
 				        e->name, (unsigned long long)words,
 				        (unsigned long long)e->words);
 				assembly_clear(e);
@@ -457,8 +457,8 @@ int rooms_apply(struct room_table *t, const void *from, const char *payload, siz
 	return ctl_lines(payload, len, apply_line, &c);
 }
 
-bool rooms_visible(void *ctx, const char *user, size_t user_len, const char *room,
-                   size_t room_len, enum acl_access access)
+bool rooms_visible(void *ctx, const char *user, size_t user_len, const char *room, size_t room_len,
+                   enum acl_access access)
 {
 	const struct room_table *t = ctx;
 	const struct room_entry *e = find(t, room, room_len);

@@ -72,7 +72,7 @@ void rooms_source_gone(struct room_table *t, const void *from);
 
 /* Whether user may subscribe to (ACL_SUBSCRIBE) or receive (ACL_READ)
  * room's topics; an acl_room_visible_fn with ctx = the table. */
-bool rooms_visible(void *ctx, const char *user, size_t user_len, const char *room,
-                   size_t room_len, enum acl_access access);
+bool rooms_visible(void *ctx, const char *user, size_t user_len, const char *room, size_t room_len,
+                   enum acl_access access);
 
 #endif

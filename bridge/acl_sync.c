@@ -33,9 +33,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Sends one control message. One the broker connection did not take
+ * leaves the plugin behind (a gap, or a new room it never heard of):
+ * deliveries wait and every state is sent again. */
 static void send_control(void *ctx, const char *msg, size_t len)
 {
-	bridge_publish(ctx, CONTROL_TOPIC, msg, len, 1, false, NULL);
+	struct bridge *b = ctx;
+	if (!b->mqtt_up)
+		return; /* the reconnect syncs */
+	int rc = mosquitto_publish_v5(b->mosq, NULL, CONTROL_TOPIC, (int)len, msg, 1, false, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_msg(LOG_WARN, "room state not sent to the broker (%s): sending them all again",
+		        mosquitto_strerror(rc));
+		b->acl_stale = true;
+		b->acl_synced = false;
+	}
 }
 
 static void control_line(struct bridge *b, const char *line)
@@ -110,7 +122,8 @@ static struct bridge *accept(void *priv, redisReply *reply, size_t min)
 		log_msg(LOG_WARN, "room snapshot: %s", reply->str);
 		/* a Redis that lost its scripts (restarted, flushed) */
 		if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && b->cmd.ready)
-			redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
+			redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s",
+			                  script_acl_snapshot);
 	}
 	sync_failed(b);
 	return NULL;
@@ -137,10 +150,15 @@ static int queue_room(struct bridge *b, const char *room, size_t len)
 	return 0;
 }
 
-/* The sync is done: the plugin has every private room, deliveries go on. */
+/* The sync is done: the plugin has every private room, deliveries go on;
+ * unless a message of it was not sent (acl_stale): then it starts over. */
 static void finish(struct bridge *b)
 {
 	control_line(b, "sync end");
+	if (b->acl_stale) {
+		sync_failed(b);
+		return;
+	}
 	sync_stop(b);
 	b->acl_synced = true;
 	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", b->acl.sent);
@@ -192,8 +210,8 @@ static void on_rooms(redisAsyncContext *ac, void *r, void *priv)
 
 static void rooms_page(struct bridge *b)
 {
-	const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0",          "rooms",
-	                      b->acl.cursor, ROOMS_COUNT,       SMALL_MAX, ROOMS_BUDGET};
+	const char *argv[] = {"EVALSHA",     b->sha.acl_snapshot, "0",       "rooms",
+	                      b->acl.cursor, ROOMS_COUNT,         SMALL_MAX, ROOMS_BUDGET};
 	if (call(b, on_rooms, 8, argv) != 0)
 		sync_failed(b);
 }
@@ -266,7 +284,7 @@ static void on_members(redisAsyncContext *ac, void *r, void *priv)
 	acl_batch_free(&out);
 	if (!done) {
 		memcpy(s->mcursor, reply->element[0]->str, reply->element[0]->len + 1);
-		const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0",         "members",
+		const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0",          "members",
 		                      room,      s->mcursor,          MEMBERS_COUNT};
 		if (call(b, on_members, 7, argv) != 0)
 			sync_failed(b);
@@ -287,8 +305,8 @@ static void next_room(struct bridge *b)
 	strcpy(s->mcursor, "0");
 	s->begun = false;
 	s->words = 0;
-	const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0",           "members",
-	                      s->queue[s->qnext], s->mcursor, MEMBERS_COUNT};
+	const char *argv[] = {"EVALSHA",          b->sha.acl_snapshot, "0",          "members",
+	                      s->queue[s->qnext], s->mcursor,          MEMBERS_COUNT};
 	if (call(b, on_members, 7, argv) != 0)
 		sync_failed(b);
 }
@@ -340,7 +358,8 @@ void acl_forward(struct bridge *b, const char *msg, size_t len)
 {
 	if (len == 6 && memcmp(msg, "resync", 6) == 0) {
 		/* Redis was restored from the store: versions began again */
-		log_msg(LOG_INFO, "private rooms restored in redis: sending them to the broker again");
+		log_msg(LOG_INFO,
+		        "private rooms restored in redis: sending them to the broker again");
 		b->acl_stale = true;
 		b->acl_synced = false;
 		if (b->acl.syncing)
@@ -348,5 +367,5 @@ void acl_forward(struct bridge *b, const char *msg, size_t len)
 		acl_sync(b);
 		return;
 	}
-	bridge_publish(b, CONTROL_TOPIC, msg, len, 1, false, NULL);
+	send_control(b, msg, len);
 }

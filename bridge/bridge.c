@@ -243,7 +243,7 @@ void bridge_relay(struct bridge *b, const char *topic, const char *payload)
 }
 
 /* One pub/sub message: chat:eph "<topic>\n<payload>", chat:acl a room
- * state line, chat:presence "<user>\n<json>". */
+ * change (acl_sync.h), chat:presence "<user>\n<json>". */
 static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -259,7 +259,7 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
 		/* chat:acl is at-most-once: whatever changed while this link was
 		 * away is lost, so once it listens again, send the plugin every
-		 * room's state anew (versioned: an older state never wins) */
+		 * room's state anew, delivering nothing meanwhile (acl_sync.h) */
 		if (strcmp(channel, "chat:acl") == 0)
 			acl_listening(b);
 		if (strcmp(channel, "chat:revoke") == 0)

@@ -7,7 +7,8 @@
  *         to the local broker (so subscribers on every instance see the same
  *         seq order)
  *   sub   SUBSCRIBE chat:eph (typing, room events: never stored), chat:acl
- *         (private-room states, passed to the plugin through $CONTROL),
+ *         (private-room changes, passed to the plugin through $CONTROL:
+ *         acl_sync.c),
  *         chat:revoke (token revocations, the same way; revoke.c) and
  *         chat:presence (online changes, published retained)
  *

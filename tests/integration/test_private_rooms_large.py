@@ -31,10 +31,10 @@ FAST = {"rpc_rate_per_s": 100000, "rpc_rate_burst": 100000,
 BIG = 66000
 SMALL = ["nook-%d" % i for i in range(5)]
 ROOMS = ["big"] + SMALL
-# a membership change may take this long in Redis (it took ~150 ms with the
+# a membership change may take this long in Redis (it took ~140 ms with the
 # whole list per change); Redis is not under the sanitizers, and a loaded
 # machine stretches a sub-millisecond script far less than this
-CHANGE_MAX_US = 25000
+CHANGE_MAX_US = 50000
 
 
 def broker_limits():
@@ -75,6 +75,21 @@ def limit_brokers(cluster):
         broker.extra_conf = broker_limits()
         broker.restart()
         assert wait_for(lambda: syncs(bridge) > before, timeout=30), bridge.log()[-2000:]
+
+
+def stops_receiving(owner, member, room, deadline):
+    """Posts to room until member no longer gets the posts (owner, a
+    member, always does), failing at deadline."""
+    n = 0
+    while True:
+        n += 1
+        clear(owner, member)
+        owner.publish("chat/in/%s/room/%s" % (owner.user, room), ("after %d" % n).encode(), qos=1)
+        assert wait_for(lambda: bodies(owner, room) == ["after %d" % n]), bodies(owner, room)
+        time.sleep(0.3)
+        if bodies(member, room) == []:
+            return
+        assert time.time() < deadline, "the removed member still receives the room"
 
 
 def slowest_call_us(redis, method):
@@ -131,7 +146,10 @@ class BigRoom:
             self.xavier = connect(n2, keys, "xavier", *subs)
         finally:
             bridge2._signal(signal.SIGCONT)
+        t0 = time.time()
         assert wait_for(lambda: syncs(bridge2) > before, timeout=60), bridge2.log()[-3000:]
+        print("\nsync of %d private rooms, %d members, to a restarted broker: %.2f s "
+              "(from the bridge's resumption)" % (len(ROOMS), BIG + 2 + 5, time.time() - t0))
 
     def finish(self):
         for c in (self.owner, self.mia, self.xavier):
@@ -184,16 +202,7 @@ def test_removed_member_stops_receiving_within_a_bound(big):
     t0 = time.time()
     assert rpc(owner, "olga", "room.remove", {"room": "big", "user": "mia"})["result"] == {}
     # the removed member stops receiving the room, within a bound
-    deadline, n = t0 + 5, 0
-    while True:
-        n += 1
-        clear(owner, mia)
-        owner.publish("chat/in/olga/room/big", ("after %d" % n).encode(), qos=1)
-        assert wait_for(lambda: bodies(owner, "big") == ["after %d" % n]), bodies(owner, "big")
-        time.sleep(0.3)
-        if bodies(mia, "big") == []:
-            break
-        assert time.time() < deadline, "the removed member still receives the room"
+    stops_receiving(owner, mia, "big", t0 + 5)
     clear(owner, mia)
     for i in range(3):
         owner.publish("chat/in/olga/room/big", ("later %d" % i).encode(), qos=1)
@@ -255,4 +264,40 @@ def test_invite_takes_only_existing_users_up_to_the_size_limit(make_cluster):
     ute = connect(n2, keys, "ute")
     assert wait_for(lambda: ute.subscribe("chat/room/trio", qos=1) < 0x80, timeout=3)
     for c in (owner, ulla, ute):
+        c.close()
+
+
+def test_removal_takes_effect_after_redis_is_restored_from_the_store(make_cluster):
+    """Redis lost its data and was loaded again from the store: room versions
+    began again from 0, lower than those the plugins hold. The states sent
+    after the restore win all the same, and a change after it applies."""
+    cluster = make_cluster(**FAST)
+    keys, redis = cluster.keys, cluster.redis
+    owner = connect(cluster.brokers[0].port, keys, "alma")
+    bert = connect(cluster.brokers[1].port, keys, "bert")
+    connect(cluster.brokers[1].port, keys, "cleo").close()
+    assert wait_for(lambda: redis.call("SISMEMBER", "chat:users", "cleo") == "1")
+    assert "result" in rpc(owner, "alma", "room.create", {"room": "den", "private": True})
+    for _ in range(3):  # a few versions the restore will not have
+        for method in ("room.invite", "room.remove"):
+            assert "result" in rpc(owner, "alma", method, {"room": "den", "user": "cleo"})
+    assert rpc(owner, "alma", "room.invite", {"room": "den", "user": "bert"})["result"] == {}
+    assert owner.subscribe("chat/room/den", qos=1) < 0x80
+    assert wait_for(lambda: bert.subscribe("chat/room/den", qos=1) < 0x80, timeout=3)
+    # the memberships reach the store, then Redis loses everything
+    assert wait_for(lambda: redis.call("XLEN", "chat:ops") == "0"
+                    or int(redis.call("HGET", "chat:metrics:persist", "backlog") or 1) == 0,
+                    timeout=10)
+    time.sleep(1.5)
+    before = int(redis.call("GET", "chat:room:den:ver"))
+    redis.call("FLUSHALL")
+    assert wait_for(lambda: redis.call("EXISTS", "chat:restored") == "1", timeout=30)
+    assert redis.call("SMEMBERS", "chat:room:den:members").split() in (["alma", "bert"],
+                                                                       ["bert", "alma"])
+    # the premise: the room's version is lower than before the loss
+    assert int(redis.call("GET", "chat:room:den:ver") or 0) < before
+    t0 = time.time()
+    assert rpc(owner, "alma", "room.remove", {"room": "den", "user": "bert"})["result"] == {}
+    stops_receiving(owner, bert, "den", t0 + 10)
+    for c in (owner, bert):
         c.close()

@@ -78,7 +78,8 @@ static void words(void)
 	}
 	CHECK_INT(next, 300);
 	/* a word that cannot fit beside the head is refused, not cut */
-	const char *huge[] = {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	const char *huge[] = {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                      "aaaaaaaaaaaaaaaaaaaaaaa"};
 	size_t hl[] = {strlen(huge[0])};
 	CHECK_INT(acl_batch_words(&o, "part big 7", 10, huge, hl, 1), ACL_BATCH_E_TOO_LONG);
 	acl_batch_free(&o);

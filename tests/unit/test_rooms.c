@@ -62,16 +62,34 @@ static void whole_states(void)
 	CHECK(reads(&t, "x", "c"));
 
 	/* malformed lines change nothing from the bad line on */
-	const char *bad[] = {"room", "room secret", "room secret x private", "room Bad 9 private a",
-	                     "room secret 9 hidden", "room secret 9 private Bad",
-	                     "room secret 9 public x", "room secret 9 private a  b",
-	                     "room secret 9 private a ", "chamber s 1 public",
-	                     "room secret 99999999999999999999999 private a", "add secret 9",
-	                     "add secret 9 a b", "add secret x a", "del secret 9 Bad",
-	                     "add secret 0 a", "begin secret", "begin secret 9 x",
-	                     "part secret 9", "part secret 9 Bad", "end secret 9 10",
-	                     "end secret 9 8 1", "end secret 9 10 x", "sync", "sync later",
-	                     "sync begin now", "add  secret 9 a", " "};
+	const char *bad[] = {"room",
+	                     "room secret",
+	                     "room secret x private",
+	                     "room Bad 9 private a",
+	                     "room secret 9 hidden",
+	                     "room secret 9 private Bad",
+	                     "room secret 9 public x",
+	                     "room secret 9 private a  b",
+	                     "room secret 9 private a ",
+	                     "chamber s 1 public",
+	                     "room secret 99999999999999999999999 private a",
+	                     "add secret 9",
+	                     "add secret 9 a b",
+	                     "add secret x a",
+	                     "del secret 9 Bad",
+	                     "add secret 0 a",
+	                     "begin secret",
+	                     "begin secret 9 x",
+	                     "part secret 9",
+	                     "part secret 9 Bad",
+	                     "end secret 9 10",
+	                     "end secret 9 8 1",
+	                     "end secret 9 10 x",
+	                     "sync",
+	                     "sync later",
+	                     "sync begin now",
+	                     "add  secret 9 a",
+	                     " "};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_INT(apply(&t, bad[i]), -1);
 		CHECK(reads(&t, "carol", "secret"));
