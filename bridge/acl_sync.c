@@ -66,6 +66,7 @@ void acl_sync_free(struct bridge *b)
 static void sync_stop(struct bridge *b)
 {
 	b->acl.syncing = false;
+	b->acl.barrier = false;
 	b->acl.gen++;
 	acl_sync_free(b);
 }
@@ -295,11 +296,40 @@ static void on_members(redisAsyncContext *ac, void *r, void *priv)
 	next_room(b);
 }
 
+/* The barrier published: a reply from Redis says how many heard it. */
+static void on_barrier(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct call *c = priv;
+	struct bridge *b = c->b;
+	bool ours = c->gen == b->acl.gen && b->acl.syncing;
+	(void)ac;
+
+	free(c);
+	if (ours && (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer < 1))
+		sync_failed(b); /* not even our own sub link heard it */
+}
+
+/* Every page is sent. The last pieces of a large room need the changes
+ * made while they were read, which come on the sub link, maybe behind
+ * the pages: a barrier published on chat:acl after the last read comes
+ * back after all of them, and only then does the sync end, so "sync end"
+ * means every state is whole. */
+static void barrier(struct bridge *b)
+{
+	char msg[96]; /* node_name is at most 32 bytes */
+	snprintf(msg, sizeof(msg), "barrier %lu %s", b->acl.gen, b->cfg->node_name);
+	const char *argv[] = {"PUBLISH", "chat:acl", msg};
+	b->acl.barrier = true;
+	if (call(b, on_barrier, 3, argv) != 0)
+		sync_failed(b);
+}
+
 static void next_room(struct bridge *b)
 {
 	struct acl_sync_state *s = &b->acl;
 	if (s->qnext == s->nqueue) {
-		finish(b);
+		barrier(b);
 		return;
 	}
 	strcpy(s->mcursor, "0");
@@ -356,6 +386,17 @@ void acl_listening(struct bridge *b)
 
 void acl_forward(struct bridge *b, const char *msg, size_t len)
 {
+	if (len > 8 && memcmp(msg, "barrier ", 8) == 0) {
+		/* a sync's, this bridge's or another's: never for the plugin */
+		char mine[96];
+		int n =
+		    snprintf(mine, sizeof(mine), "barrier %lu %s", b->acl.gen, b->cfg->node_name);
+		if (b->acl.syncing && b->acl.barrier && (size_t)n == len &&
+		    memcmp(mine, msg, len) == 0 && b->mqtt_up &&
+		    b->acl.connects == b->mqtt_connects)
+			finish(b);
+		return;
+	}
 	if (len == 6 && memcmp(msg, "resync", 6) == 0) {
 		/* Redis was restored from the store: versions began again */
 		log_msg(LOG_INFO,

@@ -8,8 +8,10 @@
  *     is at-most-once) and when Redis was restored from the store. It runs
  *     "sync begin", then one bounded Redis call at a time: pages of rooms
  *     (small rooms whole), then each large room a page of members at a
- *     time ("begin", "part"..., "end"), then "sync end". Each call's lines
- *     go out in messages of at most ACL_SYNC_MSG_MAX bytes.
+ *     time ("begin", "part"..., "end"), then, once a barrier published on
+ *     chat:acl after the last read has come back (every change the pieces
+ *     need is then passed on), "sync end". Each call's lines go out in
+ *     messages of at most ACL_SYNC_MSG_MAX bytes.
  * Nothing is delivered (the feed waits: acl_synced) from the moment the
  * broker connection or the subscription is lost until a sync has ended:
  * the plugin never has to guess a state.
@@ -34,7 +36,8 @@ void acl_sync(struct bridge *b);
  * while it was away is lost, so every state is sent again. */
 void acl_listening(struct bridge *b);
 
-/* One chat:acl message: a change, passed to the plugin, or "resync". */
+/* One chat:acl message: a change, passed to the plugin; "resync" (Redis
+ * was restored from the store); or a sync's barrier (never passed on). */
 void acl_forward(struct bridge *b, const char *msg, size_t len);
 
 /* Frees what a sync under way holds (at shutdown). */

@@ -75,6 +75,7 @@ struct bridge {
 	unsigned long mqtt_connects;
 	struct acl_sync_state { /* acl_sync.c */
 		bool syncing;
+		bool barrier;           /* every page is sent: waiting for the barrier */
 		bool listening;         /* chat:acl is subscribed on the sub link */
 		unsigned long gen;      /* the running sync's: replies of older ones are dropped */
 		unsigned long connects; /* the broker connection it is for */
