@@ -144,9 +144,10 @@ static void chain(struct room_table *t, struct room_entry *e)
 }
 
 /* Puts a whole state in force (taking m) unless the one in force is this
- * epoch's and as new: a state of an earlier epoch may be of another
- * history (a Redis that failed over or was restored) and never wins. A
- * state older than dropped deltas could never be brought current. */
+ * epoch's and as new. One in force from an earlier epoch gives way to any
+ * version: it may be of another history (a Redis that failed over, or was
+ * restored and counts again from 0). A state older than dropped deltas
+ * could never be brought current. */
 static void install(struct room_table *t, struct room_entry *e, bool private, uint64_t ver,
                     struct member_set *m)
 {
