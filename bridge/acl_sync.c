@@ -101,7 +101,7 @@ static int call(struct bridge *b, redisCallbackFn *fn, int argc, const char **ar
 /* The bridge, when reply (at least min strings) belongs to the sync under
  * way and the broker connection it is for; else NULL, the sync stopped if
  * it was this one. Frees priv. */
-static struct bridge *accept(void *priv, redisReply *reply, size_t min)
+static struct bridge *sync_reply(void *priv, redisReply *reply, size_t min)
 {
 	struct call *c = priv;
 	struct bridge *b = c->b;
@@ -170,7 +170,7 @@ static void finish(struct bridge *b)
 static void on_rooms(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
-	struct bridge *b = accept(priv, reply, 1);
+	struct bridge *b = sync_reply(priv, reply, 1);
 	struct acl_batch out;
 	(void)ac;
 
@@ -222,7 +222,7 @@ static void rooms_page(struct bridge *b)
 static void on_members(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
-	struct bridge *b = accept(priv, reply, 3);
+	struct bridge *b = sync_reply(priv, reply, 3);
 	struct acl_batch out;
 	char line[160];
 	(void)ac;
