@@ -44,18 +44,18 @@ static bool has_wildcard(const char *s, size_t n)
 }
 
 static bool room_ok(const struct acl_rules *r, const struct acl_client *c,
-                    struct span room)
+                    struct span room, enum acl_access access)
 {
 	if (!name_room_valid(room.p, room.n))
 		return false;
 	if (r->room_visible == NULL || c->role == ROLE_SERVICE)
 		return true;
-	return r->room_visible(r->room_ctx, c->user, c->user_len, room.p, room.n);
+	return r->room_visible(r->room_ctx, c->user, c->user_len, room.p, room.n, access);
 }
 
 /* <p>/room/<room>[/typing|/events] */
 static bool room_topic(const struct acl_rules *r, const struct acl_client *c,
-                       struct span rest)
+                       struct span rest, enum acl_access access)
 {
 	struct span room, leaf, extra;
 	if (!next_level(&rest, &room))
@@ -64,7 +64,7 @@ static bool room_topic(const struct acl_rules *r, const struct acl_client *c,
 		if (next_level(&rest, &extra) || !(is(leaf, "typing") || is(leaf, "events")))
 			return false;
 	}
-	return room_ok(r, c, room);
+	return room_ok(r, c, room, access);
 }
 
 /* Users: <p>/user/<me>/<one or more levels>; as a subscription also
@@ -117,7 +117,7 @@ static bool user_rules(const struct acl_rules *r, const struct acl_client *c,
 		       rest.p != NULL && rest.n > 0;
 	}
 	if (is(kind, "room"))
-		return room_topic(r, c, rest);
+		return room_topic(r, c, rest, access);
 	if (is(kind, "user"))
 		return own_user_topic(c, rest, access);
 	if (is(kind, "presence"))

@@ -18,11 +18,12 @@ enum acl_access { ACL_READ, ACL_WRITE, ACL_SUBSCRIBE };
 /* Where services send room states to the plugin (rooms.h). */
 #define ACL_CONTROL_TOPIC "$CONTROL/chat/v1"
 
-/* Whether user may see room's topics. Rooms are public until the bridge
- * (membership for private rooms) installs a lookup; it must answer from
- * memory. */
+/* Whether user may subscribe to (ACL_SUBSCRIBE) or receive (ACL_READ)
+ * room's topics. Rooms are public until the bridge (membership for private
+ * rooms) installs a lookup; it must answer from memory. */
 typedef bool (*acl_room_visible_fn)(void *ctx, const char *user, size_t user_len,
-                                    const char *room, size_t room_len);
+                                    const char *room, size_t room_len,
+                                    enum acl_access access);
 
 struct acl_rules {
 	const char *prefix; /* "chat" */

@@ -14,8 +14,9 @@
  *   (sessions.c) for its offline deliveries and its Will.
  * - Posts are let through only while they can reach the bridge (watch.c)
  *   and only up to the size limit; a refused post gets a notice from here.
- * - CONTROL on $CONTROL/chat/v1: private-room states from the bridge
- *   (rooms.c), consulted by the topic rules, and token revocations
+ * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
+ *   the bridge (rooms.c; what it does not know for sure is closed),
+ *   consulted by the topic rules, and token revocations
  *   (revoked.c), consulted at CONNECT and on the tick.
  * - MESSAGE: client input is stamped with its sender's role (stamp.c).
  *
@@ -453,6 +454,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	(void)event;
 
 	forget_connection(p, ed->client);
+	/* the bridge's connection: room changes from now on are not heard */
+	rooms_source_gone(&p->rooms, ed->client);
 	const char *id = mosquitto_client_id(ed->client);
 	const struct session *s = id ? sessions_find(&p->sessions, id) : NULL;
 	if (s && s->owner == ed->client) {
@@ -482,7 +485,7 @@ static int on_control(int event, void *event_data, void *userdata)
 		}
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (rooms_apply(&p->rooms, ed->payload, ed->payloadlen) < 0) {
+	if (rooms_apply(&p->rooms, ed->client, ed->payload, ed->payloadlen) < 0) {
 		log_msg(LOG_WARN, "malformed room state from %s: ignored from the bad line on",
 		        e->acl.user);
 		return MOSQ_ERR_INVAL;

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <mqtt_protocol.h>
 
+#include "acl_sync.h"
 #include "bridge.h"
 #include "chat/log.h"
 #include "commit.h"
@@ -43,7 +44,6 @@
 #define CURSOR_S 0.2
 #define BEAT_S 5.0
 #define NODE_TIMEOUT_S "15"
-#define CONTROL_TOPIC "$CONTROL/chat/v1"
 
 static double now_s(void)
 {
@@ -243,7 +243,7 @@ void bridge_relay(struct bridge *b, const char *topic, const char *payload)
 }
 
 /* One pub/sub message: chat:eph "<topic>\n<payload>", chat:acl a room
- * state line, chat:presence "<user>\n<json>". */
+ * change (acl_sync.h), chat:presence "<user>\n<json>". */
 static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -259,9 +259,9 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
 		/* chat:acl is at-most-once: whatever changed while this link was
 		 * away is lost, so once it listens again, send the plugin every
-		 * room's state anew (versioned: an older state never wins) */
+		 * room's state anew, delivering nothing meanwhile (acl_sync.h) */
 		if (strcmp(channel, "chat:acl") == 0)
-			b->acl_stale = true;
+			acl_listening(b);
 		if (strcmp(channel, "chat:revoke") == 0)
 			b->revoke.stale = true;
 		return;
@@ -272,7 +272,7 @@ static void on_channel(redisAsyncContext *ac, void *r, void *priv)
 	size_t len = reply->element[2]->len;
 
 	if (strcmp(channel, "chat:acl") == 0) {
-		publish(b, CONTROL_TOPIC, s, len, 1, false);
+		acl_forward(b, s, len);
 		return;
 	}
 	if (strcmp(channel, "chat:revoke") == 0) {
@@ -302,88 +302,6 @@ static void sub_ready(struct bridge *b)
 {
 	redisAsyncCommand(b->sub.ac, on_channel, b,
 	                  "SUBSCRIBE chat:eph chat:acl chat:revoke chat:presence");
-}
-
-/* ---- private-room states for the plugin, before any delivery ---- */
-
-static void feed_next(struct bridge *b);
-
-/* Private rooms per snapshot call, and so per $CONTROL message. */
-#define ACL_PAGE "100"
-
-static void acl_page(struct bridge *b, const char *cursor);
-
-/* One page of private-room states, passed to the plugin; the next page is
- * asked for until the cursor is back at 0, and only then does delivery
- * start (the broker must know every private room first). */
-static void on_acl_snapshot(redisAsyncContext *ac, void *r, void *priv)
-{
-	redisReply *reply = r;
-	struct bridge *b = priv;
-	size_t total = 0;
-	(void)ac;
-
-	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING || reply->element[0]->len > 20) {
-		if (reply && reply->type == REDIS_REPLY_ERROR)
-			log_msg(LOG_WARN, "room snapshot: %s", reply->str);
-		b->acl_syncing = false;
-		b->acl_stale = b->acl_synced; /* a resync failed: again */
-		return; /* tried again on the next turn */
-	}
-	for (size_t k = 1; k < reply->elements; k++)
-		total += reply->element[k]->len + 1;
-	if (total > 0) {
-		char *buf = malloc(total), *p = buf;
-		if (buf == NULL) {
-			b->acl_syncing = false;
-			b->acl_stale = b->acl_synced; /* a resync failed: again */
-			return;
-		}
-		for (size_t k = 1; k < reply->elements; k++) {
-			memcpy(p, reply->element[k]->str, reply->element[k]->len);
-			p += reply->element[k]->len;
-			*p++ = '\n';
-		}
-		publish(b, CONTROL_TOPIC, buf, total, 1, false);
-		free(buf);
-	}
-	b->acl_sent += reply->elements - 1;
-	/* pages sent to an earlier connection may be lost: start over */
-	if (!b->mqtt_up || b->mqtt_connects != b->acl_connects) {
-		b->acl_syncing = false;
-		b->acl_stale = b->acl_synced; /* a resync failed: again */
-		return;
-	}
-	if (strcmp(reply->element[0]->str, "0") != 0) {
-		acl_page(b, reply->element[0]->str);
-		return;
-	}
-	b->acl_syncing = false;
-	b->acl_synced = true;
-	log_msg(LOG_INFO, "sent %zu private room state(s) to the broker", b->acl_sent);
-	feed_next(b);
-}
-
-static void acl_page(struct bridge *b, const char *cursor)
-{
-	const char *argv[] = {"EVALSHA", b->sha.acl_snapshot, "0", cursor, ACL_PAGE};
-	if (!b->cmd.ready ||
-	    redisAsyncCommandArgv(b->cmd.ac, on_acl_snapshot, b, 5, argv, NULL) != REDIS_OK) {
-		b->acl_syncing = false;
-		b->acl_stale = b->acl_synced; /* a resync failed: again */
-	}
-}
-
-static void acl_sync(struct bridge *b)
-{
-	if ((b->acl_synced && !b->acl_stale) || b->acl_syncing || !b->mqtt_up || !b->cmd.ready)
-		return;
-	b->acl_syncing = true;
-	b->acl_stale = false;
-	b->acl_sent = 0;
-	b->acl_connects = b->mqtt_connects;
-	acl_page(b, "0");
 }
 
 /* ---- presence ---- */
@@ -461,6 +379,8 @@ static void heartbeat(struct bridge *b)
 }
 
 /* ---- the feed: chat:stream in order, to the local broker ---- */
+
+static void feed_next(struct bridge *b);
 
 /* Delivers one stream entry ([conv, c, seq, n, msg, json]). */
 static void deliver(struct bridge *b, redisReply *fields)
@@ -545,7 +465,7 @@ static void feed_deliver(struct bridge *b, redisReply *reply)
 		redisReply *entries = reply->element[0]->element[1];
 		for (size_t i = 0; i < entries->elements; i++) {
 			redisReply *e = entries->element[i];
-			if (!b->mqtt_up)
+			if (!b->mqtt_up || !b->acl_synced)
 				break; /* resume from the last delivered entry later */
 			deliver(b, e->element[1]);
 			b->count.delivered++;
@@ -588,6 +508,11 @@ static void on_feed(redisAsyncContext *ac, void *r, void *priv)
 		}
 	}
 	feed_deliver(b, reply);
+	feed_next(b);
+}
+
+void bridge_feed_resume(struct bridge *b)
+{
 	feed_next(b);
 }
 
@@ -1598,6 +1523,7 @@ void bridge_free(struct bridge *b)
 	for (int i = 0; i < 3; i++)
 		if (links[i]->ac)
 			redisAsyncFree(links[i]->ac);
+	acl_sync_free(b);
 	/* still in doubt: the journal keeps them for the next start */
 	while (b->in_doubt) {
 		struct post_batch *next = b->in_doubt->next;

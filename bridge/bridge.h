@@ -7,7 +7,8 @@
  *         to the local broker (so subscribers on every instance see the same
  *         seq order)
  *   sub   SUBSCRIBE chat:eph (typing, room events: never stored), chat:acl
- *         (private-room states, passed to the plugin through $CONTROL),
+ *         (private-room changes, passed to the plugin through $CONTROL:
+ *         acl_sync.c),
  *         chat:revoke (token revocations, the same way; revoke.c) and
  *         chat:presence (online changes, published retained)
  *
@@ -16,9 +17,10 @@
  * input waits in the broker's queue for the session instead of being
  * refused.
  *
- * Before delivering anything after a (re)connect to the broker, the bridge
- * sends the plugin every private room's state, so the broker never delivers
- * a private room's message to a non-member it does not know about yet.
+ * Before delivering anything after a (re)connect to the broker, or after
+ * its chat:acl subscription was away, the bridge sends the plugin every
+ * private room's state (acl_sync.c), so the broker never delivers a private
+ * room's message to a non-member it does not know about yet.
  */
 #ifndef CHAT_BRIDGE_H
 #define CHAT_BRIDGE_H
@@ -29,6 +31,7 @@
 #include <mosquitto.h>
 
 #include "chat/config.h"
+#include "chat/names.h"
 #include "chat/token.h"
 #include "jobs.h"
 #include "journal.h"
@@ -67,11 +70,26 @@ struct bridge {
 	bool feed_pending;
 	bool cursor_dirty;    /* stream_last is newer than chat:cursor:<node> */
 	double next_cursor;   /* the cursor is written at most once per CURSOR_S */
-	bool acl_synced;      /* the broker has every private room's state */
-	bool acl_syncing;
+	bool acl_synced;      /* the broker has every private room's state: deliver */
 	bool acl_stale;       /* chat:acl was not listened to for a while */
-	size_t acl_sent;      /* private room states sent in this sync */
-	unsigned long mqtt_connects, acl_connects; /* the sync's connection */
+	unsigned long mqtt_connects;
+	struct acl_sync_state { /* acl_sync.c */
+		bool syncing;
+		bool barrier;           /* every page is sent: waiting for the barrier */
+		bool listening;         /* chat:acl is subscribed on the sub link */
+		unsigned long gen;      /* the running sync's: replies of older ones are dropped */
+		unsigned long connects; /* the broker connection it is for */
+		double retry_at;        /* after a failed sync */
+		size_t sent;            /* private room states sent in this sync */
+		char cursor[24];        /* of chat:rooms:private */
+		/* rooms to send a page of members at a time, after the rooms pass */
+		char (*queue)[NAME_ROOM_MAX + 1];
+		size_t nqueue, qcap, qnext;
+		char mcursor[24];          /* of queue[qnext]'s members */
+		bool begun;                /* its "begin" line is sent */
+		char base[24];             /* its version at the first page */
+		unsigned long long words;  /* its members sent so far */
+	} acl;
 	struct revoke_sync_state {                 /* revoke.c */
 		bool syncing;
 		bool stale;             /* chat:revoke was not listened to for a while */
@@ -114,6 +132,8 @@ void bridge_presence(struct bridge *b, const char *op, const char *const *args, 
                      void (*cb)(redisAsyncContext *, void *, void *), void *priv);
 /* Sends payload to topic on every instance, through Redis (not stored). */
 void bridge_relay(struct bridge *b, const char *topic, const char *payload);
+/* Reads the stream again, once deliveries may go on (acl_sync.c). */
+void bridge_feed_resume(struct bridge *b);
 
 /* Sets up (no network yet). Returns 0, or -1 with a logged reason. */
 int bridge_init(struct bridge *b, const struct chat_config *cfg);

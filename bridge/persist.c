@@ -44,19 +44,6 @@ static const char raise_lua[] =
 	"end\n"
 	"return 1\n";
 
-/* Every private room's state on chat:acl, with a new version: the brokers
- * learn the restored member lists. */
-static const char acl_all_lua[] =
-	"for _, room in ipairs(redis.call('SMEMBERS', 'chat:rooms:private')) do\n"
-	"  local ver = redis.call('INCR', 'chat:room:' .. room .. ':ver')\n"
-	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
-	"  table.sort(m)\n"
-	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n"
-	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n"
-	"  redis.call('PUBLISH', 'chat:acl', line)\n"
-	"end\n"
-	"return 1\n";
-
 struct worker {
 	struct persist *p;
 	redisContext *redis;
@@ -227,8 +214,9 @@ static void restore(struct worker *w)
 		return;
 	}
 	w->groups_ok = false; /* the flush took the consumer groups too */
-	const char *acl[] = {"EVAL", acl_all_lua, "0"};
-	freeReplyObject(call_argv(w, 3, acl));
+	/* every bridge sends its broker every private room again, a page at a
+	 * time (bridge/acl_sync.c): the versions began again with the data */
+	freeReplyObject(redisCommand(w->redis, "PUBLISH chat:acl resync"));
 	/* the restore built the rooms.list indexes too (restore_room, _member) */
 	freeReplyObject(redisCommand(w->redis, "SET chat:roomindex:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));

@@ -165,15 +165,19 @@ const char script_limit[] =
 	"end\n"
 	"return 0\n";
 
-/* Publishes a private room's whole state, versioned, on chat:acl. */
-#define ACL_STATE_FN \
-	"local function acl_state(room)\n" \
+/* A private room's changes on chat:acl for the brokers' plugins
+ * (authplugin/rooms.h), each with the room's next version: a new room's
+ * whole state (its owner alone), then one line per member added or
+ * removed, so a change costs O(1) however large the room (never the
+ * whole member list). */
+#define ACL_FN \
+	"local function acl_created(room, owner)\n" \
 	"  local ver = redis.call('INCR', 'chat:room:' .. room .. ':ver')\n" \
-	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n" \
-	"  table.sort(m)\n" \
-	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n" \
-	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n" \
-	"  redis.call('PUBLISH', 'chat:acl', line)\n" \
+	"  redis.call('PUBLISH', 'chat:acl', 'room ' .. room .. ' ' .. ver .. ' private ' .. owner)\n" \
+	"end\n" \
+	"local function acl_member(room, user, added)\n" \
+	"  local ver = redis.call('INCR', 'chat:room:' .. room .. ':ver')\n" \
+	"  redis.call('PUBLISH', 'chat:acl', (added and 'add ' or 'del ') .. room .. ' ' .. ver .. ' ' .. user)\n" \
 	"end\n"
 
 /* A membership change for the store, through chat:ops. */
@@ -240,7 +244,7 @@ const char script_limit[] =
 	"end\n"
 
 const char script_room[] =
-	ACL_STATE_FN
+	ACL_FN
 	OP_MEMBER_FN
 	MEMBER_IDX_FN
 	ROOMS_LIST_FN
@@ -273,7 +277,7 @@ const char script_room[] =
 	"  redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', room, 'user', caller, 'in', '1')\n"
 	"  if flag == '1' then\n"
 	"    redis.call('SADD', 'chat:rooms:private', room)\n"
-	"    acl_state(room)\n"
+	"    acl_created(room, caller)\n"
 	"  end\n"
 	"  return {'ok', caller, flag}\n"
 	"end\n"
@@ -291,7 +295,7 @@ const char script_room[] =
 	"  local removed = redis.call('SREM', members, caller)\n"
 	"  idx_leave(caller, room)\n"
 	"  if removed == 1 then op_member(room, caller, '0') end\n"
-	"  if priv == '1' and removed == 1 then acl_state(room) end\n"
+	"  if priv == '1' and removed == 1 then acl_member(room, caller, false) end\n"
 	"  return {'ok', tostring(removed)}\n"
 	"elseif method == 'room.members' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'not a member'} end\n"
@@ -309,6 +313,18 @@ const char script_room[] =
 	"  end\n"
 	"  local changed\n"
 	"  if method == 'room.invite' then\n"
+	/* only a user who exists (has signed in, or registered) can be
+	 * invited: made-up names would grow a room at no cost, and a name
+	 * taken later would inherit the invitation */
+	"    if redis.call('SISMEMBER', 'chat:users', user) == 0 then\n"
+	"      return {'not_found', 'no such user'}\n"
+	"    end\n"
+	"    if redis.call('SISMEMBER', members, user) == 1 then return {'ok', '0', priv} end\n"
+	"    local max = tonumber(ARGV[11])\n"
+	"    if priv == '1' and max and redis.call('SCARD', members) >= max then\n"
+	"      return {'conflict', 'the room is full: a private room has at most ' .. max ..\n"
+	"              ' members (private_room_members_max)'}\n"
+	"    end\n"
 	"    changed = redis.call('SADD', members, user)\n"
 	"    idx_join(user, room)\n"
 	"  else\n"
@@ -316,7 +332,7 @@ const char script_room[] =
 	"    idx_leave(user, room)\n"
 	"  end\n"
 	"  if changed == 1 then op_member(room, user, method == 'room.invite' and '1' or '0') end\n"
-	"  if priv == '1' and changed == 1 then acl_state(room) end\n"
+	"  if priv == '1' and changed == 1 then acl_member(room, user, method == 'room.invite') end\n"
 	"  return {'ok', tostring(changed), priv}\n"
 	/* room.delete (1.1): O(1) here whatever the room holds. The hash goes
 	 * (posts, history, joins answer not_found), the name stays taken
@@ -371,22 +387,49 @@ const char script_index_build[] =
 	"redis.call('SET', 'chat:roomindex:v1', '1')\n"
 	"return n\n";
 
-/* Private rooms' states, one line each, for a broker that (re)connects:
- * one SSCAN page (ARGV cursor, count) a call, so a call never reads every
- * private room. The versions are the current ones, not bumped; a room
- * changed meanwhile publishes its new state on chat:acl anyway. Returns
- * {next cursor ("0": done), line...}. */
+/* Private rooms' states for a broker whose plugin must learn them all
+ * (bridge/acl_sync.c), a bounded page of work per call:
+ *   rooms <cursor> <count> <small> <budget>: one SSCAN page of private
+ *     rooms; a room of at most <small> members is read whole, as one
+ *     "room <room> <ver> private <m>..." line, while the page's lines stay
+ *     under <budget> bytes (32 bytes a member id, and a space); any other
+ *     is named "scan <room>", for the members op. Returns {next cursor
+ *     ("0": done), item...}.
+ *   members <room> <cursor> <count>: one SSCAN page of a room's members,
+ *     with the room's version at this read. Returns {next cursor, version,
+ *     "1" | "0" (no longer private: deleted), member...}.
+ * Versions are read, never bumped: a change made between calls is
+ * published on chat:acl with its own version, and the plugin applies it on
+ * top of the pieces (authplugin/rooms.h). */
 const char script_acl_snapshot[] =
-	"local page = redis.call('SSCAN', 'chat:rooms:private', ARGV[1], 'COUNT', tonumber(ARGV[2]))\n"
-	"local out = {page[1]}\n"
-	"for _, room in ipairs(page[2]) do\n"
-	"  local ver = redis.call('GET', 'chat:room:' .. room .. ':ver') or '0'\n"
-	"  local m = redis.call('SMEMBERS', 'chat:room:' .. room .. ':members')\n"
-	"  table.sort(m)\n"
-	"  local line = 'room ' .. room .. ' ' .. ver .. ' private'\n"
-	"  if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n"
-	"  table.insert(out, line)\n"
+	"if ARGV[1] == 'rooms' then\n"
+	"  local page = redis.call('SSCAN', 'chat:rooms:private', ARGV[2], 'COUNT', tonumber(ARGV[3]))\n"
+	"  local small, budget, used = tonumber(ARGV[4]), tonumber(ARGV[5]), 0\n"
+	"  local out = {page[1]}\n"
+	"  for _, room in ipairs(page[2]) do\n"
+	"    local key = 'chat:room:' .. room\n"
+	"    if redis.call('HGET', key, 'private') == '1' then\n"
+	"      local n = redis.call('SCARD', key .. ':members')\n"
+	"      if n > small or used + 100 + 33 * n > budget then\n"
+	"        out[#out + 1] = 'scan ' .. room\n"
+	"      else\n"
+	"        local ver = redis.call('GET', key .. ':ver') or '0'\n"
+	"        local line = 'room ' .. room .. ' ' .. ver .. ' private'\n"
+	"        local m = redis.call('SMEMBERS', key .. ':members')\n"
+	"        if #m > 0 then line = line .. ' ' .. table.concat(m, ' ') end\n"
+	"        used = used + #line\n"
+	"        out[#out + 1] = line\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"  return out\n"
 	"end\n"
+	"local key = 'chat:room:' .. ARGV[2]\n"
+	"local ver = redis.call('GET', key .. ':ver') or '0'\n"
+	"if redis.call('HGET', key, 'private') ~= '1' then return {'0', ver, '0'} end\n"
+	"local page = redis.call('SSCAN', key .. ':members', ARGV[3], 'COUNT', tonumber(ARGV[4]))\n"
+	"local out = {page[1], ver, '1'}\n"
+	"for _, m in ipairs(page[2]) do out[#out + 1] = m end\n"
 	"return out\n";
 
 /* Presence from the plugins' connection reports and the bridges' heartbeats.

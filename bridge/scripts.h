@@ -28,9 +28,11 @@
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
- *   users               set of user ids ever connected
+ *   users               set of user ids that exist (connected or registered):
+ *                       room.invite takes no other
  *   rooms:private       set of private room ids
- *   room:<room>:ver     version of a private room's member list
+ *   room:<room>:ver     version of a private room's member list, one more
+ *                       per change (authplugin/rooms.h)
  *   presence:<user>     hash of the user's live connections
  *   node:<node>:conns   "<user> <conn>" per live connection of a node
  *   node:<node>:boot    the boot id of the node's broker
@@ -61,10 +63,14 @@ extern const char script_typing[];
  * index of the first empty bucket and spends nothing. */
 extern const char script_limit[];
 /* room: ARGV method, caller, room, flag, user, role, and for rooms.list
- * query, cursor, limit; flag is "1"/"0" (private) for room.create; role is
+ * query, cursor, limit; then the create-retry flag and
+ * private_room_members_max; flag is "1"/"0" (private) for room.create; role is
  * the caller's role on this request ("admin" may invite and remove in any
- * room). Changes to a private room's members publish its new state on
- * chat:acl (see authplugin/rooms.h for the line format). Returns {status,
+ * room). room.invite takes only a user in chat:users (not_found) and, in a
+ * private room, only up to private_room_members_max members (conflict).
+ * Changes to a private room's members publish the change, with the room's
+ * new version, on chat:acl (see authplugin/rooms.h for the line format).
+ * Returns {status,
  * payload...}; status "ok" or an error code; rooms.list {"ok", next
  * cursor or "", "room owner private member"...}; room.members one page
  * of SSCAN (cursor, limit as count) {"ok", next cursor or "0", "user
@@ -75,8 +81,10 @@ extern const char script_room[];
  * the sets once (when roomindex:v1 is absent); returns the rooms indexed. */
 extern const char script_index_build[];
 
-/* acl_snapshot: ARGV cursor, count. One SSCAN page of private rooms:
- * {next cursor ("0" when done), state line...}. */
+/* acl_snapshot: ARGV "rooms", cursor, count, small, budget: one SSCAN page
+ * of private rooms, {next cursor ("0" when done), state line or "scan
+ * <room>"...}; ARGV "members", room, cursor, count: one SSCAN page of a
+ * room's members, {next cursor, version, private "1"/"0", member...}. */
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];

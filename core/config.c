@@ -64,6 +64,10 @@ static const struct config_opt opts[] = {
     {"create_rate_burst", OPT_LONG, 1, 1000000, "5", NULL, OFF(create_rate_burst)},
     {"typing_rate_per_s", OPT_LONG, 1, 1000000, "3", NULL, OFF(typing_rate_per_s)},
     {"typing_rate_burst", OPT_LONG, 1, 1000000, "6", NULL, OFF(typing_rate_burst)},
+    /* members of one private room: each broker holds every private room's
+     * list in memory and a room this size costs ~330 KB there */
+    {"private_room_members_max", OPT_LONG, 1, 1000000, "10000", NULL,
+     OFF(private_room_members_max)},
     {"store_url", OPT_STR, 1, 4096, "sqlite:run/chat.db", NULL, OFF(store_url)},
     {"store_timeout_ms", OPT_LONG, 100, 60000, "2000", NULL, OFF(store_timeout_ms)},
     {"http_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(http_host)},

@@ -47,6 +47,7 @@ struct chat_config {
 	long create_rate_burst;
 	long typing_rate_per_s; /* per-user typing signals per second, rooms and DMs */
 	long typing_rate_burst;
+	long private_room_members_max; /* room.invite refuses beyond it (conflict) */
 	/* the durable store (storage/store.h URL) */
 	char *store_url;        /* sqlite:PATH or mongodb://... */
 	long store_timeout_ms;  /* the longest a store call waits (locks, network) */

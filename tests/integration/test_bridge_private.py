@@ -98,6 +98,9 @@ def test_invite_then_remove_within_one_second_on_other_instance(vault):
 def test_admin_may_invite_and_remove(cluster, vault):
     keys = cluster.keys
     root = connect(cluster.brokers[1].port, keys, "root", role="admin")
+    # only a user who exists may be invited: dave has signed in once
+    connect(cluster.brokers[0].port, keys, "dave").close()
+    assert wait_for(lambda: cluster.redis.call("SISMEMBER", "chat:users", "dave") == "1")
     try:
         assert rpc(root, "root", "room.invite", {"room": "vault", "user": "dave"})["result"] == {}
         assert rpc(root, "root", "room.remove", {"room": "vault", "user": "dave"})["result"] == {}

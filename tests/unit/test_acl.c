@@ -11,9 +11,10 @@ static bool may(const struct acl_client *c, enum acl_access a, const char *topic
 }
 
 static bool private_secret(void *ctx, const char *user, size_t ulen, const char *room,
-                           size_t rlen)
+                           size_t rlen, enum acl_access access)
 {
 	(void)ctx;
+	(void)access;
 	if (rlen == 6 && memcmp(room, "secret", 6) == 0)
 		return ulen == 5 && memcmp(user, "alice", 5) == 0;
 	return true;
