@@ -32,6 +32,8 @@
  *   rooms:private       set of private room ids
  *   room:<room>:ver     version of a private room's member list
  *   presence:<user>     hash of the user's live connections
+ *   leaving             sorted set: user -> when to announce them offline
+ *                       (their last connection ended; still shown online)
  *   node:<node>:conns   "<user> <conn>" per live connection of a node
  *   node:<node>:boot    the boot id of the node's broker
  *   nodes               sorted set: node -> last heartbeat
@@ -78,7 +80,7 @@ extern const char script_index_build[];
 /* acl_snapshot: ARGV cursor, count. One SSCAN page of private rooms:
  * {next cursor ("0" when done), state line...}. */
 extern const char script_acl_snapshot[];
-/* presence: ARGV op, node, now, ... (see scripts.c). */
+/* presence: ARGV op, node, offline delay, ... (see scripts.c). */
 extern const char script_presence[];
 /* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
  * one page at a time (see scripts.c). */

@@ -108,7 +108,7 @@ int main(void)
 	t0 = seconds();
 	CHECK_INT(stamp_apply(&big, "admin"), 0);
 	double took = seconds() - t0;
-	CHECK(took < 2.0);
+	CHECK(took < 5.0); /* linear: ~0.2 s (ASan ~0.8 s); the old copy took minutes */
 	size_t n = 0, roles = 0;
 	for (const mosquitto_property *p = big; p; p = mosquitto_property_next(p), n++) {
 		char *name = NULL, *value = NULL;
