@@ -32,8 +32,7 @@ void connrate_free(struct connrate_table *t)
 }
 
 /* The bucket's tokens at now_ms (never above burst). */
-static double level(const struct connrate_table *t, const struct connrate_bucket *b,
-                    int64_t now_ms)
+static double level(const struct connrate_table *t, const struct connrate_bucket *b, int64_t now_ms)
 {
 	double elapsed = now_ms > b->at_ms ? (double)(now_ms - b->at_ms) : 0.0;
 	double v = b->tokens + elapsed * t->per_ms;

@@ -233,8 +233,7 @@ static bool is_request(const struct plugin *p, const char *topic)
  * Correlation Data. props is NULL where they cannot be seen. */
 static void answer_request(struct plugin *p, const struct acl_client *c,
                            const struct mosquitto_evt_acl_check *ed,
-                           const mosquitto_property *props, const char *code,
-                           const char *message)
+                           const mosquitto_property *props, const char *code, const char *message)
 {
 	char topic[256];
 	char *rt = NULL;
@@ -267,14 +266,14 @@ static void answer_request(struct plugin *p, const struct acl_client *c,
  * rpc error: bad_request). The broker queues what a plugin publishes and
  * sends it after this check returns. */
 static int refuse_post(struct plugin *p, const struct acl_client *c,
-                       const struct mosquitto_evt_acl_check *ed,
-                       const mosquitto_property *props, const char *code, const char *message)
+                       const struct mosquitto_evt_acl_check *ed, const mosquitto_property *props,
+                       const char *code, const char *message)
 {
 	char topic[160], cid[ENVELOPE_CID_MAX + 1];
 
 	if (is_request(p, ed->topic)) {
-		answer_request(p, c, ed, props, strcmp(code, "too_large") == 0 ? "bad_request" : code,
-		               message);
+		answer_request(p, c, ed, props,
+		               strcmp(code, "too_large") == 0 ? "bad_request" : code, message);
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	/* parsing is bounded: a payload of more than 4 times the publish limit
@@ -369,7 +368,8 @@ static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check 
 	if (!acl_allowed(&p->rules, &c, access, ed->topic, ed->retain))
 		return MOSQ_ERR_ACL_DENIED;
 	if (access == ACL_WRITE) {
-		int verdict = will_judge(p->cfg.topic_prefix, user, ed->topic, s, &p->revoked, now_s());
+		int verdict =
+		    will_judge(p->cfg.topic_prefix, user, ed->topic, s, &p->revoked, now_s());
 		if (verdict != WILL_OK) {
 			log_msg(LOG_INFO, "Will of %s refused: %s", user, will_strerror(verdict));
 			return MOSQ_ERR_ACL_DENIED;
@@ -463,7 +463,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	/* without the stamp the bridge would take it for a plain user's: drop
 	 * it rather than pass it on unstamped */
 	return stamp_apply(&ed->properties, token_role_name(e->acl.role)) == 0 ? MOSQ_ERR_SUCCESS
-	                                                                        : MOSQ_ERR_NOMEM;
+	                                                                       : MOSQ_ERR_NOMEM;
 }
 
 /* Drops the entry of a connection that ended or is being cut. */

@@ -45,7 +45,8 @@ static int type_of(const mosquitto_property *p)
 	int id = mosquitto_property_identifier(p), real_id, type;
 	const char *name = mosquitto_property_identifier_to_string(id);
 
-	if (name == NULL || mosquitto_string_to_property_info(name, &real_id, &type) != MOSQ_ERR_SUCCESS)
+	if (name == NULL ||
+	    mosquitto_string_to_property_info(name, &real_id, &type) != MOSQ_ERR_SUCCESS)
 		return -1;
 	return type;
 }
@@ -61,9 +62,15 @@ static size_t size_of(const mosquitto_property *p)
 	size_t n = 0;
 
 	switch (type_of(p)) {
-	case MQTT_PROP_TYPE_BYTE: n = 1; break;
-	case MQTT_PROP_TYPE_INT16: n = 2; break;
-	case MQTT_PROP_TYPE_INT32: n = 4; break;
+	case MQTT_PROP_TYPE_BYTE:
+		n = 1;
+		break;
+	case MQTT_PROP_TYPE_INT16:
+		n = 2;
+		break;
+	case MQTT_PROP_TYPE_INT32:
+		n = 4;
+		break;
 	case MQTT_PROP_TYPE_VARINT:
 		if (mosquitto_property_read_varint(p, id, &i32, false))
 			n = stamp_varint_len(i32);

@@ -24,12 +24,15 @@ int will_judge(const char *prefix, const char *user, const char *topic, const st
 const char *will_strerror(int verdict)
 {
 	switch (verdict) {
-	case WILL_OK: return "ok";
+	case WILL_OK:
+		return "ok";
 	case WILL_E_NOT_A_POST:
 		return "only a post (room or dm) may be a Will: a request, typing or other input "
 		       "from a client that is gone has no one to answer";
-	case WILL_E_EXPIRED: return "its token has expired";
-	case WILL_E_REVOKED: return "its token was revoked";
+	case WILL_E_EXPIRED:
+		return "its token has expired";
+	case WILL_E_REVOKED:
+		return "its token was revoked";
 	}
 	return "refused";
 }

@@ -23,17 +23,19 @@ int main(void)
 	       "{\"id\":\"req-7\",\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}");
 	answer(S("{\"id\":42,\"method\":\"x\"}"), 1000,
 	       "{\"id\":42,\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}");
-	const char *null_id = "{\"id\":null,\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}";
+	const char *null_id =
+	    "{\"id\":null,\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}";
 	answer(S("not json"), 1000, null_id);
-	answer(S("{\"id\":{\"a\":1}}"), 1000, null_id);        /* not a string or number */
-	answer(S("{\"method\":\"x\"}"), 1000, null_id);         /* none */
-	answer(S("[\"id\"]"), 1000, null_id);                   /* not an object */
-	answer(S("{\"id\":\"cut\\u0000x\"}"), 1000, null_id);   /* a cut id is no id */
+	answer(S("{\"id\":{\"a\":1}}"), 1000, null_id);       /* not a string or number */
+	answer(S("{\"method\":\"x\"}"), 1000, null_id);       /* none */
+	answer(S("[\"id\"]"), 1000, null_id);                 /* not an object */
+	answer(S("{\"id\":\"cut\\u0000x\"}"), 1000, null_id); /* a cut id is no id */
 	answer(S("{\"id\":\"long\",\"pad\":\"xxxxxxxx\"}"), 10, null_id); /* not parsed */
 	answer("", 0, 1000, null_id);
 	/* quoting is cJSON's */
-	answer(S("{\"id\":\"a\\\"b\"}"), 1000,
-	       "{\"id\":\"a\\\"b\",\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}");
+	answer(
+	    S("{\"id\":\"a\\\"b\"}"), 1000,
+	    "{\"id\":\"a\\\"b\",\"error\":{\"code\":\"unavailable\",\"message\":\"try again\"}}");
 
 	CHECK(topic_reply_ok("chat", "eve", "chat/user/eve/replies/7"));
 	CHECK(topic_reply_ok("chat", "eve", "chat/user/eve/rpc"));

@@ -63,10 +63,12 @@ int main(void)
 	mosquitto_property_free_all(&props);
 
 	/* the sizes MQTT encodes: identifier byte, then the value */
-	mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, "chat/user/eve/r"); /* 1+2+15 */
-	mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, "abc", 3);     /* 1+2+3 */
-	mosquitto_property_add_byte(&props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, 1);      /* 1+1 */
-	mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "k", "vv"); /* 1+2+1+2+2 */
+	mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC,
+	                              "chat/user/eve/r");                            /* 1+2+15 */
+	mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, "abc", 3); /* 1+2+3 */
+	mosquitto_property_add_byte(&props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, 1);  /* 1+1 */
+	mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "k",
+	                                   "vv"); /* 1+2+1+2+2 */
 	CHECK_INT(stamp_measure(props, 4, &bytes), 0);
 	CHECK_INT(bytes, 18 + 6 + 2 + 8);
 	CHECK_INT(stamp_measure(props, 3, &bytes), -1); /* one over the bound */
@@ -112,7 +114,8 @@ int main(void)
 	size_t n = 0, roles = 0;
 	for (const mosquitto_property *p = big; p; p = mosquitto_property_next(p), n++) {
 		char *name = NULL, *value = NULL;
-		mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, false);
+		mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
+		                                    false);
 		roles += strcmp(name, "chat-role") == 0;
 		if (mosquitto_property_next(p) == NULL)
 			CHECK_STR(value, "admin");
