@@ -5,20 +5,24 @@
  *   algorithm and key, name the username as sub, and the client id must
  *   follow the rule of shared/PROTOCOL.md section 3.
  *   A user holds at most sessions_per_user persistent sessions and
- *   conn_per_address connections from one address.
+ *   conn_per_address connections from one address, and connects at most
+ *   as often as its CONNECT budget allows (connrate.c).
  * - ACL_CHECK: the topic rules of section 4 (acl.c), answered from the
- *   connection's entry compiled at auth time (clients.c).
+ *   connection's entry compiled at auth time (clients.c). A departed
+ *   client's Will is judged here, the only place it is seen (will.c).
  * - TICK: connections whose token has expired, or has been revoked
  *   (revoked.c), are disconnected.
  * - DISCONNECT: the connection's entry is dropped; its session's is kept
  *   (sessions.c) for its offline deliveries and its Will.
- * - Posts are let through only while they can reach the bridge (watch.c)
- *   and only up to the size limit; a refused post gets a notice from here.
+ * - MESSAGE: client input, seen whole (properties included), is let
+ *   through only up to the size and property limits and while it can
+ *   reach the bridge (watch.c); a refused post gets a notice from here, a
+ *   refused request an rpc error with its id. What passes is stamped with
+ *   its sender's role (stamp.c).
  * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
  *   the bridge (rooms.c; what it does not know for sure is closed),
  *   consulted by the topic rules, and token revocations
  *   (revoked.c), consulted at CONNECT and on the tick.
- * - MESSAGE: client input is stamped with its sender's role (stamp.c).
  *
  * Connections are reported to the bridge for presence, on <prefix>/sys/conn:
  * "up <user> <boot>-<n> <role>" after a successful auth and "down <user>
@@ -38,6 +42,7 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
 
 #include "acl.h"
 #include "addresses.h"
@@ -47,11 +52,13 @@
 #include "chat/token.h"
 #include "chat/topic.h"
 #include "clients.h"
+#include "connrate.h"
 #include "revoked.h"
 #include "rooms.h"
 #include "sessions.h"
-#include "watch.h"
 #include "stamp.h"
+#include "watch.h"
+#include "will.h"
 
 /* The broker finds these three by name; everything else stays hidden. */
 #define PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -68,7 +75,7 @@ struct plugin {
 	struct acl_rules rules;
 	struct client_table clients;
 	struct room_table rooms;
-	struct stamp stamp;
+	struct connrate_table connrate; /* CONNECTs per user */
 	char boot[17];
 	uint64_t next_conn;
 	char conn_topic[80];
@@ -146,6 +153,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		why = "token revoked";
 		goto refuse;
 	}
+	/* counted once the token proves who connects: a wrong password
+	 * cannot spend another user's budget */
+	if (claims.role != ROLE_SERVICE && !connrate_take(&p->connrate, user, now_ms())) {
+		why = "too many connections of this user a minute (connect_burst, connect_per_min)";
+		goto refuse;
+	}
 	if (!acl_client_id_ok(user, client_id)) {
 		why = "client id must be the user id or start with '<user id>:'";
 		goto refuse;
@@ -171,6 +184,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		                           : "out of memory";
 		goto uncount;
 	}
+	sessions_set_token(&p->sessions, client_id, claims.jti, claims.iat);
 	memset(&acl, 0, sizeof(acl));
 	acl.role = claims.role;
 	acl.user_len = strlen(user);
@@ -198,26 +212,71 @@ refuse:
 }
 
 /* The size of a PUBLISH packet as sent: fixed header, topic, packet id,
- * payload and (MQTT 5) an empty property block. Properties themselves are
- * not visible here; max_packet_size in mosquitto.conf bounds them. */
-static size_t publish_size(const struct mosquitto_evt_acl_check *ed)
+ * properties (props_bytes of them, MQTT 5 only) and payload. */
+static size_t publish_size(const struct mosquitto_evt_acl_check *ed, size_t props_bytes)
 {
 	size_t rest = 2 + strlen(ed->topic) + (ed->qos > 0 ? 2 : 0) + ed->payloadlen;
 	if (mosquitto_client_protocol_version(ed->client) == 5)
-		rest++;
-	size_t lenbytes = rest < 128 ? 1 : rest < 16384 ? 2 : rest < 2097152 ? 3 : 4;
-	return 1 + lenbytes + rest;
+		rest += stamp_varint_len(props_bytes) + props_bytes;
+	return 1 + stamp_varint_len(rest) + rest;
+}
+
+static bool is_request(const struct plugin *p, const char *topic)
+{
+	struct topic_in t;
+	return topic_parse_in(p->cfg.topic_prefix, topic, strlen(topic), &t) == TOPIC_OK &&
+	       t.kind == TOPIC_IN_RPC;
+}
+
+/* The answer to a request refused here, as the bridge would give it
+ * (bridge/rpc.c): an rpc error with the request's id on <prefix>/user/
+ * <me>/rpc, or on the request's Response Topic (when valid) with its
+ * Correlation Data. props is NULL where they cannot be seen. */
+static void answer_request(struct plugin *p, const struct acl_client *c,
+                           const struct mosquitto_evt_acl_check *ed,
+                           const mosquitto_property *props, const char *code, const char *message)
+{
+	char topic[256];
+	char *rt = NULL;
+	void *corr = NULL;
+	uint16_t corr_len = 0;
+	mosquitto_property *out = NULL;
+
+	if (topic_user(p->cfg.topic_prefix, c->user, "rpc", topic, sizeof(topic)) <= 0)
+		return;
+	if (props && mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) &&
+	    topic_reply_ok(p->cfg.topic_prefix, c->user, rt))
+		snprintf(topic, sizeof(topic), "%s", rt);
+	if (props && mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr,
+	                                            &corr_len, false))
+		mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
+	/* parsing is bounded like notice_cid's (refuse_post) */
+	char *json = notice_rpc_error(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max,
+	                              code, message);
+	if (json == NULL || mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1,
+	                                                  false, out) != MOSQ_ERR_SUCCESS)
+		mosquitto_property_free_all(&out);
+	free(json);
+	mosquitto_free(rt);
+	mosquitto_free(corr);
 }
 
 /* Refusal of a user's publish, told on <prefix>/user/<me>/notice in the
- * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. The broker queues
- * what a plugin publishes and sends it after this check returns. */
+ * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. A request is
+ * answered instead, with its id (answer_request; there is no too_large
+ * rpc error: bad_request). The broker queues what a plugin publishes and
+ * sends it after this check returns. */
 static int refuse_post(struct plugin *p, const struct acl_client *c,
-                       const struct mosquitto_evt_acl_check *ed, const char *code,
-                       const char *message)
+                       const struct mosquitto_evt_acl_check *ed, const mosquitto_property *props,
+                       const char *code, const char *message)
 {
 	char topic[160], cid[ENVELOPE_CID_MAX + 1];
 
+	if (is_request(p, ed->topic)) {
+		answer_request(p, c, ed, props,
+		               strcmp(code, "too_large") == 0 ? "bad_request" : code, message);
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	/* parsing is bounded: a payload of more than 4 times the publish limit
 	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
 	notice_cid(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
@@ -253,13 +312,15 @@ static void report_up(const struct client_entry *e, void *ctx)
 	report(ctx, "up", &e->acl, e->conn_id);
 }
 
-/* A user's publish that the topic rules allow: refused when too large, or
- * when it could not reach the bridge now (watch.h). */
+/* A user's publish that the topic rules allow, size bytes as a whole
+ * packet (with its properties props where they are visible): refused when
+ * too large, or when it could not reach the bridge now (watch.h). */
 static int gate_post(struct plugin *p, const struct acl_client *c,
-                     const struct mosquitto_evt_acl_check *ed)
+                     const struct mosquitto_evt_acl_check *ed, size_t size,
+                     const mosquitto_property *props)
 {
-	if (publish_size(ed) > (size_t)p->cfg.publish_max)
-		return refuse_post(p, c, ed, "too_large",
+	if (size > (size_t)p->cfg.publish_max)
+		return refuse_post(p, c, ed, props, "too_large",
 		                   "the publish is larger than the broker accepts (16 KiB)");
 	const struct session *bridge =
 	    p->watch.attached ? sessions_find(&p->sessions, p->watch.id) : NULL;
@@ -283,12 +344,13 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	if (topic_parse_in(p->cfg.topic_prefix, ed->topic, strlen(ed->topic), &t) == TOPIC_OK &&
 	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
 		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
-	return refuse_post(p, c, ed, "unavailable", why);
+	return refuse_post(p, c, ed, props, "unavailable", why);
 }
 
 /* A check for a client that is not connected: an offline session's
  * deliveries, counted against its queue bound, or a departed client's
- * Will, allowed only while the token it connected with is valid. */
+ * Will, allowed only as a post while the token it connected with is valid
+ * (will.h). A Will's properties are not visible (counted as none). */
 static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check *ed,
                          enum acl_access access)
 {
@@ -307,11 +369,13 @@ static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check 
 	if (!acl_allowed(&p->rules, &c, access, ed->topic, ed->retain))
 		return MOSQ_ERR_ACL_DENIED;
 	if (access == ACL_WRITE) {
-		if (s == NULL || s->exp <= now_s()) {
-			log_msg(LOG_INFO, "Will of %s refused: its token has expired", user);
+		int verdict =
+		    will_judge(p->cfg.topic_prefix, user, ed->topic, s, &p->revoked, now_s());
+		if (verdict != WILL_OK) {
+			log_msg(LOG_INFO, "Will of %s refused: %s", user, will_strerror(verdict));
 			return MOSQ_ERR_ACL_DENIED;
 		}
-		return c.role == ROLE_SERVICE ? MOSQ_ERR_SUCCESS : gate_post(p, &c, ed);
+		return gate_post(p, &c, ed, publish_size(ed, 0), NULL);
 	}
 	return sessions_offline_read(&p->sessions, id, user, ed->qos, p->cfg.session_queue_max,
 	                             p->cfg.bridge_queue_max + BRIDGE_QUEUE_SLACK, now_s())
@@ -348,9 +412,59 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		 * changes nothing. */
 		if (access == ACL_SUBSCRIBE && is_filter(p, ed->topic, "/sys/conn"))
 			clients_each(&p->clients, report_up, p);
-		return MOSQ_ERR_SUCCESS;
 	}
-	return access == ACL_WRITE ? gate_post(p, &e->acl, ed) : MOSQ_ERR_SUCCESS;
+	/* a user's publish is gated in on_message, where its properties are
+	 * visible: mosquitto runs it right after this check passes */
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* A connected client's publish under <prefix>/in/, after the topic rules
+ * passed: its properties are measured (one walk, stopping past
+ * publish_props_max), the whole packet is held to publish_max, the post
+ * must be able to reach the bridge (gate_post), and what passes is
+ * stamped with its sender's role (stamp.h). A refusal returns
+ * MOSQ_ERR_ACL_DENIED: mosquitto drops the message (PUBACK 0x87 for MQTT
+ * 5) and the sender hears why from here. */
+static int on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ed = event_data;
+	struct plugin *p = userdata;
+	size_t bytes;
+	char why[96];
+	int rc;
+	(void)event;
+
+	size_t n = strlen(p->cfg.topic_prefix);
+	if (ed->topic == NULL || strncmp(ed->topic, p->cfg.topic_prefix, n) != 0 ||
+	    strncmp(ed->topic + n, "/in/", 4) != 0)
+		return MOSQ_ERR_SUCCESS;
+	const struct client_entry *e = clients_get(&p->clients, ed->client);
+	if (e == NULL)
+		return MOSQ_ERR_ACL_DENIED; /* being cut: no unknown sender passes */
+	if (e->acl.role == ROLE_SERVICE)
+		return MOSQ_ERR_ACL_DENIED; /* never allowed by the topic rules anyway */
+	/* the write check this message passed, seen with its properties */
+	struct mosquitto_evt_acl_check chk = {
+	    .client = ed->client,
+	    .topic = ed->topic,
+	    .payload = ed->payload,
+	    .payloadlen = ed->payloadlen,
+	    .qos = ed->qos,
+	    .retain = ed->retain,
+	    .access = MOSQ_ACL_WRITE,
+	};
+	if (stamp_measure(ed->properties, (size_t)p->cfg.publish_props_max, &bytes) != 0) {
+		snprintf(why, sizeof(why), "a publish may carry at most %ld MQTT 5 properties",
+		         p->cfg.publish_props_max);
+		return refuse_post(p, &e->acl, &chk, ed->properties, "too_large", why);
+	}
+	rc = gate_post(p, &e->acl, &chk, publish_size(&chk, bytes), ed->properties);
+	if (rc != MOSQ_ERR_SUCCESS)
+		return rc;
+	/* without the stamp the bridge would take it for a plain user's: drop
+	 * it rather than pass it on unstamped */
+	return stamp_apply(&ed->properties, token_role_name(e->acl.role)) == 0 ? MOSQ_ERR_SUCCESS
+	                                                                       : MOSQ_ERR_NOMEM;
 }
 
 /* Drops the entry of a connection that ended or is being cut. */
@@ -441,6 +555,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 		kick_revoked(p, now);
 	if (now >= p->next_prune) {
 		sessions_prune(&p->sessions, now, p->cfg.session_idle_max);
+		connrate_prune(&p->connrate, now_ms());
 		revoked_prune(&p->revoked, now);
 		p->next_prune = now + 10;
 	}
@@ -507,6 +622,7 @@ static void plugin_free(struct plugin *p)
 		return;
 	clients_free(&p->clients);
 	rooms_free(&p->rooms);
+	connrate_free(&p->connrate);
 	revoked_free(&p->revoked);
 	sessions_free(&p->sessions);
 	addresses_free(&p->addresses);
@@ -536,6 +652,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		goto error;
 	}
 	if (clients_init(&p->clients) != 0 || rooms_init(&p->rooms) != 0 ||
+	    connrate_init(&p->connrate, p->cfg.connect_burst, p->cfg.connect_per_min) != 0 ||
 	    revoked_init(&p->revoked) != 0 || sessions_init(&p->sessions) != SESSIONS_OK ||
 	    addresses_init(&p->addresses) != ADDRESSES_OK)
 		goto nomem;
@@ -552,7 +669,6 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	p->rules.prefix_len = strlen(p->cfg.topic_prefix);
 	p->rules.room_visible = rooms_visible;
 	p->rules.room_ctx = &p->rooms;
-	p->stamp = (struct stamp){p->cfg.topic_prefix, strlen(p->cfg.topic_prefix), &p->clients};
 
 	if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, p) ||
@@ -560,8 +676,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	    mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p) ||
 	    mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC,
 	                                p) ||
-	    mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, stamp_on_message, NULL,
-	                                &p->stamp)) {
+	    mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, p)) {
 		log_msg(LOG_ERR, "cannot register callbacks");
 		goto error;
 	}
@@ -592,7 +707,7 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
 		mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, on_control, ACL_CONTROL_TOPIC);
-		mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, stamp_on_message, NULL);
+		mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, on_message, NULL);
 	}
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;

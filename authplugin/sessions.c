@@ -2,6 +2,7 @@
  * The session table (see sessions.h): a names_table of sessions by client
  * id, and one of per-user persistent-session counts.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,10 +130,21 @@ int sessions_connect(struct session_table *t, const char *id, const char *user,
 	}
 	s->role = role;
 	s->exp = exp;
+	s->iat = 0;
+	s->jti[0] = '\0';
 	s->owner = owner;
 	s->persistent = persistent;
 	s->queued = 0;
 	return SESSIONS_OK;
+}
+
+void sessions_set_token(struct session_table *t, const char *id, const char *jti, int64_t iat)
+{
+	struct session *s = sessions_find(t, id);
+	if (s == NULL)
+		return;
+	snprintf(s->jti, sizeof(s->jti), "%s", jti ? jti : "");
+	s->iat = iat;
 }
 
 void sessions_disconnect(struct session_table *t, const char *id, const void *owner, int64_t now)

@@ -5,8 +5,8 @@
  *   - an offline session's deliveries (MOSQ_ACL_READ): counted, and refused
  *     beyond a bound, so one user's abandoned sessions cannot hold the
  *     broker's memory (the client catches up from history by seq);
- *   - a departed client's Will (MOSQ_ACL_WRITE): judged by the expiry of
- *     the token it connected with;
+ *   - a departed client's Will (MOSQ_ACL_WRITE): judged by the token it
+ *     connected with, its expiry and whether it was revoked since (will.h);
  * and the cap on persistent sessions per user at CONNECT.
  * Plain memory, no I/O: the READ path is a hash lookup.
  */
@@ -30,6 +30,8 @@ struct session {
 	char user[NAME_USER_MAX + 1];
 	enum token_role role;
 	int64_t exp;       /* expiry of the token of its last connection */
+	int64_t iat;       /* that token's, 0 when absent (revoked.h) */
+	char jti[TOKEN_JTI_MAX + 1]; /* that token's, "" when absent */
 	const void *owner; /* the live struct mosquitto; NULL while offline */
 	bool persistent;   /* asked to keep its session (clean session off) */
 	int64_t offline_since;
@@ -59,6 +61,11 @@ struct session *sessions_find(const struct session_table *t, const char *id);
 int sessions_connect(struct session_table *t, const char *id, const char *user,
                      enum token_role role, int64_t exp, const void *owner, bool persistent,
                      long max_per_user);
+
+/* Records the jti and iat of the token the session's last connection
+ * used (for its Will); does nothing when id has no session. Call after
+ * sessions_connect. */
+void sessions_set_token(struct session_table *t, const char *id, const char *jti, int64_t iat);
 
 /* The connection owner of id ended at now. A later connection that took
  * the session over keeps it (its owner differs). */

@@ -42,7 +42,8 @@
  * which subscribers drop by (conv, seq); the store's trim keeps every entry
  * after the oldest written cursor, so an older one only keeps more. */
 #define CURSOR_S 0.2
-#define BEAT_S 5.0
+/* also when due offline announcements are made (script_presence) */
+#define BEAT_S 1.0
 #define NODE_TIMEOUT_S "15"
 
 static double now_s(void)
@@ -309,11 +310,13 @@ static void sub_ready(struct bridge *b)
 void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
                      void (*cb)(redisAsyncContext *, void *, void *), void *priv)
 {
-	const char *argv[110] = {"EVALSHA", b->sha.presence, "0", op, b->cfg->node_name, "-"};
+	char delay[24];
+	const char *argv[110] = {"EVALSHA", b->sha.presence, "0", op, b->cfg->node_name, delay};
 	int argc = 6;
 
 	if (!b->cmd.ready || nargs > 100)
 		return;
+	snprintf(delay, sizeof(delay), "%ld", b->cfg->presence_offline_delay);
 	for (int i = 0; i < nargs; i++)
 		argv[argc++] = args[i];
 	redisAsyncCommandArgv(b->cmd.ac, cb, priv, argc, argv, NULL);
@@ -1092,26 +1095,30 @@ static void typing(struct bridge *b, struct inbound *in, const char *topic)
 		free(ctx);
 }
 
-/* The role the plugin stamped on a client's publish (authplugin/stamp.c):
- * that of the token of the connection that sent it. Anything else, or
- * none (a Will, which the broker sends itself), is a plain user. */
+/* The role of a request's sender: the one chat-role the plugin stamped on
+ * it (authplugin/stamp.c), that of the token of the connection that sent
+ * it. The plugin leaves exactly one on every request it lets through (and
+ * refuses requests as Wills, which it cannot stamp): none, or several,
+ * is not its work and counts as a plain user. */
 static const char *publish_role(const mosquitto_property *props)
 {
 	const mosquitto_property *p = props;
 	char *name = NULL, *value = NULL;
-	const char *role = "user";
-	bool skip = false;
+	bool admin = false, skip = false;
+	int stamps = 0;
 
 	while ((p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value,
 	                                                 skip)) != NULL) {
 		skip = true;
-		if (strcmp(name, "chat-role") == 0 && strcmp(value, "admin") == 0)
-			role = "admin";
+		if (strcmp(name, "chat-role") == 0) {
+			stamps++;
+			admin = strcmp(value, "admin") == 0;
+		}
 		free(name);
 		free(value);
 		name = value = NULL;
 	}
-	return role;
+	return stamps == 1 && admin ? "admin" : "user";
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,

@@ -127,7 +127,8 @@ struct bridge {
  * down; props may be NULL). */
 void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
                     int qos, bool retain, const mosquitto_property *props);
-/* Runs the presence script (see scripts.h); args after op and node. */
+/* Runs the presence script (see scripts.h); args after op, node and the
+ * offline delay (presence_offline_delay). */
 void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
                      void (*cb)(redisAsyncContext *, void *, void *), void *priv);
 /* Sends payload to topic on every instance, through Redis (not stored). */

@@ -54,17 +54,7 @@ struct rpc_ctx {
 
 int rpc_reply_topic_ok(const char *prefix, const char *caller, const char *topic)
 {
-	char base[128];
-	int n = snprintf(base, sizeof(base), "%s/user/%s/", prefix, caller);
-	size_t len = strlen(topic);
-
-	if (n <= 0 || (size_t)n >= sizeof(base) || len <= (size_t)n || len > 200 ||
-	    strncmp(topic, base, (size_t)n) != 0)
-		return 0;
-	if (strpbrk(topic, "+#") != NULL || strstr(topic + n - 1, "//") != NULL ||
-	    topic[len - 1] == '/')
-		return 0;
-	return 1;
+	return topic_reply_ok(prefix, caller, topic);
 }
 
 static void ctx_free(struct rpc_ctx *c)

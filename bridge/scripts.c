@@ -433,21 +433,36 @@ const char script_acl_snapshot[] =
 	"return out\n";
 
 /* Presence from the plugins' connection reports and the bridges' heartbeats.
- * ARGV op, node, (unused), then per op:
- *   up/down user conn role | boot bootid | beat timeout
+ * ARGV op, node, offline delay (seconds), then per op:
+ *   up/down user conn role | boot bootid | beat timeout | get user...
  * chat:presence:<user> is a hash of this user's live connections
  * ("<node>/<conn>"); chat:node:<node>:conns lists them per node so a node
  * that restarted or died can be forgotten. Time is Redis's, one clock for
- * every node's heartbeat. Changes of a user's online state
- * are published on chat:presence as "<user>\n<json>". */
+ * every node's heartbeat. Changes of a user's online state are published
+ * on chat:presence as "<user>\n<json>", coalesced so that a user who
+ * flaps costs the watchers at most two updates per delay: a user whose
+ * last connection ends is announced offline only `delay` seconds later
+ * (chat:leaving, a sorted set by due time, swept by every beat) unless
+ * back by then, and one who comes back before that is not announced
+ * online again (still shown online). With delay 0, offline is announced
+ * at once. */
 const char script_presence[] =
-	"local op, node = ARGV[1], ARGV[2]\n"
+	"local op, node, delay = ARGV[1], ARGV[2], tonumber(ARGV[3]) or 0\n"
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 	"local function announce(user, online)\n"
 	"  local json = '{\"user\":\"' .. user .. '\",\"online\":' .. tostring(online) ..\n"
 	"               ',\"ts\":' .. string.format('%d', now * 1000) .. '}'\n"
 	"  redis.call('PUBLISH', 'chat:presence', user .. '\\n' .. json)\n"
+	"end\n"
+	/* the user's first connection: announced unless still shown online */
+	"local function back(user)\n"
+	"  if redis.call('ZREM', 'chat:leaving', user) == 0 then announce(user, true) end\n"
+	"end\n"
+	/* the user's last connection ended */
+	"local function gone(user)\n"
+	"  if delay > 0 then redis.call('ZADD', 'chat:leaving', now + delay, user)\n"
+	"  else announce(user, false) end\n"
 	"end\n"
 	/* forgets node n's connections, but those of boot `keep` (reported
 	 * by a restarted broker before its boot id was seen here) */
@@ -458,7 +473,7 @@ const char script_presence[] =
 	"    if not keep or not user or string.sub(conn, 1, #keep + 1) ~= keep .. '-' then\n"
 	"      if user then\n"
 	"        redis.call('HDEL', 'chat:presence:' .. user, n .. '/' .. conn)\n"
-	"        if redis.call('HLEN', 'chat:presence:' .. user) == 0 then announce(user, false) end\n"
+	"        if redis.call('HLEN', 'chat:presence:' .. user) == 0 then gone(user) end\n"
 	"      end\n"
 	"      redis.call('SREM', key, item)\n"
 	"    end\n"
@@ -471,12 +486,12 @@ const char script_presence[] =
 	"    redis.call('SADD', 'chat:users', user)\n"
 		"    redis.call('SADD', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
 	"    if redis.call('HSET', key, node .. '/' .. conn, now) == 1 and redis.call('HLEN', key) == 1 then\n"
-	"      announce(user, true)\n"
+	"      back(user)\n"
 	"    end\n"
 	"  else\n"
 	"    redis.call('SREM', 'chat:node:' .. node .. ':conns', user .. ' ' .. conn)\n"
 	"    if redis.call('HDEL', key, node .. '/' .. conn) == 1 and redis.call('HLEN', key) == 0 then\n"
-	"      announce(user, false)\n"
+	"      gone(user)\n"
 	"    end\n"
 	"  end\n"
 	"  return 1\n"
@@ -493,6 +508,11 @@ const char script_presence[] =
 	"  for _, n in ipairs(dead) do\n"
 	"    forget(n)\n"
 	"    redis.call('ZREM', 'chat:nodes', n)\n"
+	"  end\n"
+	/* due offline announcements, a page per beat (every bridge beats) */
+	"  for _, user in ipairs(redis.call('ZRANGEBYSCORE', 'chat:leaving', '-inf', now, 'LIMIT', 0, 1000)) do\n"
+	"    redis.call('ZREM', 'chat:leaving', user)\n"
+	"    if redis.call('EXISTS', 'chat:presence:' .. user) == 0 then announce(user, false) end\n"
 	"  end\n"
 	"  return #dead\n"
 	"elseif op == 'get' then\n"

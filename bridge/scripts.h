@@ -34,6 +34,8 @@
  *   room:<room>:ver     version of a private room's member list, one more
  *                       per change (authplugin/rooms.h)
  *   presence:<user>     hash of the user's live connections
+ *   leaving             sorted set: user -> when to announce them offline
+ *                       (their last connection ended; still shown online)
  *   node:<node>:conns   "<user> <conn>" per live connection of a node
  *   node:<node>:boot    the boot id of the node's broker
  *   nodes               sorted set: node -> last heartbeat
@@ -86,7 +88,7 @@ extern const char script_index_build[];
  * <room>"...}; ARGV "members", room, cursor, count: one SSCAN page of a
  * room's members, {next cursor, version, private "1"/"0", member...}. */
 extern const char script_acl_snapshot[];
-/* presence: ARGV op, node, now, ... (see scripts.c). */
+/* presence: ARGV op, node, offline delay, ... (see scripts.c). */
 extern const char script_presence[];
 /* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
  * one page at a time (see scripts.c). */

@@ -106,6 +106,11 @@ static const struct config_opt opts[] = {
     {"sessions_per_user", OPT_LONG, 0, 1000, "8", NULL, OFF(sessions_per_user)},
     {"session_idle_max", OPT_LONG, 60, 31536000, "86400", NULL, OFF(session_idle_max)},
     {"conn_per_address", OPT_LONG, 1, 1000000, "10000", NULL, OFF(conn_per_address)},
+    {"publish_props_max", OPT_LONG, 2, 1024, "32", NULL, OFF(publish_props_max)},
+    {"connect_burst", OPT_LONG, 1, 1000000, "30", NULL, OFF(connect_burst)},
+    {"connect_per_min", OPT_LONG, 1, 1000000, "120", NULL, OFF(connect_per_min)},
+    /* the bridge: presence (README "Security") */
+    {"presence_offline_delay", OPT_LONG, 0, 300, "5", NULL, OFF(presence_offline_delay)},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

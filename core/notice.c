@@ -40,3 +40,30 @@ void notice_cid(const void *payload, size_t len, size_t max_len, char *out)
 		strcpy(out, cid->valuestring);
 	cJSON_Delete(root);
 }
+
+char *notice_rpc_error(const void *payload, size_t len, size_t max_len, const char *code,
+                       const char *message)
+{
+	const char *p = payload;
+	cJSON *root = NULL, *o = cJSON_CreateObject(), *e = NULL, *id = NULL;
+	char *out = NULL;
+
+	if (len > 0 && len <= max_len && p[0] == '{' && !envelope_json_has_nul(p, len))
+		root = cJSON_ParseWithLength(p, len);
+	const cJSON *given = cJSON_GetObjectItemCaseSensitive(root, "id");
+	if (cJSON_IsString(given) || cJSON_IsNumber(given))
+		id = cJSON_Duplicate(given, 0);
+	else
+		id = cJSON_CreateNull();
+	if (o && id && cJSON_AddItemToObject(o, "id", id)) {
+		id = NULL; /* o owns it */
+		e = cJSON_AddObjectToObject(o, "error");
+	}
+	if (e && cJSON_AddStringToObject(e, "code", code) &&
+	    cJSON_AddStringToObject(e, "message", message))
+		out = cJSON_PrintUnformatted(o);
+	cJSON_Delete(id);
+	cJSON_Delete(o);
+	cJSON_Delete(root);
+	return out;
+}

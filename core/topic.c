@@ -104,6 +104,21 @@ int topic_presence(const char *prefix, const char *user, char *buf, size_t size)
 	return fmt(size, snprintf(buf, size, "%s/presence/%s", prefix, user));
 }
 
+int topic_reply_ok(const char *prefix, const char *caller, const char *topic)
+{
+	char base[128];
+	int n = snprintf(base, sizeof(base), "%s/user/%s/", prefix, caller);
+	size_t len = strlen(topic);
+
+	if (n <= 0 || (size_t)n >= sizeof(base) || len <= (size_t)n || len > 200 ||
+	    strncmp(topic, base, (size_t)n) != 0)
+		return 0;
+	if (strpbrk(topic, "+#") != NULL || strstr(topic + n - 1, "//") != NULL ||
+	    topic[len - 1] == '/')
+		return 0;
+	return 1;
+}
+
 const char *topic_strerror(int err)
 {
 	switch (err) {

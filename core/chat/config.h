@@ -90,6 +90,12 @@ struct chat_config {
 	long sessions_per_user; /* persistent sessions (client ids) per user */
 	long session_idle_max;  /* seconds an offline session is remembered */
 	long conn_per_address;  /* authenticated connections from one address */
+	long publish_props_max; /* MQTT 5 properties on one publish of a user */
+	long connect_burst;     /* CONNECTs of one user at once, per broker */
+	long connect_per_min;   /* and their refill a minute */
+	/* the bridge: seconds a user's last connection may be gone before
+	 * the user is announced offline (0: at once) */
+	long presence_offline_delay;
 };
 
 #define CONFIG_REDIS_PASSWORD_MAX 512

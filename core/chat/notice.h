@@ -22,4 +22,15 @@ char *notice_json(const char *code, const char *message, const char *topic, cons
  * (out is ""), so a caller on a hot path bounds its cost. */
 void notice_cid(const void *payload, size_t len, size_t max_len, char *out);
 
+/* The answer to a request (a publish on <prefix>/in/<me>/rpc) refused
+ * before the bridge saw it, in the bridge's format (shared/PROTOCOL.md
+ * section 6): {"id":<id>,"error":{"code":...,"message":...}}. id is the
+ * request's "id" when payload (len bytes) is a JSON object whose "id" is
+ * a string or a number and that holds no NUL (a cut id is no id; the
+ * bridge echoes the same); else null. Payloads longer than max_len are not
+ * parsed (id null), so a caller on a hot path bounds its cost. Returns a
+ * malloc'd string (free()), or NULL when out of memory. */
+char *notice_rpc_error(const void *payload, size_t len, size_t max_len, const char *code,
+                       const char *message);
+
 #endif

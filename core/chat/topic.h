@@ -50,6 +50,11 @@ int topic_user(const char *prefix, const char *user, const char *leaf,
 /* "<prefix>/presence/<user>" */
 int topic_presence(const char *prefix, const char *user, char *buf, size_t size);
 
+/* Whether topic is a valid MQTT 5 Response Topic for caller's requests:
+ * <prefix>/user/<caller>/ followed by one or more non-empty levels, no
+ * wildcards, at most 200 bytes. */
+int topic_reply_ok(const char *prefix, const char *caller, const char *topic);
+
 const char *topic_strerror(int err);
 
 #endif

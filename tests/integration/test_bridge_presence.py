@@ -45,8 +45,11 @@ def test_online_offline_multi_device_both_instances(cluster):
         assert reply["result"]["users"] == [{"user": "zoe", "online": True},
                                             {"user": "nobody", "online": False}]
         laptop.close()
+        # offline is announced presence_offline_delay (5 s) after the last
+        # connection ended, by the next heartbeat (1 s)
         for w in (w1, w2):
-            assert wait_for(lambda: presence_of(w, "zoe") is False), "zoe still online"
+            assert wait_for(lambda: presence_of(w, "zoe") is False, timeout=15), \
+                "zoe still online"
         # retained: a newcomer learns the state at once
         late = watcher(n2, keys, "late")
         assert wait_for(lambda: presence_of(late, "zoe") is False)
