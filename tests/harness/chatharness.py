@@ -255,7 +255,11 @@ class Mosquitto(Server):
 
     def command(self):
         self.write_conf()
-        return [find_binary("mosquitto", ["/usr/sbin"]), "-c", self.conf]
+        # mosquitto logs to stdout with fprintf and never flushes: into a
+        # file that is 4 KiB blocks, so a test reading the log would see a
+        # line only once enough others followed it. Line-buffered instead.
+        line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+        return line_buffered + [find_binary("mosquitto", ["/usr/sbin"]), "-c", self.conf]
 
     def env(self):
         env = dict(os.environ)
