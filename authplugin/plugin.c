@@ -550,7 +550,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* Room states from a service; anyone else's publish here is refused. */
+/* Room states, revocations and backlog marks echoed (backlog.h), from a
+ * service; anyone else's publish here is refused. */
 static int on_control(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_control *ed = event_data;
