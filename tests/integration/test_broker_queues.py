@@ -306,12 +306,16 @@ def test_bounds_the_broker_cannot_hold_refuse_the_start(tmp_path_factory, keys):
               "plugin_opt_bridge_queue_bytes: 20000 is below publish_max")]
     for opts, conf, want in cases:
         b = Mosquitto(tmp_path_factory.mktemp("broker"), keys.plugin_opts(**opts), conf)
-        with pytest.raises(HarnessError):
-            b.start(timeout=10)
-        b.stop()
+        try:
+            with pytest.raises(HarnessError):
+                b.start(timeout=10)
+        finally:
+            b.stop()
         assert want in b.log(), b.log()[-2000:]
     # the repository's own limits start, and say nothing against themselves
     b = Mosquitto(tmp_path_factory.mktemp("broker"), keys.plugin_opts())
-    b.start()
-    b.stop()
+    try:
+        b.start()
+    finally:
+        b.stop()
     assert "not checked" not in b.log() and "sets no" not in b.log(), b.log()[-2000:]
