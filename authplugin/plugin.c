@@ -15,10 +15,12 @@
  * - DISCONNECT: the connection's entry is dropped; its session's is kept
  *   (sessions.c) for its offline deliveries and its Will.
  * - MESSAGE: client input, seen whole (properties included), is let
- *   through only up to the size and property limits and while it can
- *   reach the bridge (watch.c); a refused post gets a notice from here, a
- *   refused request an rpc error with its id. What passes is stamped with
- *   its sender's role (stamp.c).
+ *   through only up to the size and property limits, while it can reach
+ *   the bridge (watch.c) and while the broker holds less than its bound for
+ *   the bridge (backlog.c, kept below mosquitto.conf's queue limits:
+ *   brokerconf.c); a refused post gets a notice from here, a refused
+ *   request an rpc error with its id. What passes is stamped with its
+ *   sender's role (stamp.c).
  * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
  *   the bridge (rooms.c; what it does not know for sure is closed),
  *   consulted by the topic rules, and token revocations
@@ -46,6 +48,8 @@
 
 #include "acl.h"
 #include "addresses.h"
+#include "backlog.h"
+#include "brokerconf.h"
 #include "chat/config.h"
 #include "chat/log.h"
 #include "chat/notice.h"
@@ -53,6 +57,7 @@
 #include "chat/topic.h"
 #include "clients.h"
 #include "connrate.h"
+#include "replay.h"
 #include "revoked.h"
 #include "rooms.h"
 #include "sessions.h"
@@ -65,8 +70,11 @@
 
 /* Deliveries an offline bridge session may queue beyond bridge_queue_max:
  * posts stop at that bound, connection reports keep flowing (and stay
- * below mosquitto.conf's max_queued_messages). */
-#define BRIDGE_QUEUE_SLACK 5000
+ * below mosquitto.conf's max_queued_messages: backlog.h). */
+#define BRIDGE_QUEUE_SLACK BACKLOG_SLACK_COUNT
+
+/* Connection reports replayed to a bridge per tick, at most (replay.h). */
+#define REPLAY_PER_TICK 1000
 
 struct plugin {
 	mosquitto_plugin_id_t *id;
@@ -82,6 +90,8 @@ struct plugin {
 	struct session_table sessions;
 	struct address_table addresses; /* users' connections per address */
 	struct watch watch;
+	struct backlog backlog; /* what the broker holds for the watched bridge */
+	struct replay replay;   /* connections still to report to it again */
 	struct revoked_table revoked;
 	uint64_t revoked_seen; /* the revoked generation the connections were checked against */
 	enum watch_state last_state; /* logged when it changes */
@@ -307,14 +317,65 @@ static bool is_in_filter(const struct plugin *p, const char *filter)
 	return is_filter(p, filter, "/in/#");
 }
 
-static void report_up(const struct client_entry *e, void *ctx)
+/* A service subscribed to the connection reports, where marks go too. */
+static void conn_subscribed(struct plugin *p, const char *id)
 {
-	report(ctx, "up", &e->acl, e->conn_id);
+	if (p->watch.attached && id != NULL && strcmp(p->watch.id, id) == 0)
+		backlog_resubscribed(&p->backlog);
+	if (replay_start(&p->replay, &p->clients) != 0)
+		log_msg(LOG_ERR, "out of memory: connections are not reported again to the bridge");
+}
+
+/* On the tick: a mark for the bridge when one is due, and the next
+ * connection reports of a replay, as many as the backlog has room for
+ * (half its bound, so posts keep theirs). What is published here is
+ * routed at the broker's next loop turn, before the next tick. */
+static void feed_bridge(struct plugin *p)
+{
+	uint64_t id = p->watch.attached ? backlog_mark_due(&p->backlog, now_ms()) : 0;
+	if (id != 0) {
+		char mark[BACKLOG_MARK_MAX];
+		int n = backlog_mark_format(p->boot, id, mark);
+		mosquitto_broker_publish_copy(NULL, p->conn_topic, n, mark, 1, false, NULL);
+	}
+	/* (a service listening to reports without being the bridge gets them
+	 * a tick at a time, unpaced) */
+	uint64_t held = p->watch.attached ? backlog_count(&p->backlog) : 0;
+	uint64_t room = p->watch.attached ? p->backlog.max_count / 2 : REPLAY_PER_TICK;
+	for (uint64_t sent = 0; sent < REPLAY_PER_TICK && held + sent < room; sent++) {
+		const struct client_entry *e = replay_next(&p->replay, &p->clients);
+		if (e == NULL)
+			break;
+		report(p, "up", &e->acl, e->conn_id);
+	}
+}
+
+/* Logs when posts start or stop being refused, and why. */
+static void note_state(struct plugin *p, enum watch_state st)
+{
+	if (st == p->last_state)
+		return;
+	if (st == WATCH_OK)
+		log_msg(LOG_INFO, "posts are accepted again");
+	else if (st == WATCH_QUEUE_FULL)
+		log_msg(LOG_WARN,
+		        "posts are refused: the broker holds %llu messages (%llu bytes) for the "
+		        "bridge, bridge_queue_max %ld, bridge_queue_bytes %ld%s",
+		        (unsigned long long)backlog_count(&p->backlog),
+		        (unsigned long long)backlog_bytes(&p->backlog), p->cfg.bridge_queue_max,
+		        p->cfg.bridge_queue_bytes,
+		        p->backlog.ever_echoed ? ""
+		                               : "; it has never answered a mark: is the bridge "
+		                                 "older than this plugin?");
+	else
+		log_msg(LOG_WARN, "posts are refused: %s", watch_strerror(st));
+	p->last_state = st;
 }
 
 /* A user's publish that the topic rules allow, size bytes as a whole
  * packet (with its properties props where they are visible): refused when
- * too large, or when it could not reach the bridge now (watch.h). */
+ * too large, or when it could not reach the bridge now (watch.h), or when
+ * the broker holds all it may for the bridge (backlog.h). */
 static int gate_post(struct plugin *p, const struct acl_client *c,
                      const struct mosquitto_evt_acl_check *ed, size_t size,
                      const mosquitto_property *props)
@@ -322,16 +383,10 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	if (size > (size_t)p->cfg.publish_max)
 		return refuse_post(p, c, ed, props, "too_large",
 		                   "the publish is larger than the broker accepts (16 KiB)");
-	const struct session *bridge =
-	    p->watch.attached ? sessions_find(&p->sessions, p->watch.id) : NULL;
-	enum watch_state st = watch_state(&p->watch, now_ms(), bridge ? bridge->queued : 0);
-	if (st != p->last_state) {
-		if (st == WATCH_OK)
-			log_msg(LOG_INFO, "posts are accepted again");
-		else
-			log_msg(LOG_WARN, "posts are refused: %s", watch_strerror(st));
-		p->last_state = st;
-	}
+	enum watch_state st = watch_state(&p->watch, now_ms());
+	if (st == WATCH_OK && !backlog_admits(&p->backlog, ed->payloadlen))
+		st = WATCH_QUEUE_FULL;
+	note_state(p, st);
 	const char *why = st != WATCH_OK ? watch_strerror(st) : NULL;
 	/* the bridge's offline session queues only QoS 1: a QoS 0 post would
 	 * be dropped without a word */
@@ -345,6 +400,30 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
 		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
 	return refuse_post(p, c, ed, props, "unavailable", why);
+}
+
+/* A routing of a message to the watched bridge, connected or not (conn_id
+ * 0: not), counted in its backlog. Never refused here: mosquitto also
+ * asks when a session is resumed, for every message it holds, and drops
+ * the ones refused (the first check of a new connection resets the count,
+ * so those are counted once). Posts were gated at their publish (QoS 2,
+ * routed only at its PUBREL, is refused there). rc is the topic rules'
+ * answer. */
+static int route_to_bridge(struct plugin *p, const struct mosquitto_evt_acl_check *ed,
+                           enum acl_access access, int rc, uint64_t conn_id)
+{
+	const char *id = mosquitto_client_id(ed->client);
+	uint64_t mark;
+
+	if (rc != MOSQ_ERR_SUCCESS || access != ACL_READ || !p->watch.attached || id == NULL ||
+	    strcmp(id, p->watch.id) != 0)
+		return rc;
+	backlog_connection(&p->backlog, conn_id);
+	backlog_routed(&p->backlog, ed->payloadlen);
+	if (strcmp(ed->topic, p->conn_topic) == 0 &&
+	    backlog_mark_parse(ed->payload, ed->payloadlen, p->boot, &mark))
+		backlog_mark_routed(&p->backlog, mark);
+	return MOSQ_ERR_SUCCESS;
 }
 
 /* A check for a client that is not connected: an offline session's
@@ -398,7 +477,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	}
 	const struct client_entry *e = clients_get(&p->clients, ed->client);
 	if (e == NULL)
-		return offline_check(p, ed, access);
+		return route_to_bridge(p, ed, access, offline_check(p, ed, access), 0);
 	if (!acl_allowed(&p->rules, &e->acl, access, ed->topic, ed->retain))
 		return MOSQ_ERR_ACL_DENIED;
 	if (e->acl.role == ROLE_SERVICE) {
@@ -408,11 +487,17 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 			watch_subscribed(&p->watch, mosquitto_client_id(ed->client), now_ms());
 		/* Reports made while no bridge listened (clients back before it
 		 * after a broker restart) were lost: report every connection
-		 * again to the bridge that now listens. An "up" it already has
-		 * changes nothing. */
+		 * again to the bridge that now listens (a few per tick: replay.h).
+		 * An "up" it already has changes nothing. */
 		if (access == ACL_SUBSCRIBE && is_filter(p, ed->topic, "/sys/conn"))
-			clients_each(&p->clients, report_up, p);
+			conn_subscribed(p, mosquitto_client_id(ed->client));
+		return route_to_bridge(p, ed, access, MOSQ_ERR_SUCCESS, e->conn_id);
 	}
+	/* QoS 2 is routed at its PUBREL, whenever the client sends it: the
+	 * room gate_post finds now for it at the bridge may be gone by then */
+	if (access == ACL_WRITE && ed->qos == 2)
+		return refuse_post(p, &e->acl, ed, NULL, "bad_request",
+		                   "QoS 2 is not supported: publish with QoS 1");
 	/* a user's publish is gated in on_message, where its properties are
 	 * visible: mosquitto runs it right after this check passes */
 	return MOSQ_ERR_SUCCESS;
@@ -553,6 +638,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 		clients_expire(&p->clients, now, kick_expired, p);
 	if (p->revoked.generation != p->revoked_seen)
 		kick_revoked(p, now);
+	feed_bridge(p);
 	if (now >= p->next_prune) {
 		sessions_prune(&p->sessions, now, p->cfg.session_idle_max);
 		connrate_prune(&p->connrate, now_ms());
@@ -581,7 +667,8 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* Room states from a service; anyone else's publish here is refused. */
+/* Room states, revocations and backlog marks echoed (backlog.h), from a
+ * service; anyone else's publish here is refused. */
 static int on_control(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_control *ed = event_data;
@@ -591,6 +678,11 @@ static int on_control(int event, void *event_data, void *userdata)
 	const struct client_entry *e = clients_get(&p->clients, ed->client);
 	if (e == NULL || e->acl.role != ROLE_SERVICE)
 		return MOSQ_ERR_ACL_DENIED;
+	uint64_t mark;
+	if (backlog_mark_parse(ed->payload, ed->payloadlen, p->boot, &mark)) {
+		backlog_mark_taken(&p->backlog, mark); /* the bridge echoed it: backlog.h */
+		return MOSQ_ERR_SUCCESS;
+	}
 	if (revoked_is_ours(ed->payload, ed->payloadlen)) {
 		if (revoked_apply(&p->revoked, ed->payload, ed->payloadlen) < 0) {
 			log_msg(LOG_WARN,
@@ -606,6 +698,31 @@ static int on_control(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_INVAL;
 	}
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* The bridge's bounds against the broker's own queue limits (brokerconf.h):
+ * a combination that would make mosquitto drop acknowledged posts refuses
+ * the start with a line naming the key. Returns 0 or -1. */
+static int check_broker_limits(const struct chat_config *cfg)
+{
+	struct broker_limits limits;
+	char err[512], warn[256];
+
+	bool known = brokerconf_read(&limits, err, sizeof(err)) == BROKERCONF_OK;
+	if (!known)
+		log_msg(LOG_WARN,
+		        "%s: bridge_queue_max and bridge_queue_bytes are not checked "
+		        "against mosquitto.conf's queue limits",
+		        err);
+	if (brokerconf_check(known ? &limits : NULL, cfg->bridge_queue_max, cfg->bridge_queue_bytes,
+	                     cfg->publish_max, err, sizeof(err), warn,
+	                     sizeof(warn)) != BROKERCONF_OK) {
+		log_msg(LOG_ERR, "plugin_opt_%s", err);
+		return -1;
+	}
+	if (warn[0] != '\0')
+		log_msg(LOG_WARN, "%s", warn);
+	return 0;
 }
 
 PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -624,6 +741,7 @@ static void plugin_free(struct plugin *p)
 	rooms_free(&p->rooms);
 	connrate_free(&p->connrate);
 	revoked_free(&p->revoked);
+	replay_free(&p->replay);
 	sessions_free(&p->sessions);
 	addresses_free(&p->addresses);
 	token_keyring_free(&p->keys);
@@ -656,7 +774,11 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	    revoked_init(&p->revoked) != 0 || sessions_init(&p->sessions) != SESSIONS_OK ||
 	    addresses_init(&p->addresses) != ADDRESSES_OK)
 		goto nomem;
-	watch_init(&p->watch, p->cfg.bridge_grace * 1000, (uint32_t)p->cfg.bridge_queue_max);
+	if (check_broker_limits(&p->cfg) != 0)
+		goto error;
+	watch_init(&p->watch, p->cfg.bridge_grace * 1000);
+	backlog_init(&p->backlog, (uint64_t)p->cfg.bridge_queue_max,
+	             (uint64_t)p->cfg.bridge_queue_bytes);
 	p->last_state = WATCH_NEVER;
 	unsigned char rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))

@@ -5,11 +5,10 @@
 
 #include "watch.h"
 
-void watch_init(struct watch *w, int64_t grace_ms, uint32_t queue_max)
+void watch_init(struct watch *w, int64_t grace_ms)
 {
 	memset(w, 0, sizeof(*w));
 	w->grace_ms = grace_ms;
-	w->queue_max = queue_max;
 }
 
 void watch_subscribed(struct watch *w, const char *id, int64_t now_ms)
@@ -30,7 +29,7 @@ void watch_gone(struct watch *w, const char *id, bool persistent, int64_t now_ms
 	w->offline_since_ms = persistent ? now_ms : now_ms - w->grace_ms;
 }
 
-enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t queued)
+enum watch_state watch_state(const struct watch *w, int64_t now_ms)
 {
 	if (!w->attached)
 		return WATCH_NEVER;
@@ -38,8 +37,6 @@ enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t que
 		return WATCH_OK;
 	if (now_ms - w->offline_since_ms >= w->grace_ms)
 		return WATCH_AWAY;
-	if (queued >= w->queue_max)
-		return WATCH_QUEUE_FULL;
 	return WATCH_OK;
 }
 

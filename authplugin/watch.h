@@ -7,9 +7,9 @@
  *   - attached: a service subscribed to the in-filter since this broker
  *     started (its SUBSCRIBE passes the ACL check);
  *   - while it is connected, posts are accepted;
- *   - once it disconnects, its session queues posts for grace ms, and at
- *     most queue_max of them (counted by the caller), then posts are
- *     refused until it subscribes again.
+ *   - once it disconnects, its session queues posts for grace ms, then
+ *     posts are refused until it subscribes again.
+ * How much the broker may hold for it, connected or not, is backlog.h's.
  * Pure state, the caller passes the time.
  */
 #ifndef CHAT_WATCH_H
@@ -24,7 +24,8 @@ enum watch_state {
 	WATCH_OK = 0,
 	WATCH_NEVER,      /* no bridge subscribed since the broker started */
 	WATCH_AWAY,       /* the bridge left longer than the grace period ago */
-	WATCH_QUEUE_FULL, /* the bridge's session holds queue_max posts */
+	WATCH_QUEUE_FULL, /* the broker holds all it may for the bridge (backlog.h):
+	                     decided by the caller */
 };
 
 struct watch {
@@ -33,19 +34,17 @@ struct watch {
 	char id[SESSION_ID_MAX + 1]; /* the bridge's client id */
 	int64_t offline_since_ms;
 	int64_t grace_ms;
-	uint32_t queue_max;
 };
 
-void watch_init(struct watch *w, int64_t grace_ms, uint32_t queue_max);
+void watch_init(struct watch *w, int64_t grace_ms);
 /* A service client id subscribed to the in-filter at now_ms. */
 void watch_subscribed(struct watch *w, const char *id, int64_t now_ms);
 /* Client id's connection ended at now_ms (ignored unless it is the bridge).
  * A client without a persistent session queues nothing once gone: posts
  * are refused at once, with no grace. */
 void watch_gone(struct watch *w, const char *id, bool persistent, int64_t now_ms);
-/* Whether a post now would reach the bridge; queued is how many posts
- * its offline session holds. */
-enum watch_state watch_state(const struct watch *w, int64_t now_ms, uint32_t queued);
+/* Whether a post now would reach the bridge (never WATCH_QUEUE_FULL). */
+enum watch_state watch_state(const struct watch *w, int64_t now_ms);
 /* A notice text for a state other than WATCH_OK. */
 const char *watch_strerror(enum watch_state s);
 

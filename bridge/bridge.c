@@ -322,7 +322,7 @@ void bridge_presence(struct bridge *b, const char *op, const char *const *args, 
 	redisAsyncCommandArgv(b->cmd.ac, cb, priv, argc, argv, NULL);
 }
 
-/* "up|down <user> <conn> <role>" from the plugin, or its boot id. */
+/* "up|down <user> <conn> <role>" from the plugin, its boot id, or a mark. */
 static void connection_report(struct bridge *b, const char *topic, const char *payload,
                               size_t len)
 {
@@ -335,6 +335,14 @@ static void connection_report(struct bridge *b, const char *topic, const char *p
 	if (strstr(topic, "/sys/boot") != NULL) {
 		const char *args[] = {text};
 		bridge_presence(b, "boot", args, 1, NULL, NULL);
+		return;
+	}
+	/* A mark from the plugin (authplugin/backlog.h): everything the broker
+	 * sent before it has been taken (journaled, PUBACKs queued ahead of
+	 * this publish). Echoed as it is, so the broker knows what it still
+	 * holds for us and refuses posts before its queue limits drop any. */
+	if (strncmp(text, "mark ", 5) == 0) {
+		publish(b, CONTROL_TOPIC, text, len, 1, false);
 		return;
 	}
 	if (sscanf(text, "%7s %32s %47s %15s", op, user, conn, role) != 4 ||

@@ -100,7 +100,11 @@ static const struct config_opt opts[] = {
     {"https_port", OPT_LONG, 1, 65535, "8443", NULL, OFF(https_port)},
     /* the broker plugin's limits (README "Security", "Reliability") */
     {"bridge_grace", OPT_LONG, 0, 3000, "0", NULL, OFF(bridge_grace)},
-    {"bridge_queue_max", OPT_LONG, 100, 90000, "50000", NULL, OFF(bridge_queue_max)},
+    /* what the broker may hold for its bridge, connected or not, before
+     * posts are refused (authplugin/backlog.h); below mosquitto.conf's
+     * max_queued_messages and max_queued_bytes (checked at start) */
+    {"bridge_queue_max", OPT_LONG, 100, 1000000, "8000", NULL, OFF(bridge_queue_max)},
+    {"bridge_queue_bytes", OPT_LONG, 16384, 1073741824, "917504", NULL, OFF(bridge_queue_bytes)},
     {"publish_max", OPT_LONG, 1024, 1048576, "16384", NULL, OFF(publish_max)},
     {"session_queue_max", OPT_LONG, 0, 100000, "500", NULL, OFF(session_queue_max)},
     {"sessions_per_user", OPT_LONG, 0, 1000, "8", NULL, OFF(sessions_per_user)},

@@ -84,7 +84,8 @@ struct chat_config {
 	long https_port;
 	/* the broker plugin's limits */
 	long bridge_grace;      /* seconds posts still queue for an absent bridge */
-	long bridge_queue_max;  /* posts queued for an absent bridge, at most */
+	long bridge_queue_max;  /* messages held for the bridge before posts are refused */
+	long bridge_queue_bytes; /* payload bytes held for the bridge before posts are refused */
 	long publish_max;       /* bytes of a user's whole PUBLISH packet */
 	long session_queue_max; /* messages queued for one offline user session */
 	long sessions_per_user; /* persistent sessions (client ids) per user */

@@ -109,6 +109,27 @@ def asan_env():
             "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
+SOURCE_DIR = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__),
+                                                                 "..", "..")
+QUEUE_KEYS = ("max_inflight_messages", "max_inflight_bytes", "max_queued_messages",
+              "max_queued_bytes", "allow_duplicate_messages")
+
+
+def broker_queue_limits():
+    """The per-client queue limits of the repository's mosquitto.conf, as
+    its lines: every test broker keeps what production keeps for a slow
+    client (and the plugin checks its bridge bounds against them)."""
+    lines = {}
+    with open(os.path.join(SOURCE_DIR, "mosquitto.conf")) as f:
+        for line in f:
+            words = line.split()
+            if len(words) == 2 and words[0] in QUEUE_KEYS:
+                lines[words[0]] = line.strip()
+    if len(lines) != len(QUEUE_KEYS):
+        raise HarnessError("mosquitto.conf lacks %s" % sorted(set(QUEUE_KEYS) - set(lines)))
+    return [lines[k] for k in QUEUE_KEYS]
+
+
 class Server:
     """A child process in its own process group, logging to a file."""
 
@@ -216,9 +237,8 @@ class Mosquitto(Server):
         lines = ["per_listener_settings false",
                  "allow_anonymous %s" % ("false" if self.plugin else "true"),
                  "persistence false", "log_dest stdout", "log_type all",
-                 "max_keepalive 3600",
-                 # the bridge takes bursts from many clients: queue, don't drop
-                 "max_queued_messages 100000", "set_tcp_nodelay true",
+                 "max_keepalive 3600"] + broker_queue_limits() + [
+                 "set_tcp_nodelay true",
                  # as root, mosquitto would switch to the "mosquitto" user
                  # and lose access to the test's private key files
                  "user %s" % getpass.getuser(),
@@ -235,7 +255,11 @@ class Mosquitto(Server):
 
     def command(self):
         self.write_conf()
-        return [find_binary("mosquitto", ["/usr/sbin"]), "-c", self.conf]
+        # mosquitto logs to stdout with fprintf and never flushes: into a
+        # file that is 4 KiB blocks, so a test reading the log would see a
+        # line only once enough others followed it. Line-buffered instead.
+        line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+        return line_buffered + [find_binary("mosquitto", ["/usr/sbin"]), "-c", self.conf]
 
     def env(self):
         env = dict(os.environ)

@@ -65,22 +65,21 @@ static void watch(void)
 {
 	struct watch w;
 
-	watch_init(&w, 30000, 3);
-	CHECK_INT(watch_state(&w, 0, 0), WATCH_NEVER);
+	watch_init(&w, 30000);
+	CHECK_INT(watch_state(&w, 0), WATCH_NEVER);
 	watch_subscribed(&w, "bridge:n1", 10);
-	CHECK_INT(watch_state(&w, 20, 0), WATCH_OK);
+	CHECK_INT(watch_state(&w, 20), WATCH_OK);
 	/* someone else leaving changes nothing */
 	watch_gone(&w, "alice", true, 30);
-	CHECK_INT(watch_state(&w, 40, 100), WATCH_OK);
+	CHECK_INT(watch_state(&w, 40), WATCH_OK);
 	watch_gone(&w, "bridge:n1", true, 1000);
-	CHECK_INT(watch_state(&w, 2000, 0), WATCH_OK);
-	CHECK_INT(watch_state(&w, 2000, 3), WATCH_QUEUE_FULL);
-	CHECK_INT(watch_state(&w, 31000, 0), WATCH_AWAY);
+	CHECK_INT(watch_state(&w, 2000), WATCH_OK);
+	CHECK_INT(watch_state(&w, 31000), WATCH_AWAY);
 	watch_subscribed(&w, "bridge:n1", 40000);
-	CHECK_INT(watch_state(&w, 40001, 3), WATCH_OK);
+	CHECK_INT(watch_state(&w, 40001), WATCH_OK);
 	/* a subscriber without a session queues nothing: no grace */
 	watch_gone(&w, "bridge:n1", false, 50000);
-	CHECK_INT(watch_state(&w, 50000, 0), WATCH_AWAY);
+	CHECK_INT(watch_state(&w, 50000), WATCH_AWAY);
 	CHECK(strstr(watch_strerror(WATCH_NEVER), "not connected") != NULL);
 }
 
