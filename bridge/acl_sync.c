@@ -14,7 +14,6 @@
 #include "chat/log.h"
 #include "chat/names.h"
 
-#define CONTROL_TOPIC "$CONTROL/chat/v1"
 /* Per rooms call: an SSCAN COUNT of private rooms, the most members a room
  * read whole may have, and the bytes of whole states (under the message
  * bound, so one call is one message). Per members call: an SSCAN COUNT

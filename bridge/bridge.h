@@ -39,6 +39,10 @@
 #include "persist.h"
 #include "scripts.h"
 
+/* Where the bridge tells its broker's plugin room states, revocations and
+ * backlog marks (authplugin/plugin.c on_control). */
+#define CONTROL_TOPIC "$CONTROL/chat/v1"
+
 struct bridge;
 
 struct redis_link {

@@ -13,7 +13,6 @@
 #include "revoke.h"
 #include "revocation.h"
 
-#define CONTROL_TOPIC "$CONTROL/chat/v1"
 /* Lines per snapshot page, and so per $CONTROL message (< 100 bytes each). */
 #define PAGE 200
 
