@@ -198,14 +198,15 @@ static void link_connect(struct redis_link *l)
 
 /* ---- publishing to the local broker ---- */
 
-void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain, const mosquitto_property *props)
+int bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
+                   int qos, bool retain, const mosquitto_property *props)
 {
 	if (!b->mqtt_up)
-		return;
+		return MOSQ_ERR_NO_CONN;
 	int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)len, payload, qos, retain, props);
 	if (rc != MOSQ_ERR_SUCCESS)
 		log_msg(LOG_WARN, "publish %s: %s", topic, mosquitto_strerror(rc));
+	return rc;
 }
 
 static void publish(struct bridge *b, const char *topic, const char *payload, size_t len,

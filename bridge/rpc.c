@@ -78,13 +78,19 @@ static void ctx_free(struct rpc_ctx *c)
 	free(c);
 }
 
-/* Sends {"id":..,"result":result} or {"id":..,"error":{code,message}};
- * takes ownership of result. */
-static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char *message)
+/* The reply's text {"id":..,"result":result} or {"id":..,"error":{code,
+ * message}} (malloc'd; NULL when out of memory); takes ownership of
+ * result. */
+static char *reply_json(const struct rpc_ctx *c, cJSON *result, const char *code,
+                        const char *message)
 {
 	cJSON *o = cJSON_CreateObject();
-	mosquitto_property *props = NULL;
+	char *json = NULL;
 
+	if (o == NULL) {
+		cJSON_Delete(result);
+		return NULL;
+	}
 	cJSON_AddItemToObject(o, "id", c->id ? cJSON_Duplicate(c->id, 1) : cJSON_CreateNull());
 	if (code) {
 		cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -94,14 +100,51 @@ static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char
 	} else {
 		cJSON_AddItemToObject(o, "result", result ? result : cJSON_CreateObject());
 	}
-	char *json = cJSON_PrintUnformatted(o);
+	json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return json;
+}
+
+/* Publishes a reply's text to the caller (with the request's Correlation
+ * Data); returns libmosquitto's code. */
+static int reply_send(struct rpc_ctx *c, const char *json)
+{
+	mosquitto_property *props = NULL;
+
 	if (c->corr)
 		mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, c->corr, c->corr_len);
-	if (json)
-		bridge_publish(c->b, c->reply_topic, json, strlen(json), 1, false, props);
+	int rc = bridge_publish(c->b, c->reply_topic, json, strlen(json), 1, false, props);
 	mosquitto_property_free_all(&props);
+	return rc;
+}
+
+/* Sends the answer: the result, or the error code and message; takes
+ * ownership of result. An answer is never dropped for its size: one the
+ * broker cannot carry (over its packet limit) becomes a too_large error
+ * with the request's id, and one that cannot be built an unavailable
+ * one, so the client always learns which request failed. */
+static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char *message)
+{
+	char *json = reply_json(c, result, code, message);
+	int rc = json ? reply_send(c, json) : MOSQ_ERR_NOMEM;
+	size_t len = json ? strlen(json) : 0;
+
 	free(json);
-	cJSON_Delete(o);
+	if (rc != MOSQ_ERR_OVERSIZE_PACKET && rc != MOSQ_ERR_NOMEM)
+		return;
+	char why[160];
+	if (rc == MOSQ_ERR_OVERSIZE_PACKET) {
+		log_msg(LOG_WARN,
+		        "%s's %s: the answer (%zu bytes) is over the packet limit: refused",
+		        c->caller, c->method[0] ? c->method : "request", len);
+		snprintf(why, sizeof(why),
+		         "the answer (%zu bytes) is larger than a packet: ask for less", len);
+	}
+	json = reply_json(c, NULL, rc == MOSQ_ERR_OVERSIZE_PACKET ? RPC_E_TOO_LARGE : "unavailable",
+	                  rc == MOSQ_ERR_OVERSIZE_PACKET ? why : "out of memory: try again");
+	if (json == NULL || reply_send(c, json) != MOSQ_ERR_SUCCESS)
+		log_msg(LOG_WARN, "%s's request: not even an error could be answered", c->caller);
+	free(json);
 }
 
 static void on_change_committed(struct bridge *b, bool replicated, void *priv)
@@ -1080,6 +1123,60 @@ static int rate_check(struct rpc_ctx *c)
 	return 0;
 }
 
+/* A copy of the JSON text s with every NUL, raw or escaped (\u0000), made
+ * the character `to` (1 or 2) instead: raw bytes become that byte, escapes
+ * \u000<to>. The scan follows escapes pair by pair like
+ * envelope_json_has_nul. malloc'd; NULL when out of memory. */
+static char *nul_to(const char *s, size_t len, char to)
+{
+	char *out = malloc(len + 1);
+	bool in_string = false;
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (out[i] == '\0')
+			out[i] = to;
+	for (size_t i = 0; i < len; i++) {
+		if (!in_string) {
+			in_string = out[i] == '"';
+		} else if (out[i] == '"') {
+			in_string = false;
+		} else if (out[i] == '\\' && i + 1 < len) {
+			if (out[i + 1] == 'u' && i + 5 < len && memcmp(out + i + 2, "0000", 4) == 0)
+				out[i + 5] = (char)('0' + to);
+			i++;
+		}
+	}
+	return out;
+}
+
+/* The id of a request that holds a NUL, when the id is intact: the text
+ * is read twice, its NULs made U+0001 the first time and U+0002 the
+ * second; an id (string or number) that reads the same both times held
+ * no NUL, so echoing it names exactly the request the client sent. NULL
+ * when it did, or the request has no readable id (the reply then says
+ * "id": null). The caller frees it with cJSON_Delete. */
+static cJSON *intact_id(const void *payload, size_t len)
+{
+	char *one = nul_to(payload, len, 1), *two = nul_to(payload, len, 2);
+	cJSON *a = one ? cJSON_ParseWithLength(one, len) : NULL;
+	cJSON *b = two ? cJSON_ParseWithLength(two, len) : NULL;
+	const cJSON *ia = cJSON_GetObjectItemCaseSensitive(a, "id");
+	const cJSON *ib = cJSON_GetObjectItemCaseSensitive(b, "id");
+	cJSON *out = NULL;
+
+	if ((cJSON_IsString(ia) || cJSON_IsNumber(ia)) && cJSON_Compare(ia, ib, true))
+		out = cJSON_Duplicate(ia, 1);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	free(one);
+	free(two);
+	return out;
+}
+
 void rpc_handle(struct bridge *b, const char *caller, const char *role, const void *payload,
                 size_t len, const mosquitto_property *props)
 {
@@ -1099,13 +1196,15 @@ void rpc_handle(struct bridge *b, const char *caller, const char *role, const vo
 		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
 	}
 	/* cJSON would cut a string at an escaped NUL ("room:general\u0000x"
-	 * would be served as room:general): refuse the request whole, without
-	 * echoing an id that may itself be cut */
+	 * would be served as room:general): refuse the request whole, echoing
+	 * its id only when the id itself holds no NUL (intact_id) */
 	bool nul = envelope_json_has_nul(payload, len);
 	c->req = nul ? NULL : cJSON_ParseWithLength(payload, len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->req, "id");
 	if (cJSON_IsString(id) || cJSON_IsNumber(id))
 		c->id = cJSON_Duplicate(id, 1);
+	else if (nul)
+		c->id = intact_id(payload, len);
 	if (rt && !rpc_reply_topic_ok(prefix, caller, rt)) {
 		reply(c, NULL, "forbidden", "the response topic must be under your own user topic");
 		goto fail;

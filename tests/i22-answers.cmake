@@ -6,3 +6,4 @@
 # limit, gets an error with its id.
 chat_unit_test(test_history_fit chatstore)
 chat_pytest(integration_history_size test_history_size.py)
+chat_pytest(integration_rpc_replies test_rpc_replies.py)
