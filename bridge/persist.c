@@ -63,6 +63,7 @@ struct worker {
 	struct store *store;
 	bool leader, claiming, groups_ok;
 	char claim_cursor[2][64];
+	char dm_cursor[32]; /* backfill: where the DM index's SCAN is */
 	unsigned long long persisted;
 	double next_report;
 };
@@ -158,6 +159,79 @@ static int restore_room(void *ctx, const struct store_room *room)
 	return 0;
 }
 
+/* ---- the DM index, for a Redis filled by an older version ---- */
+
+/* The DM index is built from the users' DM sets: one SCAN page of keys a
+ * step, DMINDEX_STEPS steps a worker turn. */
+#define DMINDEX_SCAN_COUNT "1000"
+#define DMINDEX_STEPS 20
+
+/* One SCAN page of chat:user:*:dms sets, each copied into its user's
+ * dmindex. Returns 1 when there is more, 0 when the walk is done, -1 on a
+ * Redis error. cursor is where the walk is ("0" to start). */
+static int dmindex_step(redisContext *redis, char *cursor, size_t len)
+{
+	redisReply *page = redisCommand(redis, "SCAN %s MATCH chat:user:*:dms COUNT %s", cursor,
+	                                DMINDEX_SCAN_COUNT);
+	int rc = -1;
+
+	if (page == NULL || page->type != REDIS_REPLY_ARRAY || page->elements != 2 ||
+	    page->element[0]->type != REDIS_REPLY_STRING ||
+	    page->element[1]->type != REDIS_REPLY_ARRAY)
+		goto cleanup;
+	/* one script per key: SMEMBERS and ZADD together, however large */
+	static const char copy_lua[] =
+		"local ids = redis.call('SMEMBERS', KEYS[1])\n"
+		"local idx = string.gsub(KEYS[1], ':dms$', ':dmindex')\n"
+		"for i = 1, #ids, 1000 do\n"
+		"  local args = {}\n"
+		"  for k = i, math.min(i + 999, #ids) do args[#args + 1] = 0; args[#args + 1] = ids[k] end\n"
+		"  redis.call('ZADD', idx, unpack(args))\n"
+		"end\n"
+		"return #ids\n";
+	for (size_t i = 0; i < page->element[1]->elements; i++) {
+		const redisReply *key = page->element[1]->element[i];
+		if (key->type != REDIS_REPLY_STRING)
+			continue;
+		const char *argv[] = {"EVAL", copy_lua, "1", key->str};
+		redisReply *r = redisCommandArgv(redis, 4, argv, NULL);
+		bool ok = r && r->type == REDIS_REPLY_INTEGER;
+		freeReplyObject(r);
+		if (!ok)
+			goto cleanup;
+	}
+	snprintf(cursor, len, "%s", page->element[0]->str);
+	rc = strcmp(cursor, "0") != 0;
+cleanup:
+	freeReplyObject(page);
+	return rc;
+}
+
+/* Completes, once, what a Redis filled by an older version lacks: every
+ * user's DM index (chat:dmindex:v1 marks it done), a few SCAN pages a turn
+ * so the drain is never held up for long. A restored Redis has it already. */
+static void backfill(struct worker *w)
+{
+	redisReply *r = redisCommand(w->redis, "EXISTS chat:dmindex:v1");
+	bool dms = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+	freeReplyObject(r);
+	if (r == NULL)
+		return;
+	for (int i = 0; !dms && i < DMINDEX_STEPS && !atomic_load(&w->p->stop); i++) {
+		int more = dmindex_step(w->redis, w->dm_cursor, sizeof(w->dm_cursor));
+		if (more < 0) {
+			strcpy(w->dm_cursor, "0"); /* from the start again: ZADD is idempotent */
+			return;
+		}
+		if (more == 0) {
+			freeReplyObject(redisCommand(w->redis, "SET chat:dmindex:v1 1"));
+			log_msg(LOG_INFO, "persist: every user's DM index is built");
+			dms = true;
+		}
+	}
+}
+
 static int restore_member(void *ctx, const char *room, const char *user)
 {
 	struct restore *r = ctx;
@@ -184,6 +258,8 @@ static int restore_seq(void *ctx, const char *conv, uint64_t seq)
 	if (conv_parse(conv, strlen(conv), &c) == 0 && c.kind == CONV_DM) {
 		append(r, "SADD chat:user:%s:dms %s", c.a, conv);
 		append(r, "SADD chat:user:%s:dms %s", c.b, conv);
+		append(r, "ZADD chat:user:%s:dmindex 0 %s", c.a, conv);
+		append(r, "ZADD chat:user:%s:dmindex 0 %s", c.b, conv);
 	}
 	return 0;
 }
@@ -229,8 +305,9 @@ static void restore(struct worker *w)
 	w->groups_ok = false; /* the flush took the consumer groups too */
 	const char *acl[] = {"EVAL", acl_all_lua, "0"};
 	freeReplyObject(call_argv(w, 3, acl));
-	/* the restore built the rooms.list indexes too (restore_room, _member) */
-	freeReplyObject(redisCommand(w->redis, "SET chat:roomindex:v1 1"));
+	/* the restore built the rooms.list and unread indexes too (restore_room,
+	 * _member, _seq) */
+	freeReplyObject(redisCommand(w->redis, "MSET chat:roomindex:v1 1 chat:dmindex:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
 	if (done)
 		log_msg(LOG_INFO, "persist: Redis restored from the store");
@@ -782,7 +859,7 @@ static void gc_rooms(struct worker *w)
 
 static void *run(void *arg)
 {
-	struct worker w = {.p = arg};
+	struct worker w = {.p = arg, .dm_cursor = "0"};
 	char err[256];
 
 	while (!atomic_load(&w.p->stop)) {
@@ -818,6 +895,7 @@ static void *run(void *arg)
 		}
 		drain_once(&w);
 		gc_rooms(&w);
+		backfill(&w);
 		report(&w, true);
 	}
 	if (w.redis)

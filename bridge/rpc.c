@@ -41,10 +41,11 @@ struct rpc_ctx {
 	cJSON *users; /* presence.get */
 	cJSON *req;   /* the request, kept while its rate check runs */
 	const cJSON *params;
-	char flag[2];                                                       /* room.create */
-	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list, members */
-	cJSON *acc;                                 /* unread: the answer so far */
-	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
+	char flag[2]; /* room.create */
+	/* rooms.list, room.members, unread: cursor is a room, an SSCAN
+	 * cursor or a conversation */
+	char query[NAME_ROOM_MAX + 1], cursor[NAME_CONV_MAX + 1], limit[8];
+	cJSON *acc; /* room.members: the answer so far */
 	/* a change held until replicas have it (hold_change) */
 	redisReply *held;
 	redisCallbackFn *again;
@@ -721,11 +722,11 @@ static int read_marker(struct rpc_ctx *c, const cJSON *params)
 /* the sscanf width below */
 _Static_assert(NAME_CONV_MAX == 69, "on_unread reads a conv with %69s");
 
-/* Conversations per unread script call: each call is one small atomic
- * step, and other clients' commands run between them. */
-#define UNREAD_PAGE "200"
-
-static int unread_next(struct rpc_ctx *c);
+/* unread's page (1.1 extension, PROTOCOL.md section 6): the largest is
+ * the default, so a client that ignores "next" (1.1 had none) still sees
+ * every conversation of a user with up to 200 of them. */
+#define UNREAD_LIMIT_MAX 200
+#define UNREAD_LIMIT_DEFAULT UNREAD_LIMIT_MAX
 
 static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -733,16 +734,17 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 	struct rpc_ctx *c = priv;
 	(void)ac;
 
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING ||
-	    rep->element[1]->type != REDIS_REPLY_STRING ||
-	    rep->element[1]->len >= sizeof(c->scan)) {
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "unread script: %s", rep->str);
 		reply(c, NULL, "unavailable", "read markers did not answer: try again");
 		ctx_free(c);
 		return;
 	}
-	cJSON *list = cJSON_GetObjectItemCaseSensitive(c->acc, "conversations");
-	for (size_t i = 2; i < rep->elements; i++) {
+	cJSON *result = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(result, "conversations");
+	for (size_t i = 1; i < rep->elements; i++) {
 		char conv[NAME_CONV_MAX + 1];
 		long long last, read, events = 0;
 		if (rep->element[i]->type != REDIS_REPLY_STRING ||
@@ -757,44 +759,47 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_AddNumberToObject(o, "read_seq", (double)read);
 		cJSON_AddItemToArray(list, o);
 	}
-	if (strcmp(rep->element[0]->str, "done") != 0) {
-		snprintf(c->phase, sizeof(c->phase), "%s", rep->element[0]->str);
-		memcpy(c->scan, rep->element[1]->str, rep->element[1]->len + 1);
-		if (unread_next(c) != 0)
-			ctx_free(c);
-		return;
-	}
-	cJSON *result = c->acc;
-	c->acc = NULL;
+	if (rep->element[0]->len > 0)
+		cJSON_AddStringToObject(result, "next", rep->element[0]->str);
+	else
+		cJSON_AddNullToObject(result, "next");
 	reply(c, result, NULL, NULL);
 	ctx_free(c);
 }
 
-/* Asks for the next page. Returns 0 when sent, -1 after replying. */
-static int unread_next(struct rpc_ctx *c)
+/* unread {cursor, limit}: one page of my conversations, the rooms by name
+ * then the DMs, after cursor (the "next" of the previous page, a
+ * conversation id), limit 1-200 (200): one script call, whatever the
+ * number of conversations. Returns 0 when sent (on_unread owns c), -1
+ * after replying. */
+static int unread(struct rpc_ctx *c, const cJSON *params)
 {
-	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->phase, c->scan,
-	                      UNREAD_PAGE};
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	struct conv_id id;
+	int64_t limit;
+
+	if (cur != NULL && !cJSON_IsNull(cur) &&
+	    (!cJSON_IsString(cur) || conv_parse(cur->valuestring, strlen(cur->valuestring), &id))) {
+		reply(c, NULL, "bad_request", "params.cursor must be the next of a previous page");
+		return -1;
+	}
+	if (count_param(c, params, "limit", &limit))
+		return -1;
+	if (limit == -1)
+		limit = UNREAD_LIMIT_DEFAULT;
+	if (limit < 1 || limit > UNREAD_LIMIT_MAX) {
+		reply(c, NULL, "bad_request", "params.limit must be 1 to 200");
+		return -1;
+	}
+	snprintf(c->cursor, sizeof(c->cursor), "%s", cJSON_IsString(cur) ? cur->valuestring : "");
+	snprintf(c->limit, sizeof(c->limit), "%d", (int)limit);
+	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->cursor, c->limit};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 7, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 6, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
 		return -1;
 	}
 	return 0;
-}
-
-/* unread: every conversation of mine with messages, gathered a page of
- * script calls at a time. Returns 0 when sent (on_unread owns c). */
-static int unread(struct rpc_ctx *c)
-{
-	c->acc = cJSON_CreateObject();
-	if (c->acc == NULL || cJSON_AddArrayToObject(c->acc, "conversations") == NULL) {
-		reply(c, NULL, "unavailable", "out of memory");
-		return -1;
-	}
-	strcpy(c->phase, "rooms");
-	c->scan[0] = '\0';
-	return unread_next(c);
 }
 
 static void on_revoke(redisAsyncContext *ac, void *r, void *priv)
@@ -1050,7 +1055,7 @@ static void dispatch(struct rpc_ctx *c)
 	else if (strcmp(c->method, "read") == 0)
 		sent = read_marker(c, c->params) == 0;
 	else if (strcmp(c->method, "unread") == 0)
-		sent = unread(c) == 0;
+		sent = unread(c, c->params) == 0;
 	else if (strcmp(c->method, "presence.get") == 0)
 		sent = presence_get(c, c->params) == 0;
 	else if (strcmp(c->method, "user.revoke") == 0)

@@ -76,6 +76,9 @@ const char script_post[] =
 	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"
 	"    redis.call('SADD', 'chat:user:' .. a .. ':dms', conv)\n"
 	"    redis.call('SADD', 'chat:user:' .. b2 .. ':dms', conv)\n"
+	/* the same by name, for unread's pages */
+	"    redis.call('ZADD', 'chat:user:' .. a .. ':dmindex', 0, conv)\n"
+	"    redis.call('ZADD', 'chat:user:' .. b2 .. ':dmindex', 0, conv)\n"
 	"  end\n"
 	"  local msg = head .. seq .. ',\"ts\":' .. ms .. tail\n"
 	"  redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
@@ -483,31 +486,35 @@ const char script_read[] =
 	"redis.call('XADD', 'chat:ops', '*', 'op', 'read', 'user', user, 'conv', conv, 'seq', seq)\n"
 	"return seq\n";
 
-/* unread: ARGV user, phase ("rooms" | "dms"), cursor, count. One page of
- * the user's conversations with messages, so no call costs more than
- * count of them however many rooms a user has joined: the rooms by name
- * after cursor (ZRANGEBYLEX of roomindex), then the DMs (SSCAN of dms).
- * Returns {next phase ("rooms" | "dms" | "done"), next cursor,
- * "conv last read events"...}: unread is last - read less the edits and
- * deletions (events) after read. */
+/* unread: ARGV user, cursor, limit. One page of the user's conversations
+ * by id, after cursor ("" or the last conversation of the previous page):
+ * the rooms by name (ZRANGEBYLEX of roomindex), then the DMs (of
+ * dmindex), at most limit + 1 ids read, so a page costs O(log n + limit)
+ * however many conversations the user has. Returns {next cursor ("" on
+ * the last page), "conv last read events"...} for those of the page with
+ * messages: unread is last - read less the edits and deletions (events)
+ * after read. */
 const char script_unread[] =
-	"local user, phase, cursor, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
+	"local user, cursor, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
 	"local reads = 'chat:read:' .. user\n"
-	"local convs, next_phase, next_cursor = {}, phase, cursor\n"
-	"if phase == 'rooms' then\n"
-	"  local min = cursor == '' and '-' or '(' .. cursor\n"
-	"  local rooms = redis.call('ZRANGEBYLEX', 'chat:user:' .. user .. ':roomindex', min, '+',\n"
-	"                           'LIMIT', 0, count)\n"
-	"  for _, r in ipairs(rooms) do convs[#convs + 1] = 'room:' .. r end\n"
-	"  if #rooms < count then next_phase, next_cursor = 'dms', '0'\n"
-	"  else next_cursor = rooms[#rooms] end\n"
-	"else\n"
-	"  local page = redis.call('SSCAN', 'chat:user:' .. user .. ':dms', cursor, 'COUNT', count)\n"
-	"  for _, c in ipairs(page[2]) do convs[#convs + 1] = c end\n"
-	"  next_cursor = page[1]\n"
-	"  if next_cursor == '0' then next_phase = 'done' end\n"
+	"local convs = {}\n"
+	"local function take(key, prefix, min)\n"
+	"  local ids = redis.call('ZRANGEBYLEX', key, min, '+', 'LIMIT', 0, limit + 1 - #convs)\n"
+	"  for _, id in ipairs(ids) do convs[#convs + 1] = prefix .. id end\n"
 	"end\n"
-	"local out = {next_phase, next_cursor}\n"
+	"local dm_min = '-'\n"
+	"if string.sub(cursor, 1, 3) == 'dm:' then\n"
+	"  dm_min = '(' .. cursor\n"
+	"else\n"
+	"  local after = string.match(cursor, '^room:(.+)$')\n"
+	"  take('chat:user:' .. user .. ':roomindex', 'room:', after and '(' .. after or '-')\n"
+	"end\n"
+	"if #convs <= limit then take('chat:user:' .. user .. ':dmindex', '', dm_min) end\n"
+	"local out = {''}\n"
+	"if #convs > limit then\n"
+	"  out[1] = convs[limit]\n"
+	"  convs[limit + 1] = nil\n"
+	"end\n"
 	"for _, c in ipairs(convs) do\n"
 	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
 	"  if last then\n"

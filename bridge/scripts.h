@@ -16,6 +16,9 @@
  *                       absent after a flush: posts wait for it
  *   read:<user>         hash conv -> the user's read marker
  *   user:<user>:dms     set of the user's DM conversation ids
+ *   user:<user>:dmindex sorted set (score 0) of the same, paged by name
+ *                       (ZRANGEBYLEX) by unread
+ *   dmindex:v1          set once every user's dmindex is complete
  *   ratelimit:<user>    token bucket "<tokens> <ts>" for posts
  *   rl:<kind>:<user>    token bucket of requests (rpc), room creation
  *                       (create) and typing; expires once full again
@@ -80,8 +83,8 @@ extern const char script_index_build[];
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, now, ... (see scripts.c). */
 extern const char script_presence[];
-/* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
- * one page at a time (see scripts.c). */
+/* read: ARGV user, conv, seq; unread: ARGV user, cursor, limit, one page
+ * per call and per request (see scripts.c). */
 extern const char script_read[];
 extern const char script_unread[];
 

@@ -5,5 +5,6 @@
 # capped; a request refused for NUL, or whose answer is over the packet
 # limit, gets an error with its id.
 chat_unit_test(test_history_fit chatstore)
+chat_pytest(integration_unread_pages test_unread_pages.py)
 chat_pytest(integration_history_size test_history_size.py)
 chat_pytest(integration_rpc_replies test_rpc_replies.py)

@@ -543,20 +543,33 @@
     renderLists();
   }
 
+  /* Unread counts come a page at a time (the server answers at most 200
+   * conversations per request): follow `next` until it is null, at most
+   * UNREAD_PAGES pages (the conversation caps keep real users well
+   * below). A page that fails ends the walk with what was loaded. */
+  const UNREAD_PAGES = 25;
+
   async function loadUnread() {
-    let r;
-    try { r = await rpc('unread'); } catch (e) { return; }
-    (r.conversations || []).forEach((u) => {
-      if (typeof u.conv !== 'string') return;
-      if (u.conv.startsWith('room:')) {
-        const room = S.rooms.get(u.conv.slice(5));
-        if (!room || !room.member) return;
-      }
-      const c = conv(u.conv);
-      c.readSeq = u.read_seq || 0;
-      c.lastKnown = u.last_seq || 0;
-      c.unread = S.current === c.id ? 0 : (u.unread || 0);
-    });
+    let cursor = null;
+    for (let page = 0; page < UNREAD_PAGES; page++) {
+      let r;
+      try {
+        r = await rpc('unread', cursor ? { cursor } : {});
+      } catch (e) { break; }
+      (r.conversations || []).forEach((u) => {
+        if (typeof u.conv !== 'string') return;
+        if (u.conv.startsWith('room:')) {
+          const room = S.rooms.get(u.conv.slice(5));
+          if (!room || !room.member) return;
+        }
+        const c = conv(u.conv);
+        c.readSeq = u.read_seq || 0;
+        c.lastKnown = u.last_seq || 0;
+        c.unread = S.current === c.id ? 0 : (u.unread || 0);
+      });
+      cursor = typeof r.next === 'string' ? r.next : null;
+      if (!cursor) break;
+    }
     renderLists();
   }
 
