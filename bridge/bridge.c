@@ -724,6 +724,9 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 		break;
 	case -6:
 		break; /* a replayed post Redis had answered already */
+	case -10:
+		notice(ctx->b, ctx->sender, NOTICE_NOT_FOUND, "no such user", ctx->topic, ctx->cid);
+		break;
 	default:
 		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "unexpected answer", ctx->topic,
 		       ctx->cid);

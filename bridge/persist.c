@@ -159,7 +159,60 @@ static int restore_room(void *ctx, const struct store_room *room)
 	return 0;
 }
 
-/* ---- the DM index, for a Redis filled by an older version ---- */
+/* ---- the users that exist, and the DM index, from what the store knows ---- */
+
+/* chat:users is whom a DM may go to (scripts.c, script_post): every user
+ * that connected (the presence script), registered (the web front) or was
+ * named by chatctl, and every user the store knows of: accounts, room
+ * members, both parties of a DM, readers. These add the store's. */
+static int known_user(void *ctx, const char *user)
+{
+	append(ctx, "SADD chat:users %s", user);
+	return 0;
+}
+
+static int known_member(void *ctx, const char *room, const char *user)
+{
+	(void)room;
+	return known_user(ctx, user);
+}
+
+static int known_parties(void *ctx, const char *conv, uint64_t seq)
+{
+	struct conv_id c;
+	(void)seq;
+	if (conv_parse(conv, strlen(conv), &c) == 0 && c.kind == CONV_DM) {
+		known_user(ctx, c.a);
+		known_user(ctx, c.b);
+	}
+	return 0;
+}
+
+static int known_reader(void *ctx, const char *user, const char *conv, uint64_t seq)
+{
+	(void)conv;
+	(void)seq;
+	return known_user(ctx, user);
+}
+
+static bool drain(struct restore *r);
+
+/* Adds every user the store knows to chat:users, pipelined. Returns
+ * STORE_OK, a store error, or STORE_E_DOWN when the Redis link failed. */
+static int known_users(redisContext *redis, struct store *store)
+{
+	struct restore r = {redis, 0};
+	int rc;
+
+	if ((rc = store_each_user(store, known_user, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_member(store, known_member, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_max_seq(store, known_parties, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_read(store, known_reader, &r)) != STORE_OK || !drain(&r)) {
+		drain(&r);
+		return rc != STORE_OK ? rc : STORE_E_DOWN;
+	}
+	return STORE_OK;
+}
 
 /* The DM index is built from the users' DM sets: one SCAN page of keys a
  * step, DMINDEX_STEPS steps a worker turn. */
@@ -208,16 +261,31 @@ cleanup:
 }
 
 /* Completes, once, what a Redis filled by an older version lacks: every
- * user's DM index (chat:dmindex:v1 marks it done), a few SCAN pages a turn
- * so the drain is never held up for long. A restored Redis has it already. */
+ * user the store knows in chat:users (chat:users:v1 marks it done), and
+ * every user's DM index (chat:dmindex:v1), a few SCAN pages a turn so the
+ * drain is never held up for long. A restored Redis has both already. */
 static void backfill(struct worker *w)
 {
-	redisReply *r = redisCommand(w->redis, "EXISTS chat:dmindex:v1");
-	bool dms = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	redisReply *r = redisCommand(w->redis, "MGET chat:users:v1 chat:dmindex:v1");
+	bool users = false, dms = false;
 
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		users = r->element[0]->type == REDIS_REPLY_STRING;
+		dms = r->element[1]->type == REDIS_REPLY_STRING;
+	}
 	freeReplyObject(r);
 	if (r == NULL)
 		return;
+	if (!users) {
+		int rc = known_users(w->redis, w->store);
+		if (rc == STORE_OK) {
+			freeReplyObject(redisCommand(w->redis, "SET chat:users:v1 1"));
+			log_msg(LOG_INFO, "persist: every user the store knows is in chat:users");
+		} else {
+			log_msg(LOG_WARN, "persist: known users not loaded (%s): trying again",
+			        store_strerror(rc));
+		}
+	}
 	for (int i = 0; !dms && i < DMINDEX_STEPS && !atomic_load(&w->p->stop); i++) {
 		int more = dmindex_step(w->redis, w->dm_cursor, sizeof(w->dm_cursor));
 		if (more < 0) {
@@ -296,7 +364,7 @@ static void restore(struct worker *w)
 	    !drain(&r) || (rc = store_each_member(w->store, restore_member, &r)) != STORE_OK ||
 	    !drain(&r) || (rc = store_each_max_seq(w->store, restore_seq, &r)) != STORE_OK ||
 	    !drain(&r) || (rc = store_each_read(w->store, restore_read, &r)) != STORE_OK ||
-	    !drain(&r)) {
+	    !drain(&r) || (rc = known_users(w->redis, w->store)) != STORE_OK) {
 		drain(&r);
 		log_msg(LOG_WARN, "persist: restore failed (%s): trying again",
 		        rc != STORE_OK ? store_strerror(rc) : "redis");
@@ -306,8 +374,9 @@ static void restore(struct worker *w)
 	const char *acl[] = {"EVAL", acl_all_lua, "0"};
 	freeReplyObject(call_argv(w, 3, acl));
 	/* the restore built the rooms.list and unread indexes too (restore_room,
-	 * _member, _seq) */
-	freeReplyObject(redisCommand(w->redis, "MSET chat:roomindex:v1 1 chat:dmindex:v1 1"));
+	 * _member, _seq), and the set of the users that exist (known_users) */
+	freeReplyObject(redisCommand(w->redis, "MSET chat:roomindex:v1 1 chat:dmindex:v1 1 "
+	                                       "chat:users:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
 	if (done)
 		log_msg(LOG_INFO, "persist: Redis restored from the store");

@@ -71,6 +71,10 @@ const char script_post[] =
 	"      redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', target, 'user', sender, 'in', '1')\n"
 	"    end\n"
 	"  end\n"
+	/* a DM goes only to a user who exists (chat:users: connected once,
+	 * registered, or known to the store), so nobody who takes a name later
+	 * reads what was sent to it before */
+	"  if kind == 'dm' and redis.call('SISMEMBER', 'chat:users', target) == 0 then return -10 end\n"
 	"  local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
 	"  if seq == 1 and kind == 'dm' then\n"
 	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"

@@ -31,7 +31,12 @@
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
- *   users               set of user ids ever connected
+ *   users               set of the user ids that exist: every one that
+ *                       connected, registered (the web front), was named
+ *                       by chatctl, or that the store knows (accounts,
+ *                       members, DM parties, readers; rebuilt by the
+ *                       restore). A DM goes only to one of them.
+ *   users:v1            set once users holds what the store knows
  *   rooms:private       set of private room ids
  *   room:<room>:ver     version of a private room's member list
  *   presence:<user>     hash of the user's live connections
@@ -44,14 +49,15 @@
 #define CHAT_SCRIPTS_H
 
 /* post: a batch of messages, each as one atomic step of the one script.
- * ARGV rate, burst, recent_max, stream_maxlen, n, then n times: conv, head,
- * tail, sender, target, kind ("room" | "dm"). Returns one status per
- * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member,
- * -4 the stream of messages not yet persisted is full, -5 Redis lost its
- * data and the store has not given it back yet. A token is spent for every
- * message but -1, -4 and -5 (a refused target is input too). The recent list keeps
- * every message not yet persisted and may run up to 64 over between
- * trims. */
+ * ARGV rate, burst, recent_max, stream_maxlen, n, node, then n times: conv,
+ * head, tail, sender, target, kind ("room" | "dm"), journal id. Returns one
+ * status per message: seq > 0, or -1 rate limited, -2 no such room, -3 not
+ * a member, -4 the stream of messages not yet persisted is full, -5 Redis
+ * lost its data and the store has not given it back yet, -6 answered
+ * before, -10 a DM to a user who does not exist (not in chat:users). A
+ * token is spent for every message but -1, -4 and -5 (a refused target is
+ * input too). The recent list keeps every message not yet persisted and
+ * may run up to 64 over between trims. */
 extern const char script_post[];
 /* typing: ARGV sender, kind ("room" | "dm"), target, rate, burst,
  * notice_ms. Spends a token of the sender's typing bucket, then returns 1

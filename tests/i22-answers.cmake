@@ -7,4 +7,5 @@
 chat_unit_test(test_history_fit chatstore)
 chat_pytest(integration_unread_pages test_unread_pages.py)
 chat_pytest(integration_history_size test_history_size.py)
+chat_pytest(integration_dm_targets test_dm_targets.py)
 chat_pytest(integration_rpc_replies test_rpc_replies.py)

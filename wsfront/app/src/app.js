@@ -341,7 +341,10 @@
     // typing is best effort: a dropped signal is no failed message
     if (m && typeof m.topic === 'string' && m.topic.includes('/typing/')) return;
     if (m && m.code === 'unavailable' && retryPost(m)) return;
-    toast('Not sent: ' + (NOTICE_TEXT[m.code] || m.message || m.code), true);
+    // a DM to a name nobody has is refused not_found (no such user)
+    const dm = m.code === 'not_found' && typeof m.topic === 'string' && m.topic.includes('/dm/');
+    toast('Not sent: ' + (dm ? 'There is no user by that name.'
+      : NOTICE_TEXT[m.code] || m.message || m.code), true);
     // the pending copies in that conversation did not go through
     document.querySelectorAll('.msg.pending').forEach((e) => e.classList.add('failed'));
   }
