@@ -479,11 +479,13 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
  * -1 after replying. */
 static int room_send(struct rpc_ctx *c)
 {
+	char rooms_max[24];
+	snprintf(rooms_max, sizeof(rooms_max), "%ld", c->b->cfg->user_rooms_max);
 	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
 	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit,
-	                      c->b->cfg->redis_wait_replicas > 0 ? "1" : "0"};
+	                      c->b->cfg->redis_wait_replicas > 0 ? "1" : "0", rooms_max};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 13, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 14, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
 		return -1;
 	}

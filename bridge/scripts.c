@@ -16,6 +16,8 @@
 const char script_post[] =
 	"local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local keep, cap, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	/* after the posts: the conversation caps (user_dms_max, user_rooms_max) */
+	"local dms_max, rooms_max = tonumber(ARGV[7 + n * 7]), tonumber(ARGV[8 + n * 7])\n"
 	"local out = {}\n"
 	/* the journal's progress (bridge/journal.h): per journal boot, the
 	 * highest post id answered; a replayed post at or below it is -6 */
@@ -65,6 +67,8 @@ const char script_post[] =
 	"      local private = redis.call('HGET', 'chat:room:' .. target, 'private')\n"
 	"      if not private then return -2 end\n"
 	"      if private == '1' then return -3 end\n"
+	/* posting joins: a join like room.join's, within the same cap */
+	"      if redis.call('SCARD', 'chat:user:' .. sender .. ':rooms') >= rooms_max then return -12 end\n"
 	"      redis.call('SADD', members, sender)\n"
 	"      redis.call('SADD', 'chat:user:' .. sender .. ':rooms', target)\n"
 	"      redis.call('ZADD', 'chat:user:' .. sender .. ':roomindex', 0, target)\n"
@@ -73,8 +77,13 @@ const char script_post[] =
 	"  end\n"
 	/* a DM goes only to a user who exists (chat:users: connected once,
 	 * registered, or known to the store), so nobody who takes a name later
-	 * reads what was sent to it before */
-	"  if kind == 'dm' and redis.call('SISMEMBER', 'chat:users', target) == 0 then return -10 end\n"
+	 * reads what was sent to it before; starting a conversation counts
+	 * against the sender's cap (the conversations they are in) */
+	"  if kind == 'dm' then\n"
+	"    if redis.call('SISMEMBER', 'chat:users', target) == 0 then return -10 end\n"
+	"    if redis.call('EXISTS', 'chat:seq:' .. conv) == 0 and\n"
+	"       redis.call('SCARD', 'chat:user:' .. sender .. ':dms') >= dms_max then return -11 end\n"
+	"  end\n"
 	"  local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
 	"  if seq == 1 and kind == 'dm' then\n"
 	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"
@@ -255,6 +264,10 @@ const char script_room[] =
 	"local key = 'chat:room:' .. room\n"
 	"local members = key .. ':members'\n"
 	"local function online(u) return redis.call('EXISTS', 'chat:presence:' .. u) end\n"
+	/* ARGV[11] user_rooms_max: the rooms a user may be in (create, join) */
+	"local rooms_max = tonumber(ARGV[11])\n"
+	"local cap_msg = 'you are in ' .. ARGV[11] .. ' rooms, the most one user may be in: leave one first'\n"
+	"local function over_cap(u) return redis.call('SCARD', 'chat:user:' .. u .. ':rooms') >= rooms_max end\n"
 	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
 	"  if redis.call('EXISTS', key) == 1 then\n"
@@ -268,6 +281,7 @@ const char script_room[] =
 	"  if redis.call('SISMEMBER', 'chat:rooms:deleted', room) == 1 then\n"
 	"    return {'conflict', 'a deleted room: its name cannot be used again'}\n"
 	"  end\n"
+	"  if over_cap(caller) then return {'forbidden', cap_msg} end\n"
 	"  local t = redis.call('TIME')\n"
 	"  redis.call('HSET', key, 'owner', caller, 'private', flag, 'created', t[1])\n"
 	"  if flag == '0' then\n"
@@ -290,6 +304,7 @@ const char script_room[] =
 	"local is_member = redis.call('SISMEMBER', members, caller) == 1\n"
 	"if method == 'room.join' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'private room: ask the owner for an invitation'} end\n"
+	"  if not is_member and over_cap(caller) then return {'forbidden', cap_msg} end\n"
 	"  local added = redis.call('SADD', members, caller)\n"
 	"  idx_join(caller, room)\n"
 	"  if added == 1 then op_member(room, caller, '1') end\n"

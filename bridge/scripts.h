@@ -15,7 +15,8 @@
  *   restored            set once the store's state is loaded into Redis;
  *                       absent after a flush: posts wait for it
  *   read:<user>         hash conv -> the user's read marker
- *   user:<user>:dms     set of the user's DM conversation ids
+ *   user:<user>:dms     set of the user's DM conversation ids (its size
+ *                       is what user_dms_max caps)
  *   user:<user>:dmindex sorted set (score 0) of the same, paged by name
  *                       (ZRANGEBYLEX) by unread
  *   dmindex:v1          set once every user's dmindex is complete
@@ -50,14 +51,17 @@
 
 /* post: a batch of messages, each as one atomic step of the one script.
  * ARGV rate, burst, recent_max, stream_maxlen, n, node, then n times: conv,
- * head, tail, sender, target, kind ("room" | "dm"), journal id. Returns one
- * status per message: seq > 0, or -1 rate limited, -2 no such room, -3 not
- * a member, -4 the stream of messages not yet persisted is full, -5 Redis
- * lost its data and the store has not given it back yet, -6 answered
- * before, -10 a DM to a user who does not exist (not in chat:users). A
- * token is spent for every message but -1, -4 and -5 (a refused target is
- * input too). The recent list keeps every message not yet persisted and
- * may run up to 64 over between trims. */
+ * head, tail, sender, target, kind ("room" | "dm"), journal id; then
+ * user_dms_max and user_rooms_max. Returns one status per message: seq >
+ * 0, or -1 rate limited, -2 no such room, -3 not a member, -4 the stream
+ * of messages not yet persisted is full, -5 Redis lost its data and the
+ * store has not given it back yet, -6 answered before, -10 a DM to a user
+ * who does not exist (not in chat:users), -11 a new DM conversation while
+ * the sender is in user_dms_max of them, -12 a post that would join a
+ * room while the sender is in user_rooms_max. A token is spent for every
+ * message but -1, -4 and -5 (a refused target is input too). The recent
+ * list keeps every message not yet persisted and may run up to 64 over
+ * between trims. */
 extern const char script_post[];
 /* typing: ARGV sender, kind ("room" | "dm"), target, rate, burst,
  * notice_ms. Spends a token of the sender's typing bucket, then returns 1
@@ -70,7 +74,9 @@ extern const char script_typing[];
  * index of the first empty bucket and spends nothing. */
 extern const char script_limit[];
 /* room: ARGV method, caller, room, flag, user, role, and for rooms.list
- * query, cursor, limit; flag is "1"/"0" (private) for room.create; role is
+ * query, cursor, limit; then the replica flag and (ARGV[11])
+ * user_rooms_max, past which room.create and room.join are forbidden;
+ * flag is "1"/"0" (private) for room.create; role is
  * the caller's role on this request ("admin" may invite and remove in any
  * room). Changes to a private room's members publish its new state on
  * chat:acl (see authplugin/rooms.h for the line format). Returns {status,
