@@ -199,14 +199,15 @@ static void link_connect(struct redis_link *l)
 
 /* ---- publishing to the local broker ---- */
 
-void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain, const mosquitto_property *props)
+int bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
+                   int qos, bool retain, const mosquitto_property *props)
 {
 	if (!b->mqtt_up)
-		return;
+		return MOSQ_ERR_NO_CONN;
 	int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)len, payload, qos, retain, props);
 	if (rc != MOSQ_ERR_SUCCESS)
 		log_msg(LOG_WARN, "publish %s: %s", topic, mosquitto_strerror(rc));
+	return rc;
 }
 
 static void publish(struct bridge *b, const char *topic, const char *payload, size_t len,
@@ -659,6 +660,20 @@ static void script_refusal(struct post_ctx *ctx, long long status)
 		break;
 	case -6:
 		break; /* a replayed post Redis had answered already */
+	case -10:
+		notice(ctx->b, ctx->sender, NOTICE_NOT_FOUND, "no such user", ctx->topic, ctx->cid);
+		break;
+	case -11:
+		notice(ctx->b, ctx->sender, NOTICE_FORBIDDEN,
+		       "you are in as many direct conversations as one user may start: "
+		       "write in one you have",
+		       ctx->topic, ctx->cid);
+		break;
+	case -12:
+		notice(ctx->b, ctx->sender, NOTICE_FORBIDDEN,
+		       "you are in as many rooms as one user may be in: leave one first",
+		       ctx->topic, ctx->cid);
+		break;
 	default:
 		notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "unexpected answer", ctx->topic,
 		       ctx->cid);
@@ -925,8 +940,8 @@ static void resend_in_doubt(struct bridge *b)
 
 static void send_batch(struct bridge *b, struct post_batch *batch)
 {
-	char rate[24], burst[24], keep[24], maxlen[24], count[8];
-	const char *argv[9 + 7 * BATCH_MAX];
+	char rate[24], burst[24], keep[24], maxlen[24], count[8], dms_max[24], rooms_max[24];
+	const char *argv[9 + 7 * BATCH_MAX + 2];
 
 	batch->next = NULL;
 	snprintf(rate, sizeof(rate), "%ld", b->cfg->rate_per_s);
@@ -949,6 +964,11 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 		argv[argc++] = p->kind;
 		argv[argc++] = p->ctx->jid;
 	}
+	/* the conversation caps, after the posts (scripts.h) */
+	snprintf(dms_max, sizeof(dms_max), "%ld", b->cfg->user_dms_max);
+	snprintf(rooms_max, sizeof(rooms_max), "%ld", b->cfg->user_rooms_max);
+	argv[argc++] = dms_max;
+	argv[argc++] = rooms_max;
 	/* hiredis copies the arguments into its output buffer right away; the
 	 * batch stays until its answer, in case it must be sent again */
 	batch->waiting = false;

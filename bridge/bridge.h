@@ -128,9 +128,12 @@ struct bridge {
 };
 
 /* Publishes to the local broker (dropped with a log line while it is
- * down; props may be NULL). */
-void bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
-                    int qos, bool retain, const mosquitto_property *props);
+ * down; props may be NULL). Returns libmosquitto's code: MOSQ_ERR_SUCCESS,
+ * or e.g. MOSQ_ERR_OVERSIZE_PACKET for more than the broker's packet
+ * limit (its CONNACK's Maximum Packet Size), which a caller answering a
+ * request turns into an error reply (rpc.c). */
+int bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
+                   int qos, bool retain, const mosquitto_property *props);
 /* Runs the presence script (see scripts.h); args after op, node and the
  * offline delay (presence_offline_delay). */
 void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,

@@ -50,6 +50,7 @@ struct worker {
 	struct store *store;
 	bool leader, claiming, groups_ok;
 	char claim_cursor[2][64];
+	char dm_cursor[32]; /* backfill: where the DM index's SCAN is */
 	unsigned long long persisted;
 	double next_report;
 };
@@ -145,6 +146,147 @@ static int restore_room(void *ctx, const struct store_room *room)
 	return 0;
 }
 
+/* ---- the users that exist, and the DM index, from what the store knows ---- */
+
+/* chat:users is whom a DM may go to (scripts.c, script_post): every user
+ * that connected (the presence script), registered (the web front) or was
+ * named by chatctl, and every user the store knows of: accounts, room
+ * members, both parties of a DM, readers. These add the store's. */
+static int known_user(void *ctx, const char *user)
+{
+	append(ctx, "SADD chat:users %s", user);
+	return 0;
+}
+
+static int known_member(void *ctx, const char *room, const char *user)
+{
+	(void)room;
+	return known_user(ctx, user);
+}
+
+static int known_parties(void *ctx, const char *conv, uint64_t seq)
+{
+	struct conv_id c;
+	(void)seq;
+	if (conv_parse(conv, strlen(conv), &c) == 0 && c.kind == CONV_DM) {
+		known_user(ctx, c.a);
+		known_user(ctx, c.b);
+	}
+	return 0;
+}
+
+static int known_reader(void *ctx, const char *user, const char *conv, uint64_t seq)
+{
+	(void)conv;
+	(void)seq;
+	return known_user(ctx, user);
+}
+
+static bool drain(struct restore *r);
+
+/* Adds every user the store knows to chat:users, pipelined. Returns
+ * STORE_OK, a store error, or STORE_E_DOWN when the Redis link failed. */
+static int known_users(redisContext *redis, struct store *store)
+{
+	struct restore r = {redis, 0};
+	int rc;
+
+	if ((rc = store_each_user(store, known_user, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_member(store, known_member, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_max_seq(store, known_parties, &r)) != STORE_OK || !drain(&r) ||
+	    (rc = store_each_read(store, known_reader, &r)) != STORE_OK || !drain(&r)) {
+		drain(&r);
+		return rc != STORE_OK ? rc : STORE_E_DOWN;
+	}
+	return STORE_OK;
+}
+
+/* The DM index is built from the users' DM sets: one SCAN page of keys a
+ * step, DMINDEX_STEPS steps a worker turn. */
+#define DMINDEX_SCAN_COUNT "1000"
+#define DMINDEX_STEPS 20
+
+/* One SCAN page of chat:user:*:dms sets, each copied into its user's
+ * dmindex. Returns 1 when there is more, 0 when the walk is done, -1 on a
+ * Redis error. cursor is where the walk is ("0" to start). */
+static int dmindex_step(redisContext *redis, char *cursor, size_t len)
+{
+	redisReply *page = redisCommand(redis, "SCAN %s MATCH chat:user:*:dms COUNT %s", cursor,
+	                                DMINDEX_SCAN_COUNT);
+	int rc = -1;
+
+	if (page == NULL || page->type != REDIS_REPLY_ARRAY || page->elements != 2 ||
+	    page->element[0]->type != REDIS_REPLY_STRING ||
+	    page->element[1]->type != REDIS_REPLY_ARRAY)
+		goto cleanup;
+	/* one script per key: SMEMBERS and ZADD together, however large */
+	static const char copy_lua[] =
+		"local ids = redis.call('SMEMBERS', KEYS[1])\n"
+		"local idx = string.gsub(KEYS[1], ':dms$', ':dmindex')\n"
+		"for i = 1, #ids, 1000 do\n"
+		"  local args = {}\n"
+		"  for k = i, math.min(i + 999, #ids) do args[#args + 1] = 0; args[#args + 1] = ids[k] end\n"
+		"  redis.call('ZADD', idx, unpack(args))\n"
+		"end\n"
+		"return #ids\n";
+	for (size_t i = 0; i < page->element[1]->elements; i++) {
+		const redisReply *key = page->element[1]->element[i];
+		if (key->type != REDIS_REPLY_STRING)
+			continue;
+		const char *argv[] = {"EVAL", copy_lua, "1", key->str};
+		redisReply *r = redisCommandArgv(redis, 4, argv, NULL);
+		bool ok = r && r->type == REDIS_REPLY_INTEGER;
+		freeReplyObject(r);
+		if (!ok)
+			goto cleanup;
+	}
+	snprintf(cursor, len, "%s", page->element[0]->str);
+	rc = strcmp(cursor, "0") != 0;
+cleanup:
+	freeReplyObject(page);
+	return rc;
+}
+
+/* Completes, once, what a Redis filled by an older version lacks: every
+ * user the store knows in chat:users (chat:users:v1 marks it done), and
+ * every user's DM index (chat:dmindex:v1), a few SCAN pages a turn so the
+ * drain is never held up for long. A restored Redis has both already. */
+static void backfill(struct worker *w)
+{
+	redisReply *r = redisCommand(w->redis, "MGET chat:users:v1 chat:dmindex:v1");
+	bool users = false, dms = false;
+
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+		users = r->element[0]->type == REDIS_REPLY_STRING;
+		dms = r->element[1]->type == REDIS_REPLY_STRING;
+	}
+	freeReplyObject(r);
+	if (r == NULL)
+		return;
+	if (!users) {
+		int rc = known_users(w->redis, w->store);
+		if (rc == STORE_OK) {
+			freeReplyObject(redisCommand(w->redis, "SET chat:users:v1 1"));
+			log_msg(LOG_INFO, "persist: every user the store knows is in chat:users");
+		} else {
+			log_msg(LOG_WARN, "persist: known users not loaded (%s): trying again",
+			        store_strerror(rc));
+		}
+	}
+	for (int i = 0; !dms && i < DMINDEX_STEPS && !atomic_load(&w->p->stop); i++) {
+		int more = dmindex_step(w->redis, w->dm_cursor, sizeof(w->dm_cursor));
+		if (more < 0) {
+			strcpy(w->dm_cursor, "0"); /* from the start again: ZADD is idempotent */
+			return;
+		}
+		if (more == 0) {
+			freeReplyObject(redisCommand(w->redis, "SET chat:dmindex:v1 1"));
+			log_msg(LOG_INFO, "persist: every user's DM index is built");
+			dms = true;
+		}
+	}
+}
+
 static int restore_member(void *ctx, const char *room, const char *user)
 {
 	struct restore *r = ctx;
@@ -171,6 +313,8 @@ static int restore_seq(void *ctx, const char *conv, uint64_t seq)
 	if (conv_parse(conv, strlen(conv), &c) == 0 && c.kind == CONV_DM) {
 		append(r, "SADD chat:user:%s:dms %s", c.a, conv);
 		append(r, "SADD chat:user:%s:dms %s", c.b, conv);
+		append(r, "ZADD chat:user:%s:dmindex 0 %s", c.a, conv);
+		append(r, "ZADD chat:user:%s:dmindex 0 %s", c.b, conv);
 	}
 	return 0;
 }
@@ -207,7 +351,7 @@ static void restore(struct worker *w)
 	    !drain(&r) || (rc = store_each_member(w->store, restore_member, &r)) != STORE_OK ||
 	    !drain(&r) || (rc = store_each_max_seq(w->store, restore_seq, &r)) != STORE_OK ||
 	    !drain(&r) || (rc = store_each_read(w->store, restore_read, &r)) != STORE_OK ||
-	    !drain(&r)) {
+	    !drain(&r) || (rc = known_users(w->redis, w->store)) != STORE_OK) {
 		drain(&r);
 		log_msg(LOG_WARN, "persist: restore failed (%s): trying again",
 		        rc != STORE_OK ? store_strerror(rc) : "redis");
@@ -217,8 +361,10 @@ static void restore(struct worker *w)
 	/* every bridge sends its broker every private room again, a page at a
 	 * time (bridge/acl_sync.c): the versions began again with the data */
 	freeReplyObject(redisCommand(w->redis, "PUBLISH chat:acl resync"));
-	/* the restore built the rooms.list indexes too (restore_room, _member) */
-	freeReplyObject(redisCommand(w->redis, "SET chat:roomindex:v1 1"));
+	/* the restore built the rooms.list and unread indexes too (restore_room,
+	 * _member, _seq), and the set of the users that exist (known_users) */
+	freeReplyObject(redisCommand(w->redis, "MSET chat:roomindex:v1 1 chat:dmindex:v1 1 "
+	                                       "chat:users:v1 1"));
 	redisReply *done = redisCommand(w->redis, "SET chat:restored %lld", (long long)time(NULL));
 	if (done)
 		log_msg(LOG_INFO, "persist: Redis restored from the store");
@@ -770,7 +916,7 @@ static void gc_rooms(struct worker *w)
 
 static void *run(void *arg)
 {
-	struct worker w = {.p = arg};
+	struct worker w = {.p = arg, .dm_cursor = "0"};
 	char err[256];
 
 	while (!atomic_load(&w.p->stop)) {
@@ -806,6 +952,7 @@ static void *run(void *arg)
 		}
 		drain_once(&w);
 		gc_rooms(&w);
+		backfill(&w);
 		report(&w, true);
 	}
 	if (w.redis)

@@ -13,7 +13,12 @@
  *     node;
  *   - after Redis lost its data (chat:restored absent), loads rooms,
  *     members, read markers and each conversation's seq back from the
- *     store before any message is accepted again;
+ *     store before any message is accepted again, with the indexes
+ *     (rooms.list's, unread's DM index) and the set of the users that
+ *     exist (chat:users: accounts, members, DM parties, readers);
+ *   - completes once, for a Redis filled by an older version, chat:users
+ *     from the store and every user's DM index from their DM set, a few
+ *     SCAN pages a turn (chat:users:v1, chat:dmindex:v1 mark it done);
  *   - keeps its figures in the hash chat:metrics:persist (backlog, lag_ms,
  *     persisted, store_up) for `chatctl status` and the web front.
  * The store is written only here and on the web front's account calls.

@@ -41,10 +41,11 @@ struct rpc_ctx {
 	cJSON *users; /* presence.get */
 	cJSON *req;   /* the request, kept while its rate check runs */
 	const cJSON *params;
-	char flag[2];                                                       /* room.create */
-	char query[NAME_ROOM_MAX + 1], cursor[NAME_ROOM_MAX + 1], limit[8]; /* rooms.list, members */
-	cJSON *acc;                                 /* unread: the answer so far */
-	char phase[8], scan[NAME_CONV_MAX + 1];     /* unread: where the next page starts */
+	char flag[2]; /* room.create */
+	/* rooms.list, room.members, unread: cursor is a room, an SSCAN
+	 * cursor or a conversation */
+	char query[NAME_ROOM_MAX + 1], cursor[NAME_CONV_MAX + 1], limit[8];
+	cJSON *acc; /* room.members: the answer so far */
 	/* a change held until replicas have it (hold_change) */
 	redisReply *held;
 	redisCallbackFn *again;
@@ -68,13 +69,19 @@ static void ctx_free(struct rpc_ctx *c)
 	free(c);
 }
 
-/* Sends {"id":..,"result":result} or {"id":..,"error":{code,message}};
- * takes ownership of result. */
-static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char *message)
+/* The reply's text {"id":..,"result":result} or {"id":..,"error":{code,
+ * message}} (malloc'd; NULL when out of memory); takes ownership of
+ * result. */
+static char *reply_json(const struct rpc_ctx *c, cJSON *result, const char *code,
+                        const char *message)
 {
 	cJSON *o = cJSON_CreateObject();
-	mosquitto_property *props = NULL;
+	char *json = NULL;
 
+	if (o == NULL) {
+		cJSON_Delete(result);
+		return NULL;
+	}
 	cJSON_AddItemToObject(o, "id", c->id ? cJSON_Duplicate(c->id, 1) : cJSON_CreateNull());
 	if (code) {
 		cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -84,14 +91,51 @@ static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char
 	} else {
 		cJSON_AddItemToObject(o, "result", result ? result : cJSON_CreateObject());
 	}
-	char *json = cJSON_PrintUnformatted(o);
+	json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return json;
+}
+
+/* Publishes a reply's text to the caller (with the request's Correlation
+ * Data); returns libmosquitto's code. */
+static int reply_send(struct rpc_ctx *c, const char *json)
+{
+	mosquitto_property *props = NULL;
+
 	if (c->corr)
 		mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, c->corr, c->corr_len);
-	if (json)
-		bridge_publish(c->b, c->reply_topic, json, strlen(json), 1, false, props);
+	int rc = bridge_publish(c->b, c->reply_topic, json, strlen(json), 1, false, props);
 	mosquitto_property_free_all(&props);
+	return rc;
+}
+
+/* Sends the answer: the result, or the error code and message; takes
+ * ownership of result. An answer is never dropped for its size: one the
+ * broker cannot carry (over its packet limit) becomes a too_large error
+ * with the request's id, and one that cannot be built an unavailable
+ * one, so the client always learns which request failed. */
+static void reply(struct rpc_ctx *c, cJSON *result, const char *code, const char *message)
+{
+	char *json = reply_json(c, result, code, message);
+	int rc = json ? reply_send(c, json) : MOSQ_ERR_NOMEM;
+	size_t len = json ? strlen(json) : 0;
+
 	free(json);
-	cJSON_Delete(o);
+	if (rc != MOSQ_ERR_OVERSIZE_PACKET && rc != MOSQ_ERR_NOMEM)
+		return;
+	char why[160];
+	if (rc == MOSQ_ERR_OVERSIZE_PACKET) {
+		log_msg(LOG_WARN,
+		        "%s's %s: the answer (%zu bytes) is over the packet limit: refused",
+		        c->caller, c->method[0] ? c->method : "request", len);
+		snprintf(why, sizeof(why),
+		         "the answer (%zu bytes) is larger than a packet: ask for less", len);
+	}
+	json = reply_json(c, NULL, rc == MOSQ_ERR_OVERSIZE_PACKET ? RPC_E_TOO_LARGE : "unavailable",
+	                  rc == MOSQ_ERR_OVERSIZE_PACKET ? why : "out of memory: try again");
+	if (json == NULL || reply_send(c, json) != MOSQ_ERR_SUCCESS)
+		log_msg(LOG_WARN, "%s's request: not even an error could be answered", c->caller);
+	free(json);
 }
 
 static void on_change_committed(struct bridge *b, bool replicated, void *priv)
@@ -425,13 +469,15 @@ static int room_call(struct rpc_ctx *c, const cJSON *params)
  * -1 after replying. */
 static int room_send(struct rpc_ctx *c)
 {
-	char members_max[24];
+	char members_max[24], rooms_max[24];
 	snprintf(members_max, sizeof(members_max), "%ld", c->b->cfg->private_room_members_max);
+	snprintf(rooms_max, sizeof(rooms_max), "%ld", c->b->cfg->user_rooms_max);
 	const char *argv[] = {"EVALSHA", c->b->sha.room, "0",     c->method, c->caller, c->room,
 	                      c->flag,   c->user,        c->role, c->query,  c->cursor, c->limit,
-	                      c->b->cfg->redis_wait_replicas > 0 ? "1" : "0", members_max};
+	                      c->b->cfg->redis_wait_replicas > 0 ? "1" : "0", members_max,
+	                      rooms_max};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 14, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_room, c, 15, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "the room service is reconnecting: try again");
 		return -1;
 	}
@@ -670,11 +716,11 @@ static int read_marker(struct rpc_ctx *c, const cJSON *params)
 /* the sscanf width below */
 _Static_assert(NAME_CONV_MAX == 69, "on_unread reads a conv with %69s");
 
-/* Conversations per unread script call: each call is one small atomic
- * step, and other clients' commands run between them. */
-#define UNREAD_PAGE "200"
-
-static int unread_next(struct rpc_ctx *c);
+/* unread's page (1.1 extension, PROTOCOL.md section 6): the largest is
+ * the default, so a client that ignores "next" (1.1 had none) still sees
+ * every conversation of a user with up to 200 of them. */
+#define UNREAD_LIMIT_MAX 200
+#define UNREAD_LIMIT_DEFAULT UNREAD_LIMIT_MAX
 
 static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -682,16 +728,17 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 	struct rpc_ctx *c = priv;
 	(void)ac;
 
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING ||
-	    rep->element[1]->type != REDIS_REPLY_STRING ||
-	    rep->element[1]->len >= sizeof(c->scan)) {
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_msg(LOG_WARN, "unread script: %s", rep->str);
 		reply(c, NULL, "unavailable", "read markers did not answer: try again");
 		ctx_free(c);
 		return;
 	}
-	cJSON *list = cJSON_GetObjectItemCaseSensitive(c->acc, "conversations");
-	for (size_t i = 2; i < rep->elements; i++) {
+	cJSON *result = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(result, "conversations");
+	for (size_t i = 1; i < rep->elements; i++) {
 		char conv[NAME_CONV_MAX + 1];
 		long long last, read, events = 0;
 		if (rep->element[i]->type != REDIS_REPLY_STRING ||
@@ -706,44 +753,47 @@ static void on_unread(redisAsyncContext *ac, void *r, void *priv)
 		cJSON_AddNumberToObject(o, "read_seq", (double)read);
 		cJSON_AddItemToArray(list, o);
 	}
-	if (strcmp(rep->element[0]->str, "done") != 0) {
-		snprintf(c->phase, sizeof(c->phase), "%s", rep->element[0]->str);
-		memcpy(c->scan, rep->element[1]->str, rep->element[1]->len + 1);
-		if (unread_next(c) != 0)
-			ctx_free(c);
-		return;
-	}
-	cJSON *result = c->acc;
-	c->acc = NULL;
+	if (rep->element[0]->len > 0)
+		cJSON_AddStringToObject(result, "next", rep->element[0]->str);
+	else
+		cJSON_AddNullToObject(result, "next");
 	reply(c, result, NULL, NULL);
 	ctx_free(c);
 }
 
-/* Asks for the next page. Returns 0 when sent, -1 after replying. */
-static int unread_next(struct rpc_ctx *c)
+/* unread {cursor, limit}: one page of my conversations, the rooms by name
+ * then the DMs, after cursor (the "next" of the previous page, a
+ * conversation id), limit 1-200 (200): one script call, whatever the
+ * number of conversations. Returns 0 when sent (on_unread owns c), -1
+ * after replying. */
+static int unread(struct rpc_ctx *c, const cJSON *params)
 {
-	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->phase, c->scan,
-	                      UNREAD_PAGE};
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(params, "cursor");
+	struct conv_id id;
+	int64_t limit;
+
+	if (cur != NULL && !cJSON_IsNull(cur) &&
+	    (!cJSON_IsString(cur) || conv_parse(cur->valuestring, strlen(cur->valuestring), &id))) {
+		reply(c, NULL, "bad_request", "params.cursor must be the next of a previous page");
+		return -1;
+	}
+	if (count_param(c, params, "limit", &limit))
+		return -1;
+	if (limit == -1)
+		limit = UNREAD_LIMIT_DEFAULT;
+	if (limit < 1 || limit > UNREAD_LIMIT_MAX) {
+		reply(c, NULL, "bad_request", "params.limit must be 1 to 200");
+		return -1;
+	}
+	snprintf(c->cursor, sizeof(c->cursor), "%s", cJSON_IsString(cur) ? cur->valuestring : "");
+	snprintf(c->limit, sizeof(c->limit), "%d", (int)limit);
+	const char *argv[] = {"EVALSHA", c->b->sha.unread, "0", c->caller, c->cursor, c->limit};
 	if (!c->b->cmd.ready ||
-	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 7, argv, NULL) != REDIS_OK) {
+	    redisAsyncCommandArgv(c->b->cmd.ac, on_unread, c, 6, argv, NULL) != REDIS_OK) {
 		reply(c, NULL, "unavailable", "read markers are reconnecting: try again");
 		return -1;
 	}
 	return 0;
-}
-
-/* unread: every conversation of mine with messages, gathered a page of
- * script calls at a time. Returns 0 when sent (on_unread owns c). */
-static int unread(struct rpc_ctx *c)
-{
-	c->acc = cJSON_CreateObject();
-	if (c->acc == NULL || cJSON_AddArrayToObject(c->acc, "conversations") == NULL) {
-		reply(c, NULL, "unavailable", "out of memory");
-		return -1;
-	}
-	strcpy(c->phase, "rooms");
-	c->scan[0] = '\0';
-	return unread_next(c);
 }
 
 static void on_revoke(redisAsyncContext *ac, void *r, void *priv)
@@ -999,7 +1049,7 @@ static void dispatch(struct rpc_ctx *c)
 	else if (strcmp(c->method, "read") == 0)
 		sent = read_marker(c, c->params) == 0;
 	else if (strcmp(c->method, "unread") == 0)
-		sent = unread(c) == 0;
+		sent = unread(c, c->params) == 0;
 	else if (strcmp(c->method, "presence.get") == 0)
 		sent = presence_get(c, c->params) == 0;
 	else if (strcmp(c->method, "user.revoke") == 0)
@@ -1072,6 +1122,60 @@ static int rate_check(struct rpc_ctx *c)
 	return 0;
 }
 
+/* A copy of the JSON text s with every NUL, raw or escaped (\u0000), made
+ * the character `to` (1 or 2) instead: raw bytes become that byte, escapes
+ * \u000<to>. The scan follows escapes pair by pair like
+ * envelope_json_has_nul. malloc'd; NULL when out of memory. */
+static char *nul_to(const char *s, size_t len, char to)
+{
+	char *out = malloc(len + 1);
+	bool in_string = false;
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (out[i] == '\0')
+			out[i] = to;
+	for (size_t i = 0; i < len; i++) {
+		if (!in_string) {
+			in_string = out[i] == '"';
+		} else if (out[i] == '"') {
+			in_string = false;
+		} else if (out[i] == '\\' && i + 1 < len) {
+			if (out[i + 1] == 'u' && i + 5 < len && memcmp(out + i + 2, "0000", 4) == 0)
+				out[i + 5] = (char)('0' + to);
+			i++;
+		}
+	}
+	return out;
+}
+
+/* The id of a request that holds a NUL, when the id is intact: the text
+ * is read twice, its NULs made U+0001 the first time and U+0002 the
+ * second; an id (string or number) that reads the same both times held
+ * no NUL, so echoing it names exactly the request the client sent. NULL
+ * when it did, or the request has no readable id (the reply then says
+ * "id": null). The caller frees it with cJSON_Delete. */
+static cJSON *intact_id(const void *payload, size_t len)
+{
+	char *one = nul_to(payload, len, 1), *two = nul_to(payload, len, 2);
+	cJSON *a = one ? cJSON_ParseWithLength(one, len) : NULL;
+	cJSON *b = two ? cJSON_ParseWithLength(two, len) : NULL;
+	const cJSON *ia = cJSON_GetObjectItemCaseSensitive(a, "id");
+	const cJSON *ib = cJSON_GetObjectItemCaseSensitive(b, "id");
+	cJSON *out = NULL;
+
+	if ((cJSON_IsString(ia) || cJSON_IsNumber(ia)) && cJSON_Compare(ia, ib, true))
+		out = cJSON_Duplicate(ia, 1);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	free(one);
+	free(two);
+	return out;
+}
+
 void rpc_handle(struct bridge *b, const char *caller, const char *role, const void *payload,
                 size_t len, const mosquitto_property *props)
 {
@@ -1091,13 +1195,15 @@ void rpc_handle(struct bridge *b, const char *caller, const char *role, const vo
 		mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false);
 	}
 	/* cJSON would cut a string at an escaped NUL ("room:general\u0000x"
-	 * would be served as room:general): refuse the request whole, without
-	 * echoing an id that may itself be cut */
+	 * would be served as room:general): refuse the request whole, echoing
+	 * its id only when the id itself holds no NUL (intact_id) */
 	bool nul = envelope_json_has_nul(payload, len);
 	c->req = nul ? NULL : cJSON_ParseWithLength(payload, len);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->req, "id");
 	if (cJSON_IsString(id) || cJSON_IsNumber(id))
 		c->id = cJSON_Duplicate(id, 1);
+	else if (nul)
+		c->id = intact_id(payload, len);
 	if (rt && !rpc_reply_topic_ok(prefix, caller, rt)) {
 		reply(c, NULL, "forbidden", "the response topic must be under your own user topic");
 		goto fail;

@@ -13,6 +13,11 @@
 
 struct bridge;
 
+/* The error of a request whose answer is larger than the broker's packet
+ * limit (a 1.1 extension of section 6's codes, named like the notice):
+ * it is refused with this, its id echoed, never dropped. */
+#define RPC_E_TOO_LARGE "too_large"
+
 /* Handles one request of caller, whose connection's token carries role
  * ("user", "admin"; the plugin stamps it on the publish, see
  * authplugin/stamp.c). */

@@ -16,6 +16,8 @@
 const char script_post[] =
 	"local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local keep, cap, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	/* after the posts: the conversation caps (user_dms_max, user_rooms_max) */
+	"local dms_max, rooms_max = tonumber(ARGV[7 + n * 7]), tonumber(ARGV[8 + n * 7])\n"
 	"local out = {}\n"
 	/* the journal's progress (bridge/journal.h): per journal boot, the
 	 * highest post id answered; a replayed post at or below it is -6 */
@@ -65,17 +67,31 @@ const char script_post[] =
 	"      local private = redis.call('HGET', 'chat:room:' .. target, 'private')\n"
 	"      if not private then return -2 end\n"
 	"      if private == '1' then return -3 end\n"
+	/* posting joins: a join like room.join's, within the same cap */
+	"      if redis.call('SCARD', 'chat:user:' .. sender .. ':rooms') >= rooms_max then return -12 end\n"
 	"      redis.call('SADD', members, sender)\n"
 	"      redis.call('SADD', 'chat:user:' .. sender .. ':rooms', target)\n"
 	"      redis.call('ZADD', 'chat:user:' .. sender .. ':roomindex', 0, target)\n"
 	"      redis.call('XADD', 'chat:ops', '*', 'op', 'member', 'room', target, 'user', sender, 'in', '1')\n"
 	"    end\n"
 	"  end\n"
+	/* a DM goes only to a user who exists (chat:users: connected once,
+	 * registered, or known to the store), so nobody who takes a name later
+	 * reads what was sent to it before; starting a conversation counts
+	 * against the sender's cap (the conversations they are in) */
+	"  if kind == 'dm' then\n"
+	"    if redis.call('SISMEMBER', 'chat:users', target) == 0 then return -10 end\n"
+	"    if redis.call('EXISTS', 'chat:seq:' .. conv) == 0 and\n"
+	"       redis.call('SCARD', 'chat:user:' .. sender .. ':dms') >= dms_max then return -11 end\n"
+	"  end\n"
 	"  local seq = redis.call('INCR', 'chat:seq:' .. conv)\n"
 	"  if seq == 1 and kind == 'dm' then\n"
 	"    local a, b2 = string.match(conv, '^dm:([^:]+):([^:]+)$')\n"
 	"    redis.call('SADD', 'chat:user:' .. a .. ':dms', conv)\n"
 	"    redis.call('SADD', 'chat:user:' .. b2 .. ':dms', conv)\n"
+	/* the same by name, for unread's pages */
+	"    redis.call('ZADD', 'chat:user:' .. a .. ':dmindex', 0, conv)\n"
+	"    redis.call('ZADD', 'chat:user:' .. b2 .. ':dmindex', 0, conv)\n"
 	"  end\n"
 	"  local msg = head .. seq .. ',\"ts\":' .. ms .. tail\n"
 	"  redis.call('XADD', 'chat:stream', '*', 'conv', conv, 'seq', seq, 'msg', msg)\n"
@@ -252,6 +268,10 @@ const char script_room[] =
 	"local key = 'chat:room:' .. room\n"
 	"local members = key .. ':members'\n"
 	"local function online(u) return redis.call('EXISTS', 'chat:presence:' .. u) end\n"
+	/* ARGV[12] user_rooms_max: the rooms a user may be in (create, join) */
+	"local rooms_max = tonumber(ARGV[12])\n"
+	"local cap_msg = 'you are in ' .. ARGV[12] .. ' rooms, the most one user may be in: leave one first'\n"
+	"local function over_cap(u) return redis.call('SCARD', 'chat:user:' .. u .. ':rooms') >= rooms_max end\n"
 	"if method == 'rooms.list' then return rooms_list(caller, ARGV[7], ARGV[8], tonumber(ARGV[9])) end\n"
 	"if method == 'room.create' then\n"
 	"  if redis.call('EXISTS', key) == 1 then\n"
@@ -265,6 +285,7 @@ const char script_room[] =
 	"  if redis.call('SISMEMBER', 'chat:rooms:deleted', room) == 1 then\n"
 	"    return {'conflict', 'a deleted room: its name cannot be used again'}\n"
 	"  end\n"
+	"  if over_cap(caller) then return {'forbidden', cap_msg} end\n"
 	"  local t = redis.call('TIME')\n"
 	"  redis.call('HSET', key, 'owner', caller, 'private', flag, 'created', t[1])\n"
 	"  if flag == '0' then\n"
@@ -287,6 +308,7 @@ const char script_room[] =
 	"local is_member = redis.call('SISMEMBER', members, caller) == 1\n"
 	"if method == 'room.join' then\n"
 	"  if priv == '1' and not is_member then return {'forbidden', 'private room: ask the owner for an invitation'} end\n"
+	"  if not is_member and over_cap(caller) then return {'forbidden', cap_msg} end\n"
 	"  local added = redis.call('SADD', members, caller)\n"
 	"  idx_join(caller, room)\n"
 	"  if added == 1 then op_member(room, caller, '1') end\n"
@@ -546,31 +568,35 @@ const char script_read[] =
 	"redis.call('XADD', 'chat:ops', '*', 'op', 'read', 'user', user, 'conv', conv, 'seq', seq)\n"
 	"return seq\n";
 
-/* unread: ARGV user, phase ("rooms" | "dms"), cursor, count. One page of
- * the user's conversations with messages, so no call costs more than
- * count of them however many rooms a user has joined: the rooms by name
- * after cursor (ZRANGEBYLEX of roomindex), then the DMs (SSCAN of dms).
- * Returns {next phase ("rooms" | "dms" | "done"), next cursor,
- * "conv last read events"...}: unread is last - read less the edits and
- * deletions (events) after read. */
+/* unread: ARGV user, cursor, limit. One page of the user's conversations
+ * by id, after cursor ("" or the last conversation of the previous page):
+ * the rooms by name (ZRANGEBYLEX of roomindex), then the DMs (of
+ * dmindex), at most limit + 1 ids read, so a page costs O(log n + limit)
+ * however many conversations the user has. Returns {next cursor ("" on
+ * the last page), "conv last read events"...} for those of the page with
+ * messages: unread is last - read less the edits and deletions (events)
+ * after read. */
 const char script_unread[] =
-	"local user, phase, cursor, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
+	"local user, cursor, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
 	"local reads = 'chat:read:' .. user\n"
-	"local convs, next_phase, next_cursor = {}, phase, cursor\n"
-	"if phase == 'rooms' then\n"
-	"  local min = cursor == '' and '-' or '(' .. cursor\n"
-	"  local rooms = redis.call('ZRANGEBYLEX', 'chat:user:' .. user .. ':roomindex', min, '+',\n"
-	"                           'LIMIT', 0, count)\n"
-	"  for _, r in ipairs(rooms) do convs[#convs + 1] = 'room:' .. r end\n"
-	"  if #rooms < count then next_phase, next_cursor = 'dms', '0'\n"
-	"  else next_cursor = rooms[#rooms] end\n"
-	"else\n"
-	"  local page = redis.call('SSCAN', 'chat:user:' .. user .. ':dms', cursor, 'COUNT', count)\n"
-	"  for _, c in ipairs(page[2]) do convs[#convs + 1] = c end\n"
-	"  next_cursor = page[1]\n"
-	"  if next_cursor == '0' then next_phase = 'done' end\n"
+	"local convs = {}\n"
+	"local function take(key, prefix, min)\n"
+	"  local ids = redis.call('ZRANGEBYLEX', key, min, '+', 'LIMIT', 0, limit + 1 - #convs)\n"
+	"  for _, id in ipairs(ids) do convs[#convs + 1] = prefix .. id end\n"
 	"end\n"
-	"local out = {next_phase, next_cursor}\n"
+	"local dm_min = '-'\n"
+	"if string.sub(cursor, 1, 3) == 'dm:' then\n"
+	"  dm_min = '(' .. cursor\n"
+	"else\n"
+	"  local after = string.match(cursor, '^room:(.+)$')\n"
+	"  take('chat:user:' .. user .. ':roomindex', 'room:', after and '(' .. after or '-')\n"
+	"end\n"
+	"if #convs <= limit then take('chat:user:' .. user .. ':dmindex', '', dm_min) end\n"
+	"local out = {''}\n"
+	"if #convs > limit then\n"
+	"  out[1] = convs[limit]\n"
+	"  convs[limit + 1] = nil\n"
+	"end\n"
 	"for _, c in ipairs(convs) do\n"
 	"  local last = redis.call('GET', 'chat:seq:' .. c)\n"
 	"  if last then\n"

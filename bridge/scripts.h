@@ -15,7 +15,11 @@
  *   restored            set once the store's state is loaded into Redis;
  *                       absent after a flush: posts wait for it
  *   read:<user>         hash conv -> the user's read marker
- *   user:<user>:dms     set of the user's DM conversation ids
+ *   user:<user>:dms     set of the user's DM conversation ids (its size
+ *                       is what user_dms_max caps)
+ *   user:<user>:dmindex sorted set (score 0) of the same, paged by name
+ *                       (ZRANGEBYLEX) by unread
+ *   dmindex:v1          set once every user's dmindex is complete
  *   ratelimit:<user>    token bucket "<tokens> <ts>" for posts
  *   rl:<kind>:<user>    token bucket of requests (rpc), room creation
  *                       (create) and typing; expires once full again
@@ -28,8 +32,12 @@
  *   room:<room>:members set of user ids
  *   rooms:public        set of public room ids
  *   user:<user>:rooms   set of room ids the user belongs to
- *   users               set of user ids that exist (connected or registered):
- *                       room.invite takes no other
+ *   users               set of the user ids that exist: every one that
+ *                       connected, registered (the web front), was named
+ *                       by chatctl, or that the store knows (accounts,
+ *                       members, DM parties, readers; rebuilt by the
+ *                       restore). A DM goes only to one of them.
+ *   users:v1            set once users holds what the store knows
  *   rooms:private       set of private room ids
  *   room:<room>:ver     version of a private room's member list, one more
  *                       per change (authplugin/rooms.h)
@@ -45,14 +53,18 @@
 #define CHAT_SCRIPTS_H
 
 /* post: a batch of messages, each as one atomic step of the one script.
- * ARGV rate, burst, recent_max, stream_maxlen, n, then n times: conv, head,
- * tail, sender, target, kind ("room" | "dm"). Returns one status per
- * message: seq > 0, or -1 rate limited, -2 no such room, -3 not a member,
- * -4 the stream of messages not yet persisted is full, -5 Redis lost its
- * data and the store has not given it back yet. A token is spent for every
- * message but -1, -4 and -5 (a refused target is input too). The recent list keeps
- * every message not yet persisted and may run up to 64 over between
- * trims. */
+ * ARGV rate, burst, recent_max, stream_maxlen, n, node, then n times: conv,
+ * head, tail, sender, target, kind ("room" | "dm"), journal id; then
+ * user_dms_max and user_rooms_max. Returns one status per message: seq >
+ * 0, or -1 rate limited, -2 no such room, -3 not a member, -4 the stream
+ * of messages not yet persisted is full, -5 Redis lost its data and the
+ * store has not given it back yet, -6 answered before, -10 a DM to a user
+ * who does not exist (not in chat:users), -11 a new DM conversation while
+ * the sender is in user_dms_max of them, -12 a post that would join a
+ * room while the sender is in user_rooms_max. A token is spent for every
+ * message but -1, -4 and -5 (a refused target is input too). The recent
+ * list keeps every message not yet persisted and may run up to 64 over
+ * between trims. */
 extern const char script_post[];
 /* typing: ARGV sender, kind ("room" | "dm"), target, rate, burst,
  * notice_ms. Spends a token of the sender's typing bucket, then returns 1
@@ -65,8 +77,10 @@ extern const char script_typing[];
  * index of the first empty bucket and spends nothing. */
 extern const char script_limit[];
 /* room: ARGV method, caller, room, flag, user, role, and for rooms.list
- * query, cursor, limit; then the create-retry flag and
- * private_room_members_max; flag is "1"/"0" (private) for room.create; role is
+ * query, cursor, limit; then the create-retry flag (ARGV[10]),
+ * private_room_members_max (ARGV[11]) and user_rooms_max (ARGV[12]), past
+ * which room.create and room.join are forbidden; flag is "1"/"0" (private)
+ * for room.create; role is
  * the caller's role on this request ("admin" may invite and remove in any
  * room). room.invite takes only a user in chat:users (not_found) and, in a
  * private room, only up to private_room_members_max members (conflict).
@@ -90,8 +104,8 @@ extern const char script_index_build[];
 extern const char script_acl_snapshot[];
 /* presence: ARGV op, node, offline delay, ... (see scripts.c). */
 extern const char script_presence[];
-/* read: ARGV user, conv, seq; unread: ARGV user, phase, cursor, count,
- * one page at a time (see scripts.c). */
+/* read: ARGV user, conv, seq; unread: ARGV user, cursor, limit, one page
+ * per call and per request (see scripts.c). */
 extern const char script_read[];
 extern const char script_unread[];
 

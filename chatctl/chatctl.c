@@ -3,6 +3,10 @@
  *
  *   chatctl [--config FILE] token USER [--ttl 1h] [--role user|service|admin]
  *   chatctl user add USER           password: the first line of standard input
+ *
+ * token (role user or admin) and user add also record USER in Redis as a
+ * user that exists, so direct messages to it are accepted before it first
+ * connects (a warning, not a failure, when Redis cannot be reached).
  *   chatctl room list               rooms in the store
  *   chatctl history CONV [--after N | --before N] [--limit N]
  *   chatctl status                  persistence backlog and lag, store, nodes
@@ -65,6 +69,34 @@ static int parse_duration(const char *s, int64_t *out)
 	return 0;
 }
 
+/* Records user in Redis's set of the users that exist (chat:users), so
+ * direct messages to it are accepted before it ever connects: a device an
+ * operator mints a token for, an account made here. Bounded (1 s to
+ * connect, 1 s for the answer); when Redis cannot be reached it says so
+ * on stderr and the user is recorded at its first connection instead.
+ * Returns 0 when recorded. */
+static int record_user(const struct chat_config *cfg, const char *user)
+{
+	char err[256];
+	int rc;
+	redisContext *r = rconn_connect(cfg, 1000, 1000, &rc, err, sizeof(err));
+	redisReply *rep = r ? redisCommand(r, "SADD chat:users %s", user) : NULL;
+	bool ok = rep && rep->type == REDIS_REPLY_INTEGER;
+	const char *why = r == NULL ? err
+	                  : rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+	                                                          : "no answer";
+
+	if (!ok)
+		fprintf(stderr,
+		        "chatctl: warning: '%s' is not recorded as a user (%s): direct messages to "
+		        "it are refused until it connects once\n",
+		        user, why);
+	freeReplyObject(rep);
+	if (r)
+		redisFree(r);
+	return ok ? 0 : -1;
+}
+
 static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 {
 	struct token_keyring kr;
@@ -107,7 +139,12 @@ static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	printf("%s\n", tok);
+	fflush(stdout);
 	free(tok);
+	/* a user's device can be written to before it first connects; a
+	 * service identity is nobody to write to */
+	if (role != ROLE_SERVICE)
+		record_user(cfg, user);
 	return 0;
 }
 
@@ -177,6 +214,8 @@ static int cmd_user_add(const struct chat_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	printf("user %s added\n", argv[1]);
+	fflush(stdout);
+	record_user(cfg, argv[1]);
 	return 0;
 }
 

@@ -68,6 +68,11 @@ static const struct config_opt opts[] = {
      * list in memory and a room this size costs ~330 KB there */
     {"private_room_members_max", OPT_LONG, 1, 1000000, "10000", NULL,
      OFF(private_room_members_max)},
+    /* what one user's conversations cost (unread, rooms.list, memory):
+     * joining or creating a room past user_rooms_max, or starting a DM
+     * conversation past user_dms_max, is refused */
+    {"user_rooms_max", OPT_LONG, 1, 1000000, "1000", NULL, OFF(user_rooms_max)},
+    {"user_dms_max", OPT_LONG, 1, 1000000, "2000", NULL, OFF(user_dms_max)},
     {"store_url", OPT_STR, 1, 4096, "sqlite:run/chat.db", NULL, OFF(store_url)},
     {"store_timeout_ms", OPT_LONG, 100, 60000, "2000", NULL, OFF(store_timeout_ms)},
     {"http_host", OPT_STR, 1, 255, "127.0.0.1", NULL, OFF(http_host)},

@@ -135,11 +135,30 @@ static const char page_lua[] =
 	"table.insert(out, 1, last)\n"
 	"return out\n";
 
+void history_fit(const struct history_part *msgs, size_t n, bool oldest, size_t budget,
+                 size_t *first, size_t *count)
+{
+	size_t used = 0, k = 0;
+
+	/* each message after the first costs its comma too */
+	while (k < n) {
+		const struct history_part *m = &msgs[oldest ? k : n - 1 - k];
+		size_t cost = m->len + (k > 0);
+		if (k > 0 && used + cost > budget)
+			break;
+		used += cost;
+		k++;
+	}
+	*count = k;
+	*first = oldest ? 0 : n - k;
+}
+
 const char *history_page(redisContext *redis, struct store *store,
                          const struct history_query *q, char **json, const char **msg)
 {
 	struct out o = {0};
 	struct store_page sp = {0};
+	struct history_part *part = NULL;
 	const char *code = NULL;
 	size_t limit = (size_t)q->limit, nlist, nstore = 0;
 	char after[24], before[24], lim[24];
@@ -184,13 +203,28 @@ const char *history_page(redisContext *redis, struct store *store,
 	if (q->has_after && nlist > limit - nstore)
 		nlist = limit - nstore; /* the oldest first: the list part comes after */
 
-	out_add(&o, "{\"messages\":[", 13);
+	/* the page's messages in seq order: the store's part, then the list's */
+	size_t n = 0, first, count;
+	part = calloc(nstore + nlist + 1, sizeof(*part));
+	if (part == NULL) {
+		code = HISTORY_E_UNAVAILABLE;
+		*msg = "out of memory";
+		goto done;
+	}
 	for (size_t i = 0; i < sp.n; i++)
 		if (sp.msgs[i].seq >= lo && sp.msgs[i].seq <= hi && sp.msgs[i].seq < list_lo)
-			out_msg(&o, sp.msgs[i].json, strlen(sp.msgs[i].json));
+			part[n++] = (struct history_part){sp.msgs[i].json, strlen(sp.msgs[i].json)};
 	for (size_t i = 0; i < nlist; i++)
-		out_msg(&o, r->element[3 + i]->str, r->element[3 + i]->len);
-	out_add(&o, "]}", 2);
+		part[n++] = (struct history_part){r->element[3 + i]->str, r->element[3 + i]->len};
+	history_fit(part, n, q->has_after, HISTORY_PAGE_BYTES, &first, &count);
+
+	out_add(&o, "{\"messages\":[", 13);
+	for (size_t i = first; i < first + count; i++)
+		out_msg(&o, part[i].json, part[i].len);
+	out_add(&o, "]", 1);
+	if (count < n)
+		out_add(&o, ",\"size_limited\":true", 20);
+	out_add(&o, "}", 1);
 	if (o.failed) {
 		code = HISTORY_E_UNAVAILABLE;
 		*msg = "out of memory";
@@ -203,6 +237,7 @@ unavailable:
 	code = HISTORY_E_UNAVAILABLE;
 	*msg = "the history store is not answering: try again";
 done:
+	free(part);
 	free(o.buf);
 	store_page_free(&sp);
 	freeReplyObject(r);

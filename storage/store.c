@@ -420,6 +420,14 @@ int store_user_get(struct store *s, const char *user, char *hash, size_t hashlen
 	return s->ops->user_get(s, user, hash, hashlen);
 }
 
+int store_each_user(struct store *s, int (*fn)(void *ctx, const char *user), void *ctx)
+{
+	ENTER_BOUNDED(s, false);
+	if (fn == NULL)
+		return STORE_E_BAD;
+	return s->ops->each_user(s, fn, ctx);
+}
+
 int store_room_put(struct store *s, const struct store_room *r)
 {
 	ENTER(s);

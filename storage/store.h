@@ -152,6 +152,10 @@ int store_user_create(struct store *s, const char *user, const char *pwhash,
  * too small for it (STORE_PWHASH_MAX + 1 always suffices). */
 int store_user_get(struct store *s, const char *user, char *hash, size_t hashlen);
 
+/* Calls fn for every account's user id until fn returns non-zero (which is
+ * then returned). For a cold start of Redis (its set of known users). */
+int store_each_user(struct store *s, int (*fn)(void *ctx, const char *user), void *ctx);
+
 /* ---- rooms and members ---- */
 
 struct store_room {

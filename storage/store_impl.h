@@ -44,6 +44,7 @@ struct store_ops {
 	int (*user_create)(struct store *s, const char *user, const char *pwhash,
 	                   int64_t created_ms);
 	int (*user_get)(struct store *s, const char *user, char *hash, size_t hashlen);
+	int (*each_user)(struct store *s, int (*fn)(void *ctx, const char *user), void *ctx);
 	int (*room_put)(struct store *s, const struct store_room *r);
 	int (*each_room)(struct store *s, int (*fn)(void *ctx, const struct store_room *r),
 	                 void *ctx);

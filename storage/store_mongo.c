@@ -575,6 +575,24 @@ static int mongo_member_set(struct store *s, const char *room, const char *user,
 
 typedef int (*member_fn)(void *ctx, const char *room, const char *user);
 
+typedef int (*user_fn)(void *ctx, const char *user);
+
+static int user_doc(const bson_t *doc, void *fn, void *ctx)
+{
+	const char *user = str_field(doc, "_id");
+
+	return ((user_fn)fn)(ctx, user ? user : "");
+}
+
+static int mongo_each_user(struct store *s, user_fn fn, void *ctx)
+{
+	bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+	int rc = each_doc(to_mongo(s), to_mongo(s)->users, opts, user_doc, (void *)fn, ctx);
+
+	bson_destroy(opts);
+	return rc;
+}
+
 static int member_doc(const bson_t *doc, void *fn, void *ctx)
 {
 	const char *room = str_field(doc, "room"), *user = str_field(doc, "user");
@@ -749,6 +767,7 @@ static const struct store_ops mongo_ops = {
 	.each_max_seq = mongo_each_max_seq,
 	.user_create = mongo_user_create,
 	.user_get = mongo_user_get,
+	.each_user = mongo_each_user,
 	.room_put = mongo_room_put,
 	.each_room = mongo_each_room,
 	.member_set = mongo_member_set,

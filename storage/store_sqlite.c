@@ -389,6 +389,18 @@ static int sqlite_member_set(struct store *s, const char *room, const char *user
 	return src == SQLITE_DONE ? STORE_OK : sql_fail(q, src, "member set");
 }
 
+typedef int (*user_fn)(void *ctx, const char *user);
+
+static int user_row(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	return ((user_fn)fn)(ctx, col(st, 0));
+}
+
+static int sqlite_each_user(struct store *s, user_fn fn, void *ctx)
+{
+	return each_row(to_sql(s), "SELECT id FROM users ORDER BY id", user_row, (void *)fn, ctx);
+}
+
 typedef int (*member_fn)(void *ctx, const char *room, const char *user);
 
 static int member_row(sqlite3_stmt *st, void *fn, void *ctx)
@@ -584,6 +596,7 @@ static const struct store_ops sqlite_ops = {
 	.each_max_seq = sqlite_each_max_seq,
 	.user_create = sqlite_user_create,
 	.user_get = sqlite_user_get,
+	.each_user = sqlite_each_user,
 	.room_put = sqlite_room_put,
 	.each_room = sqlite_each_room,
 	.member_set = sqlite_member_set,

@@ -48,6 +48,10 @@ struct chat_config {
 	long typing_rate_per_s; /* per-user typing signals per second, rooms and DMs */
 	long typing_rate_burst;
 	long private_room_members_max; /* room.invite refuses beyond it (conflict) */
+	/* conversations one user can hold (issue 22): rooms they are in, DM
+	 * conversations they are in when starting one more */
+	long user_rooms_max;
+	long user_dms_max;
 	/* the durable store (storage/store.h URL) */
 	char *store_url;        /* sqlite:PATH or mongodb://... */
 	long store_timeout_ms;  /* the longest a store call waits (locks, network) */

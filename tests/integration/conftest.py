@@ -80,7 +80,7 @@ class Cluster:
     """Two brokers, each with its bridge, sharing one Redis and one store
     (an SQLite file unless store_url is given)."""
 
-    def __init__(self, tmp, keys, broker_opts=None, **bridge_settings):
+    def __init__(self, tmp, keys, broker_opts=None, broker_conf="", **bridge_settings):
         self.keys = keys
         self.started = []
         bridge_settings.setdefault(
@@ -88,8 +88,10 @@ class Cluster:
         self.store_url = bridge_settings["store_url"]
         try:
             self.redis = self._add(Redis(tmp.mktemp("redis")))
+            # broker_conf: more mosquitto.conf lines (e.g. its max_packet_size)
             self.brokers = [self._add(Mosquitto(tmp.mktemp("broker"),
-                                                keys.plugin_opts(**(broker_opts or {}))))
+                                                keys.plugin_opts(**(broker_opts or {})),
+                                                extra_conf=broker_conf))
                             for _ in range(2)]
             self.bridges = [self._add(Bridge(tmp.mktemp("bridge"), b, self.redis, keys,
                                              "node%d" % (i + 1), **bridge_settings))
@@ -126,8 +128,8 @@ def cluster(tmp_path_factory, keys):
 def make_cluster(tmp_path_factory, keys):
     made = []
 
-    def make(broker_opts=None, **bridge_settings):
-        c = Cluster(tmp_path_factory, keys, broker_opts, **bridge_settings)
+    def make(broker_opts=None, broker_conf="", **bridge_settings):
+        c = Cluster(tmp_path_factory, keys, broker_opts, broker_conf, **bridge_settings)
         made.append(c)
         return c
 

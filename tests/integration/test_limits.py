@@ -124,14 +124,21 @@ def test_rooms_list_pages_public_and_mine(make_cluster):
     assert [m["user"] for m in members] == sorted(many + ["alice"])
     assert {m["user"]: m["online"] for m in members}["alice"] is True
 
-    # unread gathers more conversations than one script call takes (200)
+    # unread pages like rooms.list (issue 22): more conversations than one
+    # page takes (200) come by following next
     for r in pub:
         alice.c.publish("chat/in/alice/room/%s" % r, "hi %s" % r, qos=1)
     alice.publish("chat/in/alice/dm/bob", "psst", qos=1)
 
     def unread_convs():
-        convs = [c["conv"] for c in rpc(alice, "alice", "unread")["result"]["conversations"]]
-        return convs if len(convs) >= len(pub) + 1 else None
+        convs, cursor = [], None
+        while True:
+            res = rpc(alice, "alice", "unread", {"cursor": cursor} if cursor else {})["result"]
+            assert len(res["conversations"]) <= 200
+            convs += [c["conv"] for c in res["conversations"]]
+            cursor = res["next"]
+            if cursor is None:
+                return convs if len(convs) >= len(pub) + 1 else None
     convs = wait_for(unread_convs, timeout=20)
     assert convs and sorted(convs) == sorted(["room:" + r for r in pub] + ["dm:alice:bob"])
 

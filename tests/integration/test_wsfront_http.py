@@ -220,6 +220,14 @@ def chat(web):
     assert hana.subscribe("chat/room/vault", qos=1) < 0x80
     for i in range(1, 8):
         hana.publish("chat/in/hana/room/vault", "secret %d" % i, qos=1)
+    # a DM goes only to a user who exists (issue 22): ivan connects once
+    ivan = Client(web.cluster.brokers[1].port, "ivan", keys.mint("ivan"), "ivan:x")
+    assert ivan.connect() == 0
+    deadline = time.time() + 10
+    while web.cluster.redis.call("SISMEMBER", "chat:users", "ivan") != "1" and \
+            time.time() < deadline:
+        time.sleep(0.05)
+    ivan.close()
     hana.publish("chat/in/hana/dm/ivan", "hi ivan", qos=1)
     deadline = time.time() + 10
     while time.time() < deadline:

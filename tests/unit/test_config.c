@@ -29,6 +29,14 @@ int main(void)
 	CHECK_INT(config_set(&cfg, "no_such_key", "1", err, sizeof(err)), CONFIG_E_UNKNOWN);
 	CHECK(strstr(err, "no_such_key") != NULL);
 	CHECK_INT(config_set(&cfg, "topic_prefix", "", err, sizeof(err)), CONFIG_E_VALUE);
+	/* the conversation caps (issue 22): at least one of each */
+	CHECK_INT(cfg.user_rooms_max, 1000);
+	CHECK_INT(cfg.user_dms_max, 2000);
+	CHECK_INT(config_set(&cfg, "user_rooms_max", "0", err, sizeof(err)), CONFIG_E_VALUE);
+	CHECK(strstr(err, "user_rooms_max") != NULL);
+	CHECK_INT(config_set(&cfg, "user_dms_max", "0", err, sizeof(err)), CONFIG_E_VALUE);
+	CHECK_INT(config_set(&cfg, "user_dms_max", "5", err, sizeof(err)), CONFIG_OK);
+	CHECK_INT(cfg.user_dms_max, 5);
 
 	int fd = mkstemp(path);
 	const char *text = "# comment\n\n  jwt_issuer   chat.example  \ntopic_prefix t1\n"

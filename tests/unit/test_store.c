@@ -456,6 +456,31 @@ static void test_users_create_conflict_get_and_not_found(struct store *s)
 	CHECK_INT(store_user_get(s, "alice", NULL, 10), STORE_E_BAD);
 }
 
+static int seen_user(void *ctx, const char *user)
+{
+	struct seen *v = ctx;
+
+	strncat(v->text, user, sizeof(v->text) - strlen(v->text) - 1);
+	strncat(v->text, ";", sizeof(v->text) - strlen(v->text) - 1);
+	return ++v->n == v->stop_after ? 7 : 0;
+}
+
+/* Every account, once (Redis's set of known users is rebuilt from it). */
+static void test_each_user_gives_every_account(struct store *s)
+{
+	const char *h = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+	struct seen v = {0};
+
+	CHECK_INT(store_user_create(s, "zed.9", h, 1), STORE_OK);
+	CHECK_INT(store_each_user(s, seen_user, &v), STORE_OK);
+	sort_lines(v.text);
+	CHECK_STR(v.text, "alice;zed.9;"); /* alice from the test before */
+	struct seen stop = {.stop_after = 1};
+	CHECK_INT(store_each_user(s, seen_user, &stop), 7);
+	CHECK_INT(stop.n, 1);
+	CHECK_INT(store_each_user(s, NULL, NULL), STORE_E_BAD);
+}
+
 static int seen_room(void *ctx, const struct store_room *r)
 {
 	struct seen *v = ctx;
@@ -800,6 +825,7 @@ int main(int argc, char **argv)
 	test_put_rejects_bad_messages_and_writes_nothing_of_the_batch(s);
 	test_max_seq_and_each_max_seq_cover_every_conversation(s);
 	test_users_create_conflict_get_and_not_found(s);
+	test_each_user_gives_every_account(s);
 	test_rooms_put_replace_and_each(s);
 	test_members_add_remove_twice_and_each(s);
 	test_read_markers_only_move_forward(s);

@@ -341,7 +341,10 @@
     // typing is best effort: a dropped signal is no failed message
     if (m && typeof m.topic === 'string' && m.topic.includes('/typing/')) return;
     if (m && m.code === 'unavailable' && retryPost(m)) return;
-    toast('Not sent: ' + (NOTICE_TEXT[m.code] || m.message || m.code), true);
+    // a DM to a name nobody has is refused not_found (no such user)
+    const dm = m.code === 'not_found' && typeof m.topic === 'string' && m.topic.includes('/dm/');
+    toast('Not sent: ' + (dm ? 'There is no user by that name.'
+      : NOTICE_TEXT[m.code] || m.message || m.code), true);
     // the pending copies in that conversation did not go through
     document.querySelectorAll('.msg.pending').forEach((e) => e.classList.add('failed'));
   }
@@ -543,20 +546,33 @@
     renderLists();
   }
 
+  /* Unread counts come a page at a time (the server answers at most 200
+   * conversations per request): follow `next` until it is null, at most
+   * UNREAD_PAGES pages (the conversation caps keep real users well
+   * below). A page that fails ends the walk with what was loaded. */
+  const UNREAD_PAGES = 25;
+
   async function loadUnread() {
-    let r;
-    try { r = await rpc('unread'); } catch (e) { return; }
-    (r.conversations || []).forEach((u) => {
-      if (typeof u.conv !== 'string') return;
-      if (u.conv.startsWith('room:')) {
-        const room = S.rooms.get(u.conv.slice(5));
-        if (!room || !room.member) return;
-      }
-      const c = conv(u.conv);
-      c.readSeq = u.read_seq || 0;
-      c.lastKnown = u.last_seq || 0;
-      c.unread = S.current === c.id ? 0 : (u.unread || 0);
-    });
+    let cursor = null;
+    for (let page = 0; page < UNREAD_PAGES; page++) {
+      let r;
+      try {
+        r = await rpc('unread', cursor ? { cursor } : {});
+      } catch (e) { break; }
+      (r.conversations || []).forEach((u) => {
+        if (typeof u.conv !== 'string') return;
+        if (u.conv.startsWith('room:')) {
+          const room = S.rooms.get(u.conv.slice(5));
+          if (!room || !room.member) return;
+        }
+        const c = conv(u.conv);
+        c.readSeq = u.read_seq || 0;
+        c.lastKnown = u.last_seq || 0;
+        c.unread = S.current === c.id ? 0 : (u.unread || 0);
+      });
+      cursor = typeof r.next === 'string' ? r.next : null;
+      if (!cursor) break;
+    }
     renderLists();
   }
 
