@@ -31,8 +31,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPM_EXECUT
     mkdir -p /out/bin /out/lib /out/app && \
     cp /build/bridge/chat-bridge /build/wsfront/chat-wsfront /build/chatctl/chatctl /out/bin/ && \
     cp /build/authplugin/chat_auth.so /out/lib/ && \
-    cp /build/wsfront/app/*.html /build/wsfront/app/*.js /build/wsfront/app/*.css \
-       /build/wsfront/app/*.svg /out/app/ && \
+    cp -r /build/wsfront/app/. /out/app/ && \
     strip --strip-unneeded /out/bin/* /out/lib/*
 
 FROM ${BASE}

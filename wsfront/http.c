@@ -483,6 +483,9 @@ static int metrics_request(struct lws *wsi, struct http_sess *s)
 
 /* ---- static files ---- */
 
+/* The kinds of file the web app is made of, and only those: anything else
+ * in the folder (a stamp, a build file, a file an operator left there) is
+ * not an app file and is answered 404, as a missing one is. */
 static const struct {
 	const char *ext, *type;
 } mime[] = {
@@ -490,15 +493,14 @@ static const struct {
     {".js", "text/javascript; charset=utf-8"},
     {".mjs", "text/javascript; charset=utf-8"},
     {".css", "text/css; charset=utf-8"},
-    {".json", "application/json"},
-    {".map", "application/json"},
     {".webmanifest", "application/manifest+json"},
     {".svg", "image/svg+xml"},
     {".png", "image/png"},
     {".ico", "image/x-icon"},
-    {".txt", "text/plain; charset=utf-8"},
+    {".woff2", "font/woff2"},
 };
 
+/* The content type of an app file, or NULL when path is not one. */
 static const char *mime_of(const char *path)
 {
 	const char *dot = strrchr(path, '.');
@@ -506,11 +508,11 @@ static const char *mime_of(const char *path)
 		for (size_t i = 0; i < sizeof(mime) / sizeof(mime[0]); i++)
 			if (strcasecmp(dot, mime[i].ext) == 0)
 				return mime[i].type;
-	return "application/octet-stream";
+	return NULL;
 }
 
 /* A safe path below the static folder: letters, digits, "._-/", no "..",
- * no hidden files. */
+ * no hidden files or folders, no empty segment. */
 static int path_safe(const char *uri)
 {
 	if (uri[0] != '/' || strlen(uri) > 200)
@@ -532,13 +534,13 @@ static int static_request(struct lws *wsi, struct http_sess *s, const char *uri)
 
 	if (strcmp(uri, "/") == 0)
 		uri = "/index.html";
-	if (!path_safe(uri))
+	const char *type = mime_of(uri);
+	if (!path_safe(uri) || type == NULL)
 		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
 	snprintf(path, sizeof(path), "%s%s", f->cfg->static_dir, uri);
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
 
-	const char *type = mime_of(path);
 	int html = strncmp(type, "text/html", 9) == 0;
 	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
 	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
