@@ -349,11 +349,19 @@ static int logout_request(struct lws *wsi, struct http_sess *s)
 		return respond_error(wsi, s, 400, "bad_request",
 		                     "this token has no jti: revoke it with user.revoke",
 		                     REJ_BAD_REQUEST, NULL);
-	/* each costs a Redis script: the user's sign-in bucket bounds them */
-	if (!ratelimit_take(&front_of(wsi)->rl_user, claims.sub, now_us() / 1000))
+	/* Each costs a Redis script, so they are bounded, but in a bucket of
+	 * their own, keyed by the verified token's user: only a holder of one
+	 * of that user's tokens can spend it, and wrong logins for the name
+	 * (the sign-in buckets) never keep anyone from signing out. */
+	if (!ratelimit_take(&front_of(wsi)->rl_logout, claims.sub, now_us() / 1000)) {
+		char retry[40];
+		snprintf(retry, sizeof(retry), "retry-after: %ld\r\n",
+		         (60 + front_of(wsi)->cfg->logout_per_min - 1) /
+		             front_of(wsi)->cfg->logout_per_min);
 		return respond_error(wsi, s, 429, "rate_limited",
-		                     "too many attempts for this user; wait a minute", REJ_RATE,
-		                     "retry-after: 60\r\n");
+		                     "too many sign-outs for this user; try again in a moment",
+		                     REJ_RATE, retry);
+	}
 	struct job *j = job_new(JOB_LOGOUT);
 	if (j == NULL)
 		return -1;
