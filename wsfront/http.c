@@ -689,18 +689,12 @@ static int body_complete(struct lws *wsi, struct http_sess *s)
 		                     "too many attempts for this user; wait a minute", REJ_RATE,
 		                     "retry-after: 60\r\n");
 	}
-	if (j->kind == JOB_REGISTER) {
-		const char *weak = password_weak(j->cred.user, j->cred.password);
-		if (weak == NULL && strcmp(j->cred.user, f->reserved_user) == 0) {
-			job_free(j);
-			return respond_error(wsi, s, 409, "conflict", "that username is taken",
-			                     REJ_CONFLICT, NULL);
-		}
-		if (weak) {
-			job_free(j);
-			return respond_error(wsi, s, 400, "weak_password", weak, REJ_BAD_REQUEST,
-			                     NULL);
-		}
+	/* the password's strength is judged by the worker (zxcvbn takes up to
+	 * milliseconds, not for the loop) */
+	if (j->kind == JOB_REGISTER && strcmp(j->cred.user, f->reserved_user) == 0) {
+		job_free(j);
+		return respond_error(wsi, s, 409, "conflict", "that username is taken",
+		                     REJ_CONFLICT, NULL);
 	}
 	return submit(wsi, s, j);
 }
@@ -720,7 +714,10 @@ void http_job_done(struct front *f, struct job *j)
 		f->m.rejects[j->reject]++;
 	char *body = j->body;
 	j->body = NULL;
-	const char *extra = "cache-control: no-store\r\n";
+	char extra[96] = "cache-control: no-store\r\n";
+	if (j->retry_after > 0)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+		         "retry-after: %d\r\n", j->retry_after);
 	if (respond(wsi, s, j->status ? j->status : 503, j->ctype ? j->ctype : "application/json",
 	            body, j->body_len, extra) != 0)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
