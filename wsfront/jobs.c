@@ -103,12 +103,19 @@ static int token_iat(struct front *f, struct worker_ctx *w, struct job *j, int64
                      int64_t *iat)
 {
 	int64_t before = 0;
+	int read = -1;
 
-	if (want_redis(f, w) == NULL || revoke_user_before(w->redis, j->cred.user, &before) != 0) {
-		if (w->redis && w->redis->err) {
+	/* twice: a connection that broke while idle fails at its first use */
+	for (int attempt = 0; attempt < 2 && read != 0; attempt++) {
+		if (want_redis(f, w) == NULL)
+			break;
+		read = revoke_user_before(w->redis, j->cred.user, &before);
+		if (read != 0 && w->redis->err) {
 			redisFree(w->redis);
 			w->redis = NULL;
 		}
+	}
+	if (read != 0) {
 		log_msg(LOG_WARN, "%s: revocation state not read (Redis down): token stamped now",
 		        j->cred.user);
 		before = 0;
@@ -299,20 +306,26 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 static void do_logout(struct front *f, struct worker_ctx *w, struct job *j)
 {
 	char exp[24], now[24];
+	redisReply *r = NULL;
 
-	if (want_redis(f, w) == NULL) {
-		fail(j, 503, "unavailable", "Redis is down", -1);
-		return;
-	}
 	snprintf(exp, sizeof(exp), "%lld", (long long)j->exp);
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	const char *argv[] = {"EVAL", revoke_lua, "0", "jti", j->jti, "0", exp, now};
-	redisReply *r = redisCommandArgv(w->redis, 8, argv, NULL);
-	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+	/* a connection that broke while idle (Redis restarted) fails only at
+	 * its next command: that one is tried once more on a new connection,
+	 * so a sign-out is not refused for a Redis that is back */
+	for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+		if (want_redis(f, w) == NULL) {
+			fail(j, 503, "unavailable", "Redis is down", -1);
+			return;
+		}
+		r = redisCommandArgv(w->redis, 8, argv, NULL);
 		if (r == NULL) {
 			redisFree(w->redis);
 			w->redis = NULL;
 		}
+	}
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
 		fail(j, 503, "unavailable", "the revocation was not stored: try again", -1);
 	} else if (f->cfg->redis_wait_replicas > 0 &&
 	           rconn_replicated(w->redis, f->cfg->node_name, f->cfg->redis_wait_replicas,
