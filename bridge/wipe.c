@@ -23,8 +23,7 @@ void wipe_note(struct wipe *w)
 	w->added_at = -1; /* read at the next tick: at least the amend's own entry */
 }
 
-bool wipe_stream_clear(long long length, long long removed, long long added_at,
-                       long node_entries)
+bool wipe_stream_clear(long long length, long long removed, long long added_at, long node_entries)
 {
 	if (length == 0)
 		return true;
@@ -106,7 +105,8 @@ static int ask(struct wipe *w, redisContext *r, const char *cmd)
 			rc = -1;
 			if (!w->refused_logged)
 				log_msg(LOG_WARN,
-				        "persist: Redis refused %s (%s): edited and deleted text stays in "
+				        "persist: Redis refused %s (%s): edited and deleted text "
+				        "stays in "
 				        "its files until Redis rewrites them itself",
 				        cmd, a->str);
 			w->refused_logged = true;

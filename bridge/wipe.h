@@ -36,18 +36,18 @@
 #include "store.h"
 
 struct wipe {
-	bool store_due;       /* an amend is stored; the store's files not yet scrubbed */
-	bool redis_due;       /* ... Redis's files not yet rewritten */
-	long long added_at;   /* chat:stream's entries-added after the amend; -1: not read */
-	long node_entries;    /* Redis's stream-node-max-entries; 0: unknown or unbounded */
-	bool node_known;      /* node_entries was asked */
-	double next_tick;     /* monotonic seconds */
-	double next_rewrite;  /* no rewrite asked before this */
-	bool refused_logged;  /* Redis refused a rewrite: said once */
-	unsigned gen;         /* amends noted */
+	bool store_due;      /* an amend is stored; the store's files not yet scrubbed */
+	bool redis_due;      /* ... Redis's files not yet rewritten */
+	long long added_at;  /* chat:stream's entries-added after the amend; -1: not read */
+	long node_entries;   /* Redis's stream-node-max-entries; 0: unknown or unbounded */
+	bool node_known;     /* node_entries was asked */
+	double next_tick;    /* monotonic seconds */
+	double next_rewrite; /* no rewrite asked before this */
+	bool refused_logged; /* Redis refused a rewrite: said once */
+	unsigned gen;        /* amends noted */
 	/* a rewrite round under way: what it still has to ask for */
 	bool round, aof_todo, rdb_todo;
-	unsigned round_gen;   /* gen when the round started */
+	unsigned round_gen; /* gen when the round started */
 };
 
 /* An edit, a deletion or a purge was stored: its text is to go. */
@@ -57,8 +57,7 @@ void wipe_note(struct wipe *w);
  * the amend: it is empty, or every entry up to one node's length after
  * the amend's is trimmed (removed = entries-added - length). node_entries
  * 0: only an empty stream is known to be clear. Pure. */
-bool wipe_stream_clear(long long length, long long removed, long long added_at,
-                       long node_entries);
+bool wipe_stream_clear(long long length, long long removed, long long added_at, long node_entries);
 
 /* Does what is due, at most once a second: scrubs the store, then, once
  * the stream is clear and the interval allows, asks Redis to rewrite its

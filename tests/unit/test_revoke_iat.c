@@ -29,8 +29,8 @@ int main(void)
 	for (int64_t now = T + 2; now <= before + 1; now++) {
 		iat = -1;
 		CHECK_INT((int)revoke_next_iat(before, now, L, &iat), 0);
-		CHECK(iat == before + 1);        /* not covered */
-		CHECK(iat <= (now - 1) + L);     /* accepted by a clock 1 s behind */
+		CHECK(iat == before + 1);    /* not covered */
+		CHECK(iat <= (now - 1) + L); /* accepted by a clock 1 s behind */
 	}
 	iat = -1;
 	CHECK_INT((int)revoke_next_iat(before, before + 1, L, &iat), 0);
