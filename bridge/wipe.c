@@ -133,10 +133,14 @@ void wipe_tick(struct wipe *w, redisContext *r, struct store *s, const struct ch
 		return;
 	}
 	if (!w->round) {
-		if (now < w->next_rewrite || stream_counts(r, &length, &added) != 0)
+		/* the count is taken at the first tick after the amend, whatever
+		 * the interval: a later one would only make the wait longer */
+		if (stream_counts(r, &length, &added) != 0)
 			return;
 		if (w->added_at < 0)
 			w->added_at = added;
+		if (now < w->next_rewrite)
+			return;
 		if (!w->node_known) {
 			w->node_entries = config_number(r, "stream-node-max-entries", 100);
 			w->node_known = true;

@@ -25,8 +25,12 @@ def post(client, user, room, text):
 
 
 def files_of(cluster):
-    db = cluster.store_url[len("sqlite:"):]
-    store = [p for p in (db, db + "-wal", db + "-shm") if os.path.exists(p)]
+    """The store's files when it is SQLite (a MongoDB store's are the
+    server's), and Redis's."""
+    store = []
+    if cluster.store_url.startswith("sqlite:"):
+        db = cluster.store_url[len("sqlite:"):]
+        store = [p for p in (db, db + "-wal", db + "-shm") if os.path.exists(p)]
     redis = glob.glob(os.path.join(cluster.redis.dir, "appendonlydir", "*")) + \
         glob.glob(os.path.join(cluster.redis.dir, "*.rdb"))
     return store + redis
@@ -97,5 +101,29 @@ def test_edited_and_deleted_text_leaves_the_store_and_redis_files(make_cluster):
         history = rpc(alice, "alice", "history", {"conv": "room:wiped", "after": 0})["result"]
         bodies = {m["seq"]: m.get("body") for m in history["messages"]}
         assert bodies[m1["seq"]] == "final words " + tag and bodies[m2["seq"]] is None
+    finally:
+        alice.close()
+
+
+def test_later_amends_are_wiped_too_and_redis_whatever_the_store(make_cluster, backend):
+    """Amends one after another, within and past redis_rewrite_interval: each
+    one's text leaves Redis's files (and SQLite's: MongoDB's files are the
+    server's, README), the later ones at the next allowed rewrite. With
+    both stores."""
+    cluster = make_cluster(redis_rewrite_interval=3, **backend)
+    alice = signed_in(cluster.brokers[1].port, cluster.keys, "alice", "chat/room/turns")
+    try:
+        assert "result" in rpc(alice, "alice", "room.create", {"room": "turns"})
+        for i in range(3):
+            word = "okapi%d%s" % (i, os.urandom(3).hex())
+            m = post(alice, "alice", "turns", "about an " + word)
+            assert wait_for(lambda: any(s == m["seq"] for s, _ in
+                                        stored_messages(cluster.store_url, "room:turns")),
+                            timeout=20)
+            assert "result" in rpc(alice, "alice", "msg.delete",
+                                   {"conv": "room:turns", "seq": m["seq"]})
+
+            assert wait_for(lambda: not holding(cluster, word), timeout=BOUND_S, interval=0.5), \
+                "amend %d: %r still in %s" % (i, word, holding(cluster, word))
     finally:
         alice.close()
