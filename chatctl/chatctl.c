@@ -2,6 +2,8 @@
  * chatctl: the operator's command-line tool.
  *
  *   chatctl [--config FILE] token USER [--ttl 1h] [--role user|service|admin]
+ *                                   stamped after USER's latest "sign out
+ *                                   everywhere" (asks Redis; may wait 2 s)
  *   chatctl user add USER           password: the first line of standard input
  *   chatctl room list               rooms in the store
  *   chatctl history CONV [--after N | --before N] [--limit N]
