@@ -15,7 +15,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libmosquitto-dev mosquitto-dev libwebsockets-dev libhiredis-dev \
       libmongoc-dev libbson-dev libjwt-dev libcjson-dev libsodium-dev \
-      libsqlite3-dev libssl-dev >/dev/null && rm -rf /var/lib/apt/lists/*
+      libsqlite3-dev libssl-dev libzxcvbn-dev >/dev/null && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # MQTT.js for the web app: from the context when a host build already
 # fetched it (wsfront/app/node_modules), else from npm here.
@@ -31,8 +31,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPM_EXECUT
     mkdir -p /out/bin /out/lib /out/app && \
     cp /build/bridge/chat-bridge /build/wsfront/chat-wsfront /build/chatctl/chatctl /out/bin/ && \
     cp /build/authplugin/chat_auth.so /out/lib/ && \
-    cp /build/wsfront/app/*.html /build/wsfront/app/*.js /build/wsfront/app/*.css \
-       /build/wsfront/app/*.svg /out/app/ && \
+    cp -r /build/wsfront/app/. /out/app/ && \
     strip --strip-unneeded /out/bin/* /out/lib/*
 
 FROM ${BASE}
@@ -41,7 +40,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # certificate of deploy/init-secrets.sh run inside the image
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       mosquitto libmosquitto1 libwebsockets17 libhiredis0.14 libmongoc-1.0-0 \
-      libbson-1.0-0 libjwt0 libcjson1 libsodium23 libsqlite3-0 libssl3 \
+      libbson-1.0-0 libjwt0 libcjson1 libsodium23 libsqlite3-0 libssl3 libzxcvbn0 \
       ca-certificates >/dev/null && \
     rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* && \
     useradd --system --uid 10001 --home-dir /var/lib/chat --create-home chat

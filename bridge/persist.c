@@ -18,6 +18,7 @@
 #include "persist.h"
 #include "scripts.h"
 #include "store.h"
+#include "wipe.h"
 
 #define GROUP "persist"
 #define BACKOFF_MAX_S 5.0
@@ -53,6 +54,7 @@ struct worker {
 	char dm_cursor[32]; /* backfill: where the DM index's SCAN is */
 	unsigned long long persisted;
 	double next_report;
+	struct wipe wipe; /* amended text still in the store's or Redis's files */
 };
 
 static double now_s(void)
@@ -443,6 +445,8 @@ static bool amend_messages(struct worker *w, const struct store_msg *msgs, size_
 			                         (int64_t)ts->valuedouble)) == STORE_E_DOWN &&
 			       keep_trying(w, &wait))
 				;
+		if (rc == STORE_OK)
+			wipe_note(&w->wipe);
 		if (rc == STORE_OK && del)
 			freeReplyObject(redisCommand(w->redis, "DEL chat:gone:%s:%lld",
 			                             msgs[i].conv, (long long)ref->valuedouble));
@@ -473,6 +477,8 @@ static bool purge_conv(struct worker *w, const char *conv)
 			log_msg(LOG_WARN, "persist: %s not purged: %s", conv, store_strerror(rc));
 			return true;
 		}
+		if (removed > 0)
+			wipe_note(&w->wipe);
 	} while (removed > 0 && !atomic_load(&w->p->stop));
 	return removed == 0;
 }
@@ -757,12 +763,21 @@ static int id_cmp(const char *a, const char *b)
 	return as < bs ? -1 : as > bs;
 }
 
+/* The id after id ("ms-seq" to "ms-seq+1"): the least one above it. */
+static void id_next(char *id, size_t len)
+{
+	unsigned long long ms = 0, seq = 0;
+	if (sscanf(id, "%llu-%llu", &ms, &seq) == 2 && seq < ~0ULL)
+		snprintf(id, len, "%llu-%llu", ms, seq + 1);
+}
+
 /* The oldest entry of stream the group still needs: its first pending
- * entry, else its last read one. *backlog gets how many entries it has not
+ * entry (*held true), else its last read one (*held false: the group has
+ * acknowledged it). *backlog gets how many entries it has not
  * acknowledged: read and pending, plus added and not read yet. Returns
  * false when the group is unknown. */
 static bool group_floor(struct worker *w, const char *stream, char *floor, size_t len,
-                        long long *backlog)
+                        long long *backlog, bool *held)
 {
 	bool ok = false;
 	redisReply *p = redisCommand(w->redis, "XPENDING %s %s", stream, GROUP);
@@ -796,10 +811,10 @@ static bool group_floor(struct worker *w, const char *stream, char *floor, size_
 	}
 	if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && last) {
 		long long pending = p->element[0]->integer;
-		if (pending > 0 && p->element[1]->type == REDIS_REPLY_STRING)
-			snprintf(floor, len, "%s", p->element[1]->str);
-		else
-			snprintf(floor, len, "%s", last);
+		bool first = pending > 0 && p->element[1]->type == REDIS_REPLY_STRING;
+		snprintf(floor, len, "%s", first ? p->element[1]->str : last);
+		if (held)
+			*held = first;
 		if (added >= 0 && read >= 0)
 			lag = added - read;
 		*backlog = pending + (lag > 0 ? lag : 0);
@@ -839,26 +854,45 @@ static long long oldest_age_ms(struct worker *w, const char *floor)
 	return now_ms > id_ms ? now_ms - id_ms : 0;
 }
 
+/* Trims what every reader is done with: below the group's first pending
+ * entry, and up to and including the last entry the group acknowledged
+ * and every live node's feed delivered (it reads after its cursor). The
+ * done ones go too, not only those before them, so a stream everyone has
+ * read is emptied: Redis frees a stream node (up to 100 entries) only
+ * when all of it is trimmed, and until then the trimmed entries' bytes,
+ * a deleted message's original text among them, stay in memory and in
+ * every RDB or AOF rewrite (wipe.h). */
 static void trim(struct worker *w, long long *backlog, long long *lag_ms)
 {
-	char keep[64], ops_keep[64];
+	char keep[64], minid[64], ops_keep[64];
 	long long ops_backlog = 0;
+	bool held = true;
 
 	*backlog = -1;
 	*lag_ms = -1;
-	if (!group_floor(w, "chat:stream", keep, sizeof(keep), backlog))
+	if (!group_floor(w, "chat:stream", keep, sizeof(keep), backlog, &held))
 		return;
+	snprintf(minid, sizeof(minid), "%s", keep);
+	if (!held)
+		id_next(minid, sizeof(minid));
 	/* live nodes' feeds still deliver from their cursors */
 	redisReply *nodes = redisCommand(w->redis, "ZRANGE chat:nodes 0 -1");
 	for (size_t i = 0; nodes && nodes->type == REDIS_REPLY_ARRAY && i < nodes->elements; i++) {
 		redisReply *c = redisCommand(w->redis, "GET chat:cursor:%s", nodes->element[i]->str);
-		if (c && c->type == REDIS_REPLY_STRING && id_cmp(c->str, keep) < 0)
-			snprintf(keep, sizeof(keep), "%s", c->str);
+		if (c && c->type == REDIS_REPLY_STRING && c->len < sizeof(minid)) {
+			char after[64];
+			snprintf(after, sizeof(after), "%s", c->str);
+			id_next(after, sizeof(after));
+			if (id_cmp(c->str, keep) < 0)
+				snprintf(keep, sizeof(keep), "%s", c->str);
+			if (id_cmp(after, minid) < 0)
+				snprintf(minid, sizeof(minid), "%s", after);
+		}
 		freeReplyObject(c);
 	}
 	freeReplyObject(nodes);
-	freeReplyObject(redisCommand(w->redis, "XTRIM chat:stream MINID %s", keep));
-	if (group_floor(w, "chat:ops", ops_keep, sizeof(ops_keep), &ops_backlog))
+	freeReplyObject(redisCommand(w->redis, "XTRIM chat:stream MINID %s", minid));
+	if (group_floor(w, "chat:ops", ops_keep, sizeof(ops_keep), &ops_backlog, NULL))
 		freeReplyObject(redisCommand(w->redis, "XTRIM chat:ops MINID %s", ops_keep));
 
 	*lag_ms = *backlog > 0 ? oldest_age_ms(w, keep) : 0;
@@ -876,7 +910,7 @@ static void report(struct worker *w, bool store_up)
 		trim(w, &backlog, &lag_ms);
 	} else {
 		char floor[64];
-		if (group_floor(w, "chat:stream", floor, sizeof(floor), &backlog))
+		if (group_floor(w, "chat:stream", floor, sizeof(floor), &backlog, NULL))
 			lag_ms = backlog > 0 ? oldest_age_ms(w, floor) : 0;
 	}
 	redisReply *r = redisCommand(w->redis,
@@ -954,6 +988,7 @@ static void *run(void *arg)
 		gc_rooms(&w);
 		backfill(&w);
 		report(&w, true);
+		wipe_tick(&w.wipe, w.redis, w.store, w.p->cfg);
 	}
 	if (w.redis)
 		redisFree(w.redis);

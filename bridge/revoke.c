@@ -125,7 +125,9 @@ int revoke_user(struct bridge *b, const char *user, int64_t now,
                 void (*cb)(redisAsyncContext *, void *, void *), void *priv)
 {
 	char before[24], until[24], nowstr[24];
-	snprintf(before, sizeof(before), "%lld", (long long)now);
+	/* every token a clock within the verifiers' leeway could have stamped
+	 * by now (revocation.h): the issuers stamp later ones */
+	snprintf(before, sizeof(before), "%lld", (long long)(now + b->cfg->jwt_leeway));
 	snprintf(until, sizeof(until), "%lld", (long long)(now + b->cfg->revoke_user_ttl));
 	snprintf(nowstr, sizeof(nowstr), "%lld", (long long)now);
 	const char *argv[] = {"EVAL", revoke_lua, "0", "user", user, before, until, nowstr};

@@ -23,8 +23,9 @@ void revoke_sync(struct bridge *b);
 /* One announcement from chat:revoke, passed to the plugin as it is. */
 void revoke_forward(struct bridge *b, const char *line, size_t len);
 
-/* Revokes every token of user issued until now (iat <= before = now, in
- * seconds). cb gets the script's reply (the before stored, see
+/* Revokes every token of user issued until now by any clock within the
+ * verifiers' leeway (iat <= before = now + jwt_leeway, in seconds; see
+ * storage/revocation.h). cb gets the script's reply (the before stored, see
  * storage/revocation.h) or NULL. Returns 0, or -1 when Redis is not there (cb
  * is not called). */
 int revoke_user(struct bridge *b, const char *user, int64_t now,

@@ -2,14 +2,16 @@
  * chatctl: the operator's command-line tool.
  *
  *   chatctl [--config FILE] token USER [--ttl 1h] [--role user|service|admin]
+ *                                   stamped after USER's latest "sign out
+ *                                   everywhere" (asks Redis; may wait 2 s)
  *   chatctl user add USER           password: the first line of standard input
+ *   chatctl room list               rooms in the store
+ *   chatctl history CONV [--after N | --before N] [--limit N]
+ *   chatctl status                  persistence backlog and lag, store, nodes
  *
  * token (role user or admin) and user add also record USER in Redis as a
  * user that exists, so direct messages to it are accepted before it first
  * connects (a warning, not a failure, when Redis cannot be reached).
- *   chatctl room list               rooms in the store
- *   chatctl history CONV [--after N | --before N] [--limit N]
- *   chatctl status                  persistence backlog and lag, store, nodes
  *
  * Settings come from FILE (default $CHAT_CONFIG, else run/chat.conf when it
  * exists) and then CHAT_<KEY> environment variables, as for every component.
@@ -29,6 +31,7 @@
 #include "chat/token.h"
 #include "history.h"
 #include "rconn.h"
+#include "revocation.h"
 #include "store.h"
 
 static void usage(FILE *f)
@@ -97,6 +100,38 @@ static int record_user(const struct chat_config *cfg, const char *user)
 	return ok ? 0 : -1;
 }
 
+/* The iat for a new token of user (storage/revocation.h): after the
+ * user's revocation when Redis has one that covers now, waiting the
+ * second or two that asks for (a wait is bounded: at most three rounds).
+ * When Redis cannot be asked, now, with a note: such a token may be
+ * covered by a sign-out everywhere of the last few seconds (then it is
+ * refused like any revoked token: mint another). */
+static int64_t token_iat(const struct chat_config *cfg, const char *user)
+{
+	char err[256];
+	int rc;
+	int64_t before = 0, iat = time(NULL);
+	redisContext *r = rconn_connect(cfg, 500, 1000, &rc, err, sizeof(err));
+
+	if (r == NULL || revoke_user_before(r, user, &before) != 0) {
+		fprintf(stderr,
+		        "chatctl: note: revocations not checked (%s); if %s signed out everywhere "
+		        "in the last few seconds, this token is refused: mint another\n",
+		        r ? "Redis did not answer" : err, user);
+		if (r)
+			redisFree(r);
+		return iat;
+	}
+	redisFree(r);
+	for (int round = 0; round < 3; round++) {
+		int64_t wait = revoke_next_iat(before, time(NULL), cfg->jwt_leeway, &iat);
+		if (wait == 0)
+			break;
+		sleep((unsigned)wait);
+	}
+	return iat;
+}
+
 static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 {
 	struct token_keyring kr;
@@ -131,7 +166,8 @@ static int cmd_token(const struct chat_config *cfg, int argc, char **argv)
 		fprintf(stderr, "chatctl: %s\n", err);
 		return 1;
 	}
-	int rc = token_mint(&kr, user, role, (int64_t)time(NULL), ttl, &tok);
+	int64_t iat = name_user_valid(user, strlen(user)) ? token_iat(cfg, user) : time(NULL);
+	int rc = token_mint_iat(&kr, user, role, (int64_t)time(NULL), iat, ttl, &tok);
 	token_keyring_free(&kr);
 	if (rc != TOKEN_OK) {
 		fprintf(stderr, "chatctl: cannot mint a token for '%s': %s\n", user,

@@ -79,11 +79,19 @@ static const struct config_opt opts[] = {
     {"http_port", OPT_LONG, 1, 65535, "8080", NULL, OFF(http_port)},
     {"static_dir", OPT_STR, 1, 4096, "build/wsfront/app", NULL, OFF(static_dir)},
     {"web_token_ttl", OPT_LONG, 60, 2592000, "43200", NULL, OFF(web_token_ttl)},
+    /* edited and deleted text out of Redis's AOF/RDB: a rewrite asked at
+     * most once per this many seconds (0: never asked, bridge/wipe.h) */
+    {"redis_rewrite_interval", OPT_LONG, 0, 86400, "60", NULL, OFF(redis_rewrite_interval)},
     {"revoke_user_ttl", OPT_LONG, 60, 31536000, "2592000", NULL, OFF(revoke_user_ttl)},
     {"ws_buffer_max", OPT_LONG, 16384, 67108864, "2097152", NULL, OFF(ws_buffer_max)},
     {"http_body_max", OPT_LONG, 256, 1048576, "16384", NULL, OFF(http_body_max)},
     {"auth_burst", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_burst)},
     {"auth_per_min", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_per_min)},
+    /* sign-outs per user (its own bucket: wrong logins never block them) */
+    /* a new account's password: at least this many bits of zxcvbn's
+     * estimate (0: only the length, variety and user name rules) */
+    {"password_min_bits", OPT_LONG, 0, 128, "26", NULL, OFF(password_min_bits)},
+    {"logout_per_min", OPT_LONG, 1, 1000000, "60", NULL, OFF(logout_per_min)},
     {"http_workers", OPT_LONG, 1, 16, "2", NULL, OFF(http_workers)},
     {"http_max_conns", OPT_LONG, 16, 1000000, "4096", NULL, OFF(http_max_conns)},
     {"http_max_conns_per_addr", OPT_LONG, 1, 1000000, "64", NULL, OFF(http_max_conns_per_addr)},

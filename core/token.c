@@ -278,6 +278,12 @@ int token_jti_valid(const char *s, size_t n)
 int token_mint(const struct token_keyring *kr, const char *sub,
                enum token_role role, int64_t now, int64_t ttl, char **out)
 {
+	return token_mint_iat(kr, sub, role, now, now, ttl, out);
+}
+
+int token_mint_iat(const struct token_keyring *kr, const char *sub, enum token_role role,
+                   int64_t now, int64_t iat, int64_t ttl, char **out)
+{
 	jwt_t *jwt = NULL;
 	int rc = TOKEN_E_NOMEM;
 	unsigned char rnd[16];
@@ -294,7 +300,7 @@ int token_mint(const struct token_keyring *kr, const char *sub,
 	if (jwt_new(&jwt) != 0)
 		return TOKEN_E_NOMEM;
 	if (jwt_add_grant(jwt, "sub", sub) || jwt_add_grant(jwt, "jti", jti) ||
-	    jwt_add_grant_int(jwt, "iat", (long)now) ||
+	    jwt_add_grant_int(jwt, "iat", (long)iat) ||
 	    jwt_add_grant_int(jwt, "exp", (long)(now + ttl)) ||
 	    (role != ROLE_USER && jwt_add_grant(jwt, "role", token_role_name(role))) ||
 	    (kr->issuer && jwt_add_grant(jwt, "iss", kr->issuer)) ||

@@ -14,7 +14,7 @@ want_test=0
 run_packages=(build-essential cmake ninja-build pkg-config git openssl
   mosquitto mosquitto-clients libmosquitto-dev mosquitto-dev
   libwebsockets-dev libhiredis-dev libmongoc-dev libbson-dev libjwt-dev
-  libcjson-dev libsodium-dev libsqlite3-dev libssl-dev redis-server)
+  libcjson-dev libsodium-dev libsqlite3-dev libssl-dev libzxcvbn-dev redis-server)
 test_packages=(python3 python3-pytest python3-paho-mqtt python3-pymongo
   gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
   chromium fonts-dejavu-core redis-sentinel

@@ -29,6 +29,35 @@ const char revoke_lua[] =
     "redis.call('PUBLISH', 'chat:revoke', line)\n"
     "return before\n";
 
+int64_t revoke_next_iat(int64_t before, int64_t now, long leeway, int64_t *iat)
+{
+	if (before < now) {
+		*iat = now;
+		return 0;
+	}
+	int64_t ahead = leeway > 1 ? leeway - 1 : 0;
+	if (before + 1 > now + ahead)
+		return before + 1 - (now + ahead);
+	*iat = before + 1;
+	return 0;
+}
+
+int revoke_user_before(redisContext *r, const char *user, int64_t *before)
+{
+	redisReply *rep = redisCommand(r, "GET chat:revoked:user:%s", user);
+	int rc = -1;
+
+	if (rep && rep->type == REDIS_REPLY_NIL) {
+		*before = 0;
+		rc = 0;
+	} else if (rep && rep->type == REDIS_REPLY_STRING) {
+		*before = strtoll(rep->str, NULL, 10);
+		rc = 0;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 int revoke_check(redisContext *r, const char *user, const char *jti, int64_t iat)
 {
 	int rc = -1;

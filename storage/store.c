@@ -489,6 +489,12 @@ int store_amend(struct store *s, const char *conv, uint64_t ref, const char *bod
 	return s->ops->amend(s, conv, ref, body, ts);
 }
 
+int store_scrub(struct store *s)
+{
+	ENTER(s);
+	return s->ops->scrub ? s->ops->scrub(s) : STORE_OK;
+}
+
 int store_read_set(struct store *s, const char *user, const char *conv, uint64_t seq)
 {
 	ENTER(s);

@@ -183,6 +183,15 @@ int store_room_delete(struct store *s, const char *room, int limit, size_t *remo
  * first; *removed says how many. Call until *removed is 0. */
 int store_purge(struct store *s, const char *conv, int limit, size_t *removed);
 
+/* After store_amend or store_purge: takes what they removed out of the
+ * store's files as far as the backend allows. SQLite (which overwrites
+ * freed content, secure_delete) copies its WAL into the database and
+ * truncates the WAL to nothing, so no older page image keeps the text;
+ * STORE_E_DOWN when a reader held that back until the call's deadline
+ * (call again later). MongoDB: nothing the client can do (STORE_OK); see
+ * the README on what its files keep. */
+int store_scrub(struct store *s);
+
 /* Adds (member true) or removes user from room; doing it twice is fine. */
 int store_member_set(struct store *s, const char *room, const char *user, bool member);
 

@@ -53,6 +53,7 @@ struct store_ops {
 	                   int (*fn)(void *ctx, const char *room, const char *user), void *ctx);
 	int (*room_delete)(struct store *s, const char *room, int limit, size_t *removed);
 	int (*purge)(struct store *s, const char *conv, int limit, size_t *removed);
+	int (*scrub)(struct store *s); /* NULL: nothing to do */
 	/* body NULL: a deletion */
 	int (*amend)(struct store *s, const char *conv, uint64_t ref, const char *body,
 	             int64_t ts);

@@ -586,6 +586,19 @@ static int sqlite_purge(struct store *s, const char *conv, int limit, size_t *re
 	                conv, limit, removed, "purge");
 }
 
+/* The WAL copied into the database and truncated to nothing: the pages
+ * an amend or a purge rewrote (their freed bytes zeroed, secure_delete)
+ * replace the older images, in the database and gone from the WAL. Waits
+ * for readers and writers through the busy handler, so within the call's
+ * deadline; SQLITE_BUSY when one still held it back then. */
+static int sqlite_scrub(struct store *s)
+{
+	struct sqlite_store *q = to_sql(s);
+	int src = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+	return src == SQLITE_OK ? STORE_OK : sql_fail(q, src, "checkpoint");
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sqlite_close,
@@ -604,6 +617,7 @@ static const struct store_ops sqlite_ops = {
 	.amend = sqlite_amend,
 	.room_delete = sqlite_room_delete,
 	.purge = sqlite_purge,
+	.scrub = sqlite_scrub,
 	.read_set = sqlite_read_set,
 	.each_read = sqlite_each_read,
 };
@@ -628,8 +642,13 @@ static int sqlite_setup(sqlite3 *db)
 	sqlite3_finalize(wal);
 	if (src != SQLITE_OK)
 		return src;
-	src = sqlite3_exec(db, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;", NULL, NULL,
-	                   NULL);
+	/* secure_delete: freed content (an edited message's old body, a
+	 * deleted one's, a purged room's messages) is overwritten with zeros
+	 * in the pages, not left in free space (store_scrub) */
+	src = sqlite3_exec(db,
+	                   "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;"
+	                   " PRAGMA secure_delete = ON;",
+	                   NULL, NULL, NULL);
 	if (src != SQLITE_OK)
 		return src;
 	/* A file that has the schema already needs no write: opening it must

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
+#include <zxcvbn.h>
 
 #include "accounts.h"
 
@@ -49,13 +50,6 @@ cleanup:
 	return rc;
 }
 
-static const char *const common[] = {
-    "password", "password1", "12345678", "123456789",   "1234567890", "qwertyuiop",
-    "iloveyou", "sunshine",  "princess", "football",    "baseball",   "welcome1",
-    "abc12345", "passw0rd",  "letmein1", "trustno1",    "11111111",   "qwerty123",
-    "1q2w3e4r", "superman",  "starwars", "password123", "admin123",   "changeme",
-};
-
 /* Counts characters, not bytes: a UTF-8 continuation byte starts none. */
 static size_t utf8_chars(const char *s)
 {
@@ -65,7 +59,7 @@ static size_t utf8_chars(const char *s)
 	return n;
 }
 
-const char *password_weak(const char *user, const char *pw)
+const char *password_check(const char *user, const char *pw, long min_bits)
 {
 	if (utf8_chars(pw) < PASSWORD_MIN)
 		return "password must have at least 8 characters";
@@ -77,10 +71,20 @@ const char *password_weak(const char *user, const char *pw)
 		return "password must have at least 5 different characters";
 	if (strcasestr(pw, user) != NULL)
 		return "password must not contain the username";
-	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
-		if (strcasecmp(pw, common[i]) == 0)
-			return "password is one of the most common ones";
+	/* zxcvbn's estimate, in bits of guesses: its frequency lists (common
+	 * passwords, words, names), keyboard patterns, sequences, repeats,
+	 * dates and l33t, with the user name as one more word to avoid */
+	const char *mine[] = {user, "chat", NULL};
+	if (min_bits > 0 && ZxcvbnMatch(pw, mine, NULL) < (double)min_bits)
+		return "password is too easy to guess: one of the most common passwords, or a "
+		       "word with digits, a keyboard pattern or a sequence; a few unrelated "
+		       "words make a strong one";
 	return NULL;
+}
+
+const char *password_weak(const char *user, const char *pw)
+{
+	return password_check(user, pw, PASSWORD_MIN_BITS);
 }
 
 void credentials_clear(struct credentials *c)

@@ -23,9 +23,20 @@ struct credentials {
  * user id, password too long or not UTF-8). Does not judge strength. */
 int credentials_parse(const char *body, size_t len, struct credentials *out, const char **why);
 
+/* The default of the setting password_min_bits: zxcvbn's "safely
+ * unguessable" (about 1e8 guesses) is 26.6 bits. */
+#define PASSWORD_MIN_BITS 26
+
 /* NULL when pw may be a new account's password for user, else why not:
  * shorter than PASSWORD_MIN characters, fewer than 5 different characters,
- * containing the user name, or one of the most common passwords. */
+ * containing the user name, or guessable in fewer than 2^min_bits
+ * guesses by zxcvbn's estimate (common passwords, words with digits,
+ * keyboard patterns, sequences, repeats, dates; min_bits 0: not asked).
+ * Costs up to a few milliseconds for a long password: call it off the
+ * event loop. */
+const char *password_check(const char *user, const char *pw, long min_bits);
+
+/* password_check with the default PASSWORD_MIN_BITS. */
 const char *password_weak(const char *user, const char *pw);
 
 /* Wipes the password. */

@@ -44,7 +44,8 @@ struct job {
 	char *body; /* malloc'd */
 	size_t body_len;
 	const char *ctype;
-	int reject; /* an enum reject_reason to count, or -1 */
+	int reject;      /* an enum reject_reason to count, or -1 */
+	int retry_after; /* > 0: a Retry-After header, in seconds */
 };
 
 struct pool {
@@ -70,7 +71,8 @@ struct front {
 	struct token_keyring kr;
 	struct lws_context *ctx;
 	struct metrics m;
-	struct ratelimit rl_addr, rl_user;
+	struct ratelimit rl_addr, rl_user; /* login, register */
+	struct ratelimit rl_logout;        /* sign-outs, per user of a verified token */
 	struct connlimit conns;
 	struct cl_addr *accepted; /* counted by the network filter, for the next wsi */
 	struct pool pool;         /* history, metrics */

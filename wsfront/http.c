@@ -349,11 +349,19 @@ static int logout_request(struct lws *wsi, struct http_sess *s)
 		return respond_error(wsi, s, 400, "bad_request",
 		                     "this token has no jti: revoke it with user.revoke",
 		                     REJ_BAD_REQUEST, NULL);
-	/* each costs a Redis script: the user's sign-in bucket bounds them */
-	if (!ratelimit_take(&front_of(wsi)->rl_user, claims.sub, now_us() / 1000))
+	/* Each costs a Redis script, so they are bounded, but in a bucket of
+	 * their own, keyed by the verified token's user: only a holder of one
+	 * of that user's tokens can spend it, and wrong logins for the name
+	 * (the sign-in buckets) never keep anyone from signing out. */
+	if (!ratelimit_take(&front_of(wsi)->rl_logout, claims.sub, now_us() / 1000)) {
+		char retry[40];
+		snprintf(retry, sizeof(retry), "retry-after: %ld\r\n",
+		         (60 + front_of(wsi)->cfg->logout_per_min - 1) /
+		             front_of(wsi)->cfg->logout_per_min);
 		return respond_error(wsi, s, 429, "rate_limited",
-		                     "too many attempts for this user; wait a minute", REJ_RATE,
-		                     "retry-after: 60\r\n");
+		                     "too many sign-outs for this user; try again in a moment",
+		                     REJ_RATE, retry);
+	}
 	struct job *j = job_new(JOB_LOGOUT);
 	if (j == NULL)
 		return -1;
@@ -483,6 +491,9 @@ static int metrics_request(struct lws *wsi, struct http_sess *s)
 
 /* ---- static files ---- */
 
+/* The kinds of file the web app is made of, and only those: anything else
+ * in the folder (a stamp, a build file, a file an operator left there) is
+ * not an app file and is answered 404, as a missing one is. */
 static const struct {
 	const char *ext, *type;
 } mime[] = {
@@ -490,15 +501,14 @@ static const struct {
     {".js", "text/javascript; charset=utf-8"},
     {".mjs", "text/javascript; charset=utf-8"},
     {".css", "text/css; charset=utf-8"},
-    {".json", "application/json"},
-    {".map", "application/json"},
     {".webmanifest", "application/manifest+json"},
     {".svg", "image/svg+xml"},
     {".png", "image/png"},
     {".ico", "image/x-icon"},
-    {".txt", "text/plain; charset=utf-8"},
+    {".woff2", "font/woff2"},
 };
 
+/* The content type of an app file, or NULL when path is not one. */
 static const char *mime_of(const char *path)
 {
 	const char *dot = strrchr(path, '.');
@@ -506,11 +516,11 @@ static const char *mime_of(const char *path)
 		for (size_t i = 0; i < sizeof(mime) / sizeof(mime[0]); i++)
 			if (strcasecmp(dot, mime[i].ext) == 0)
 				return mime[i].type;
-	return "application/octet-stream";
+	return NULL;
 }
 
 /* A safe path below the static folder: letters, digits, "._-/", no "..",
- * no hidden files. */
+ * no hidden files or folders, no empty segment. */
 static int path_safe(const char *uri)
 {
 	if (uri[0] != '/' || strlen(uri) > 200)
@@ -532,13 +542,13 @@ static int static_request(struct lws *wsi, struct http_sess *s, const char *uri)
 
 	if (strcmp(uri, "/") == 0)
 		uri = "/index.html";
-	if (!path_safe(uri))
+	const char *type = mime_of(uri);
+	if (!path_safe(uri) || type == NULL)
 		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
 	snprintf(path, sizeof(path), "%s%s", f->cfg->static_dir, uri);
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return respond_error(wsi, s, 404, "not_found", "no such file", REJ_NOT_FOUND, NULL);
 
-	const char *type = mime_of(path);
 	int html = strncmp(type, "text/html", 9) == 0;
 	snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
 	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
@@ -679,18 +689,12 @@ static int body_complete(struct lws *wsi, struct http_sess *s)
 		                     "too many attempts for this user; wait a minute", REJ_RATE,
 		                     "retry-after: 60\r\n");
 	}
-	if (j->kind == JOB_REGISTER) {
-		const char *weak = password_weak(j->cred.user, j->cred.password);
-		if (weak == NULL && strcmp(j->cred.user, f->reserved_user) == 0) {
-			job_free(j);
-			return respond_error(wsi, s, 409, "conflict", "that username is taken",
-			                     REJ_CONFLICT, NULL);
-		}
-		if (weak) {
-			job_free(j);
-			return respond_error(wsi, s, 400, "weak_password", weak, REJ_BAD_REQUEST,
-			                     NULL);
-		}
+	/* the password's strength is judged by the worker (zxcvbn takes up to
+	 * milliseconds, not for the loop) */
+	if (j->kind == JOB_REGISTER && strcmp(j->cred.user, f->reserved_user) == 0) {
+		job_free(j);
+		return respond_error(wsi, s, 409, "conflict", "that username is taken",
+		                     REJ_CONFLICT, NULL);
 	}
 	return submit(wsi, s, j);
 }
@@ -710,7 +714,10 @@ void http_job_done(struct front *f, struct job *j)
 		f->m.rejects[j->reject]++;
 	char *body = j->body;
 	j->body = NULL;
-	const char *extra = "cache-control: no-store\r\n";
+	char extra[96] = "cache-control: no-store\r\n";
+	if (j->retry_after > 0)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+		         "retry-after: %d\r\n", j->retry_after);
 	if (respond(wsi, s, j->status ? j->status : 503, j->ctype ? j->ctype : "application/json",
 	            body, j->body_len, extra) != 0)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

@@ -93,12 +93,60 @@ static void fail(struct job *j, int status, const char *code, const char *messag
 	cJSON_Delete(o);
 }
 
-static void token_answer(struct front *f, struct job *j, int status)
+/* The iat of a new token for j's user (revocation.h): 0 with *iat set,
+ * else the job is answered 503 with the seconds to wait (the user signed
+ * out everywhere a moment ago: a token stamped now would be revoked at
+ * once). When Redis does not answer, the token is stamped now: at worst
+ * it is one that such a revocation covers, refused like any revoked one,
+ * never one that outlives a revocation. */
+static int token_iat(struct front *f, struct worker_ctx *w, struct job *j, int64_t now,
+                     int64_t *iat)
 {
-	int64_t now = time(NULL);
+	int64_t before = 0;
+	int read = -1;
+
+	/* twice: a connection that broke while idle fails at its first use */
+	for (int attempt = 0; attempt < 2 && read != 0; attempt++) {
+		if (want_redis(f, w) == NULL)
+			break;
+		read = revoke_user_before(w->redis, j->cred.user, &before);
+		if (read != 0 && w->redis->err) {
+			redisFree(w->redis);
+			w->redis = NULL;
+		}
+	}
+	if (read != 0) {
+		log_msg(LOG_WARN, "%s: revocation state not read (Redis down): token stamped now",
+		        j->cred.user);
+		before = 0;
+	}
+	int64_t wait = revoke_next_iat(before, now, f->cfg->jwt_leeway, iat);
+	if (wait > 0) {
+		fail(j, 503, "unavailable",
+		     "signed out everywhere a moment ago: sign in again in a few seconds", -1);
+		j->retry_after = (int)wait;
+		return -1;
+	}
+	return 0;
+}
+
+/* The user's id in chat:users, the set of ids a DM may name (one SADD,
+ * idempotent; a login adds it again, so an account whose registration
+ * met Redis down is reachable after its next login). */
+static void user_known(struct front *f, struct worker_ctx *w, const char *user)
+{
+	redisReply *r = want_redis(f, w) ? redis_cmd(w, "SADD chat:users %s", user) : NULL;
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+		log_msg(LOG_WARN, "%s: not added to chat:users (Redis down or refused)", user);
+	freeReplyObject(r);
+}
+
+static void token_answer(struct front *f, struct job *j, int status, int64_t now, int64_t iat)
+{
 	char *tok = NULL;
 
-	if (token_mint(&f->kr, j->cred.user, ROLE_USER, now, f->cfg->web_token_ttl, &tok) != 0) {
+	if (token_mint_iat(&f->kr, j->cred.user, ROLE_USER, now, iat, f->cfg->web_token_ttl,
+	                   &tok) != 0) {
 		fail(j, 503, "unavailable", "cannot mint a token", -1);
 		return;
 	}
@@ -115,13 +163,25 @@ static void do_register(struct front *f, struct worker_ctx *w, struct job *j)
 {
 	char hash[crypto_pwhash_STRBYTES];
 	struct store *s;
+	int64_t iat;
+	const char *weak = password_check(j->cred.user, j->cred.password,
+	                                  f->cfg->password_min_bits);
 
+	if (weak) {
+		fail(j, 400, "weak_password", weak, REJ_BAD_REQUEST);
+		return;
+	}
 	if (crypto_pwhash_str(hash, j->cred.password, strlen(j->cred.password),
 	                      crypto_pwhash_OPSLIMIT_INTERACTIVE,
 	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
 		fail(j, 503, "unavailable", "out of memory while hashing", -1);
 		return;
 	}
+	/* a name revoked a moment ago (by an admin) waits before the account
+	 * exists, so the retry is not a conflict */
+	int64_t now = time(NULL);
+	if (token_iat(f, w, j, now, &iat) != 0)
+		return;
 	if ((s = want_store(f, w)) == NULL) {
 		fail(j, 503, "unavailable", "the store is down", -1);
 		return;
@@ -137,7 +197,8 @@ static void do_register(struct front *f, struct worker_ctx *w, struct job *j)
 		fail(j, 503, "unavailable", store_strerror(rc), -1);
 	} else {
 		log_msg(LOG_INFO, "registered %s", j->cred.user);
-		token_answer(f, j, 201);
+		user_known(f, w, j->cred.user);
+		token_answer(f, j, 201, now, iat);
 	}
 }
 
@@ -152,7 +213,11 @@ static void do_login(struct front *f, struct worker_ctx *w, struct job *j)
 
 	if (rc == STORE_OK) {
 		if (crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0) {
-			token_answer(f, j, 200);
+			int64_t now = time(NULL), iat;
+			if (token_iat(f, w, j, now, &iat) == 0) {
+				user_known(f, w, j->cred.user);
+				token_answer(f, j, 200, now, iat);
+			}
 			return;
 		}
 	} else {
@@ -241,20 +306,26 @@ static void do_history(struct front *f, struct worker_ctx *w, struct job *j)
 static void do_logout(struct front *f, struct worker_ctx *w, struct job *j)
 {
 	char exp[24], now[24];
+	redisReply *r = NULL;
 
-	if (want_redis(f, w) == NULL) {
-		fail(j, 503, "unavailable", "Redis is down", -1);
-		return;
-	}
 	snprintf(exp, sizeof(exp), "%lld", (long long)j->exp);
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	const char *argv[] = {"EVAL", revoke_lua, "0", "jti", j->jti, "0", exp, now};
-	redisReply *r = redisCommandArgv(w->redis, 8, argv, NULL);
-	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+	/* a connection that broke while idle (Redis restarted) fails only at
+	 * its next command: that one is tried once more on a new connection,
+	 * so a sign-out is not refused for a Redis that is back */
+	for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+		if (want_redis(f, w) == NULL) {
+			fail(j, 503, "unavailable", "Redis is down", -1);
+			return;
+		}
+		r = redisCommandArgv(w->redis, 8, argv, NULL);
 		if (r == NULL) {
 			redisFree(w->redis);
 			w->redis = NULL;
 		}
+	}
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
 		fail(j, 503, "unavailable", "the revocation was not stored: try again", -1);
 	} else if (f->cfg->redis_wait_replicas > 0 &&
 	           rconn_replicated(w->redis, f->cfg->node_name, f->cfg->redis_wait_replicas,

@@ -75,6 +75,8 @@ static int front_init(struct front *f, struct chat_config *cfg)
 	                   cfg->auth_per_min) != 0 ||
 	    ratelimit_init(&f->rl_user, (size_t)cfg->auth_buckets, cfg->auth_burst,
 	                   cfg->auth_per_min) != 0 ||
+	    ratelimit_init(&f->rl_logout, (size_t)cfg->auth_buckets, cfg->logout_per_min,
+	                   cfg->logout_per_min) != 0 ||
 	    connlimit_init(&f->conns, cfg->http_max_conns, cfg->http_max_conns_per_addr) != 0) {
 		log_msg(LOG_ERR, "out of memory");
 		return -1;
@@ -87,6 +89,7 @@ static void front_free(struct front *f)
 {
 	ratelimit_free(&f->rl_addr);
 	ratelimit_free(&f->rl_user);
+	ratelimit_free(&f->rl_logout);
 	connlimit_free(&f->conns);
 	if (f->metrics_token)
 		sodium_memzero(f->metrics_token, strlen(f->metrics_token));

@@ -60,11 +60,14 @@ struct chat_config {
 	long http_port;
 	char *static_dir;       /* the web app's files */
 	long web_token_ttl;     /* seconds a token from /api/login lasts */
+	long redis_rewrite_interval; /* seconds between Redis rewrites after amends (0: none) */
 	long revoke_user_ttl;   /* seconds a user.revoke is kept: the longest token lifetime */
 	long ws_buffer_max;     /* bytes queued towards one browser before it is cut off */
 	long http_body_max;     /* bytes of an HTTP request body */
 	long auth_burst;        /* login/register attempts per address and per name */
 	long auth_per_min;      /* refill of those attempts per minute */
+	long password_min_bits; /* zxcvbn bits a new account's password needs */
+	long logout_per_min;    /* sign-outs per user a minute (their own bucket) */
 	long http_workers;      /* threads for history and metrics (store, Redis) */
 	long http_max_conns;          /* connections open at once, all addresses */
 	long http_max_conns_per_addr; /* connections open at once from one address */

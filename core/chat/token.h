@@ -78,6 +78,12 @@ int token_verify(const struct token_keyring *kr, const char *token, size_t len,
 int token_mint(const struct token_keyring *kr, const char *sub,
                enum token_role role, int64_t now, int64_t ttl, char **out);
 
+/* token_mint with an iat other than now (exp is still now + ttl): an
+ * issuer stamps a token later than a revocation that covers now
+ * (storage/revocation.h, revoke_next_iat). */
+int token_mint_iat(const struct token_keyring *kr, const char *sub, enum token_role role,
+                   int64_t now, int64_t iat, int64_t ttl, char **out);
+
 int token_role_parse(const char *s, enum token_role *out);
 const char *token_role_name(enum token_role role);
 const char *token_strerror(int err);

@@ -119,11 +119,22 @@
     $('auth-submit').disabled = true;
     err.textContent = '';
     try {
-      const resp = await fetch('/api/' + S.mode, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ username, password }),
-      });
+      let resp;
+      // a 503 with a short Retry-After (a sign-in in the seconds right
+      // after "sign out everywhere", or the hashing workers all busy) is
+      // tried again after that wait, twice at most
+      for (let tries = 0; ; tries++) {
+        resp = await fetch('/api/' + S.mode, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ username, password }),
+        });
+        const wait = parseInt(resp.headers.get('retry-after') || '', 10);
+        if (resp.status !== 503 || tries >= 2 || !(wait > 0 && wait <= 10)) break;
+        err.textContent = 'Signing in…';
+        await new Promise((r) => setTimeout(r, wait * 1000));
+        err.textContent = '';
+      }
       if (resp.ok) {
         const j = await resp.json();
         S.user = j.user || username;
@@ -146,15 +157,33 @@
   }
 
   /* Sign out: this token is revoked at the server (POST /api/logout), so
-   * a copy of it left anywhere stops working too; the answer is not
-   * waited for (keepalive lets it finish while the page moves on). */
-  function logout() {
-    if (S.token) {
-      fetch('/api/logout', {
-        method: 'POST', headers: { Authorization: 'Bearer ' + S.token }, keepalive: true,
-      }).catch(() => {});
+   * a copy of it left anywhere stops working too. Only the server's 204
+   * says so: on any other answer the token still works, so the page says
+   * that it did not sign out and stays signed in, to be tried again. A
+   * 401 means the token was dead already (expired or revoked): signed out. */
+  async function logout() {
+    const token = S.token;
+    if (!token) { signOut(''); return; }
+    const btn = $('logout');
+    btn.disabled = true;
+    let why;
+    try {
+      const resp = await fetch('/api/logout', {
+        method: 'POST', headers: { Authorization: 'Bearer ' + token }, cache: 'no-store',
+      });
+      if (resp.status === 204 || resp.status === 401) {
+        if (S.token === token) signOut('');
+        return;
+      }
+      why = await errorText(resp);
+      const wait = parseInt(resp.headers.get('retry-after') || '', 10);
+      if (wait > 0) why += ' (try again in ' + wait + ' s)';
+    } catch (e) {
+      why = 'the server cannot be reached';
+    } finally {
+      btn.disabled = false;
     }
-    signOut('');
+    toast('Not signed out: ' + why + '. You are still signed in.', true);
   }
 
   /* Sign out everywhere: user.revoke on oneself revokes every token issued
