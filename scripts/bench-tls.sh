@@ -42,8 +42,13 @@ mqtt=$(free_port); mqtts=$(free_port); http=$(free_port); https=$(free_port)
   printf 'per_listener_settings false\nallow_anonymous false\npersistence false\n'
   # as mosquitto.conf: without it a TLS handshake waits on delayed ACKs
   printf 'set_tcp_nodelay true\nlog_dest stderr\nlog_type error\nuser %s\n' "$(id -un)"
+  scripts/broker-limits.sh
+  # every connect is the one user "bench": lift its CONNECT budget
+  # (plugin_opt_connect_burst, 30 by default), which would refuse all but
+  # the first 30 of the measured connects
   printf 'plugin %s\nplugin_opt_jwt_alg HS256\nplugin_opt_jwt_key_file %s\n' \
     "$(realpath $BUILD/authplugin/chat_auth.so)" "$work/jwt.secret"
+  printf 'plugin_opt_connect_burst 1000000\nplugin_opt_connect_per_min 1000000\n'
   printf 'listener %s 127.0.0.1\n' $mqtt
   sed -n '/^# --- TLS/,/^# --- end TLS/p' mosquitto.conf |
     sed "s|^listener 8883$|listener $mqtts 127.0.0.1|; s|^certfile .*|certfile $work/tls/server.crt|
