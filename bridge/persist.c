@@ -802,8 +802,15 @@ static void *run(void *arg)
 			continue;
 		}
 		redisReply *r = redisCommand(w.redis, "EXISTS chat:restored");
-		bool restored = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		bool known = r && r->type == REDIS_REPLY_INTEGER;
+		bool restored = known && r->integer == 1;
 		freeReplyObject(r);
+		if (!known) {
+			/* no answer, or an error (LOADING): not "Redis lost its
+			 * data", which would load the store into it again */
+			nap(w.p, 1.0);
+			continue;
+		}
 		if (!restored) {
 			restore(&w);
 			w.claiming = true;

@@ -34,6 +34,7 @@
  *   presence:<user>     hash of the user's live connections
  *   node:<node>:conns   "<user> <conn>" per live connection of a node
  *   node:<node>:boot    the boot id of the node's broker
+ *   node:<node>:sync    the connections a presence rewrite listed so far
  *   nodes               sorted set: node -> last heartbeat
  *   cursor:<node>       last stream entry the node delivered
  */
