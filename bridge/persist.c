@@ -16,6 +16,7 @@
 #include "chat/names.h"
 #include "jobs.h"
 #include "persist.h"
+#include "retry.h"
 #include "scripts.h"
 #include "store.h"
 
@@ -65,6 +66,7 @@ struct worker {
 	char claim_cursor[2][64];
 	unsigned long long persisted;
 	double next_report;
+	struct ratelog errors; /* Redis refusing calls (loading): a line per 10 s */
 };
 
 static double now_s(void)
@@ -100,8 +102,11 @@ static bool redis_ok(struct worker *w)
 static redisReply *call_argv(struct worker *w, int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(w->redis, argc, argv, NULL);
+	unsigned long held;
 	if (r && r->type == REDIS_REPLY_ERROR) {
-		log_msg(LOG_WARN, "persist: %s: %s", argv[0], r->str);
+		if (ratelog_ok(&w->errors, now_s(), 10.0, &held))
+			log_msg(LOG_WARN, "persist: %s: %s%s", argv[0], r->str,
+			        held ? " (and earlier errors)" : "");
 		freeReplyObject(r);
 		return NULL;
 	}
