@@ -153,7 +153,7 @@ def test_restart_with_slow_loading_recovers_without_spinning(make_cluster):
     bob = Member(cluster.brokers[1].port, cluster.keys, "bob", "slow")
     try:
         alice.post("slow", "a0")
-        assert wait_for(lambda: "a0" in bob.accepted("slow") or "a0" in alice.accepted("slow"), 10)
+        assert wait_for(lambda: "a0" in alice.accepted("slow"), 10)
         fill_store(cluster.redis, JUNK_KEYS)
         cluster.redis.extra_conf = SLOW_LOAD
         bridges = cluster.bridges
@@ -174,25 +174,32 @@ def test_restart_with_slow_loading_recovers_without_spinning(make_cluster):
         assert loaded - t0 > 3.0, "the loading did not outlast the reconnect"
         want_a = {"a%d" % k for k in range(4)}
         want_b = {"b%d" % k for k in range(1, 4)}
-        assert wait_for(lambda: set(alice.accepted("slow")) >= want_a
-                        and set(bob.accepted("slow")) >= want_b, timeout=30), \
-            (sorted(alice.accepted("slow")), sorted(bob.accepted("slow")),
-             alice.notices(), bob.notices(), bridges[0].log()[-3000:])
+        back = wait_for(lambda: set(alice.accepted("slow")) >= want_a
+                        and set(bob.accepted("slow")) >= want_b, timeout=30)
         recovered = time.time()
+        # what the outage cost each bridge, printed before judging anything
+        # (run against an older build, this shows the spin)
+        wall = recovered - t0
+        costs = []
+        for i, b in enumerate(bridges):
+            cpu = cpu_seconds(b.proc.pid) - cpu0[i]
+            lines = log_lines(b) - lines0[i]
+            costs.append((cpu, lines))
+            print("bridge %d over %.1f s: %.2f s CPU, %d log lines" % (i + 1, wall, cpu, lines))
+        assert back, (sorted(alice.accepted("slow")), sorted(bob.accepted("slow")),
+                      alice.notices(), bob.notices(), bridges[0].log()[-3000:])
+        for i, (cpu, lines) in enumerate(costs):
+            assert lines < 150, "bridge %d logged %d lines:\n%s" % (i + 1, lines,
+                                                                     bridges[i].log()[-3000:])
+            assert cpu < 0.3 * wall, "bridge %d used %.1f s of CPU in %.1f s" % (i + 1, cpu, wall)
+            assert "not serving yet (LOADING" in bridges[i].log(), \
+                "the loading was not seen by bridge %d" % (i + 1)
         assert alice.notices() == {} and bob.notices() == {}, (alice.notices(), bob.notices())
         # and after it, posting and requests work as before
         alice.post("slow", "a9")
         assert wait_for(lambda: "a9" in alice.accepted("slow"), timeout=10)
         assert "result" in rpc(alice.c, "alice", "rooms.list", {})
         assert in_order(alice, "slow") and in_order(bob, "slow")
-        wall = time.time() - t0
-        for i, b in enumerate(bridges):
-            cpu = cpu_seconds(b.proc.pid) - cpu0[i]
-            lines = log_lines(b) - lines0[i]
-            print("bridge %d over %.1f s: %.2f s CPU, %d log lines" % (i + 1, wall, cpu, lines))
-            assert lines < 150, "bridge %d logged %d lines:\n%s" % (i + 1, lines, b.log()[-3000:])
-            assert cpu < 0.3 * wall, "bridge %d used %.1f s of CPU in %.1f s" % (i + 1, cpu, wall)
-            assert "not serving yet (LOADING" in b.log(), "the loading was not seen by bridge %d" % (i + 1)
         print("posts accepted %.1f s after the loading ended" % (recovered - loaded))
     finally:
         alice.close()
