@@ -107,8 +107,10 @@ class Stack:
             and s.call("SENTINEL", "master", "chat").split("\n")[
                 s.call("SENTINEL", "master", "chat").split("\n").index("num-other-sentinels")
                 + 1] == "2" for s in self.sentinels), 30), "sentinels did not meet"
-        self.brokers = [self.add(Mosquitto(tmp.mktemp("broker"),
-                                           keys.plugin_opts(bridge_grace=30)))
+        # the plugin's defaults (bridge_grace 0): posts are held by the
+        # bridges, which stay with their brokers through a failover, not
+        # queued by the brokers for a bridge that left
+        self.brokers = [self.add(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts()))
                         for _ in range(2)]
         settings = sentinel_settings(self.sentinels)
         self.bridges = [self.add(Bridge(tmp.mktemp("bridge"), b, self.redis[0], keys,
