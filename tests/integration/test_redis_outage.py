@@ -303,6 +303,7 @@ def test_posts_held_past_the_bound_are_refused_and_only_those(make_cluster):
         for cid, (t, n) in notices.items():
             assert n["code"] == "unavailable", n
             held = t - u.sent[cid]
+            print("%s refused %.2f s after it was sent" % (cid, held))
             assert held >= 2.9, "%s refused after %.2f s, post_hold_s is 3" % (cid, held)
         assert not set(u.accepted("bound")) & set(notices), "accepted and refused"
         assert in_order(u, "bound")
