@@ -29,7 +29,6 @@
 #include "store.h"
 
 #define RETRY_S 1.0
-#define AUTH_RETRY_S 10.0
 /* The broker is retried fast after a loss: its plugin refuses posts until
  * this bridge has subscribed again, so every 100 ms counts (doubling to 1 s
  * while it stays away). */
@@ -42,159 +41,10 @@
  * which subscribers drop by (conv, seq); the store's trim keeps every entry
  * after the oldest written cursor, so an older one only keeps more. */
 #define CURSOR_S 0.2
-/* also when due offline announcements are made (script_presence) */
-#define BEAT_S 1.0
-#define NODE_TIMEOUT_S "15"
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* ---- hiredis adapter: the loop polls what these flags ask for ---- */
-
-static void ev_add_read(void *p) { ((struct redis_link *)p)->want_read = true; }
-static void ev_del_read(void *p) { ((struct redis_link *)p)->want_read = false; }
-static void ev_add_write(void *p) { ((struct redis_link *)p)->want_write = true; }
-static void ev_del_write(void *p) { ((struct redis_link *)p)->want_write = false; }
-static void ev_cleanup(void *p)
-{
-	struct redis_link *l = p;
-	l->want_read = l->want_write = false;
-}
-
-static void link_up(struct redis_link *l)
-{
-	log_msg(LOG_INFO, "redis %s: connected", l->name);
-	l->ready = true;
-	l->on_ready(l->b);
-}
-
-static void on_redis_role(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct redis_link *l = priv;
-
-	if (r == NULL)
-		return;
-	if (!sentinel_is_primary(r)) {
-		log_msg(LOG_WARN, "redis %s: not the primary (yet): asking the sentinels again",
-		        l->name);
-		redisAsyncDisconnect(ac);
-		return;
-	}
-	link_up(l);
-}
-
-/* The link is usable once Redis accepted our AUTH (or, with no password,
- * answered a PING, so a server that wants one is told at once). A refusal
- * is logged as the setting to fix and the link retries every
- * AUTH_RETRY_S, in case the password is being rotated. */
-static void on_redis_auth(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct redis_link *l = priv;
-	char err[256];
-
-	if (r == NULL)
-		return; /* the link was lost meanwhile: the disconnect callback retries */
-	if (rconn_refused(l->b->cfg, r, err, sizeof(err))) {
-		log_msg(LOG_ERR, "redis %s: %s", l->name, err);
-		l->refused = true;
-		redisAsyncDisconnect(ac);
-		return;
-	}
-	l->refused = false;
-	/* found through Sentinel: only a primary will do (sentinel.h) */
-	if (l->b->cfg->redis_sentinels) {
-		if (redisAsyncCommand(ac, on_redis_role, l, "ROLE") != REDIS_OK)
-			redisAsyncDisconnect(ac);
-		return;
-	}
-	link_up(l);
-}
-
-static void on_redis_connect(const redisAsyncContext *ac, int status)
-{
-	struct redis_link *l = ac->data;
-	const char *argv[3];
-
-	if (status != REDIS_OK) {
-		log_msg(LOG_WARN, "redis %s: connect failed: %s", l->name, ac->errstr);
-		l->ac = NULL; /* hiredis frees it */
-		l->retry_at = now_s() + RETRY_S;
-		return;
-	}
-	int argc = rconn_auth_argv(l->b->cfg, argv);
-	if (argc == 0)
-		argv[argc++] = "PING";
-	if (redisAsyncCommandArgv((redisAsyncContext *)ac, on_redis_auth, l, argc, argv, NULL) !=
-	    REDIS_OK)
-		redisAsyncDisconnect((redisAsyncContext *)ac);
-}
-
-static void on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct redis_link *l = ac->data;
-	if (status != REDIS_OK)
-		log_msg(LOG_WARN, "redis %s: connection lost: %s", l->name, ac->errstr);
-	l->ac = NULL;
-	l->ready = false;
-	l->want_read = l->want_write = false;
-	l->retry_at = now_s() + (l->refused ? AUTH_RETRY_S : RETRY_S);
-	if (l == &l->b->feed)
-		l->b->feed_pending = false;
-	/* hiredis has answered every call of the link (NULL) before this: none
-	 * is in flight, whatever its callbacks counted (a batch waits for that
-	 * count to reach 0 with the replica acknowledgement) */
-	if (l == &l->b->cmd)
-		l->b->posts_inflight = 0;
-	/* Without Redis nothing can be accepted: leave the broker so that
-	 * clients' input waits in the bridge's session queue there instead of
-	 * being refused, and come back when Redis is. */
-	if (l == &l->b->cmd && l->b->mqtt_up) {
-		log_msg(LOG_WARN, "leaving the broker until redis is back");
-		mosquitto_disconnect(l->b->mosq);
-	}
-}
-
-static void link_connect(struct redis_link *l)
-{
-	char host[SENTINEL_HOST_MAX + 1], err[512];
-	int port;
-
-	l->retry_at = 0;
-	/* with redis_sentinels this asks them, blocking for a bounded moment
-	 * (SENTINEL_ASK_MS per sentinel that does not answer) */
-	int found = rconn_address(l->b->cfg, host, &port, err, sizeof(err));
-	if (found != 0) {
-		log_msg(found == -2 ? LOG_ERR : LOG_WARN, "redis %s: %s", l->name, err);
-		l->retry_at = now_s() + (found == -2 ? AUTH_RETRY_S : RETRY_S);
-		return;
-	}
-	redisAsyncContext *ac = redisAsyncConnect(host, port);
-	snprintf(l->host, sizeof(l->host), "%s", host);
-	l->port = port;
-
-	if (ac == NULL || ac->err) {
-		log_msg(LOG_WARN, "redis %s: %s", l->name, ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
-		l->retry_at = now_s() + RETRY_S;
-		return;
-	}
-	ac->data = l;
-	ac->ev.data = l;
-	ac->ev.addRead = ev_add_read;
-	ac->ev.delRead = ev_del_read;
-	ac->ev.addWrite = ev_add_write;
-	ac->ev.delWrite = ev_del_write;
-	ac->ev.cleanup = ev_cleanup;
-	redisAsyncSetConnectCallback(ac, on_redis_connect);
-	redisAsyncSetDisconnectCallback(ac, on_redis_disconnect);
-	l->ac = ac;
-	/* connecting: wait until the socket is writable */
-	l->want_write = true;
+	return link_now();
 }
 
 /* ---- publishing to the local broker ---- */
@@ -306,56 +156,6 @@ static void sub_ready(struct bridge *b)
 	                  "SUBSCRIBE chat:eph chat:acl chat:revoke chat:presence");
 }
 
-/* ---- presence ---- */
-
-void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
-                     void (*cb)(redisAsyncContext *, void *, void *), void *priv)
-{
-	char delay[24];
-	const char *argv[110] = {"EVALSHA", b->sha.presence, "0", op, b->cfg->node_name, delay};
-	int argc = 6;
-
-	if (!b->cmd.ready || nargs > 100)
-		return;
-	snprintf(delay, sizeof(delay), "%ld", b->cfg->presence_offline_delay);
-	for (int i = 0; i < nargs; i++)
-		argv[argc++] = args[i];
-	redisAsyncCommandArgv(b->cmd.ac, cb, priv, argc, argv, NULL);
-}
-
-/* "up|down <user> <conn> <role>" from the plugin, its boot id, or a mark. */
-static void connection_report(struct bridge *b, const char *topic, const char *payload,
-                              size_t len)
-{
-	char text[160], op[8], user[NAME_USER_MAX + 1], conn[48], role[16];
-
-	if (len >= sizeof(text))
-		return;
-	memcpy(text, payload, len);
-	text[len] = '\0';
-	if (strstr(topic, "/sys/boot") != NULL) {
-		const char *args[] = {text};
-		bridge_presence(b, "boot", args, 1, NULL, NULL);
-		return;
-	}
-	/* A mark from the plugin (authplugin/backlog.h): everything the broker
-	 * sent before it has been taken (journaled, PUBACKs queued ahead of
-	 * this publish). Echoed as it is, so the broker knows what it still
-	 * holds for us and refuses posts before its queue limits drop any. */
-	if (strncmp(text, "mark ", 5) == 0) {
-		publish(b, CONTROL_TOPIC, text, len, 1, false);
-		return;
-	}
-	if (sscanf(text, "%7s %32s %47s %15s", op, user, conn, role) != 4 ||
-	    (strcmp(op, "up") != 0 && strcmp(op, "down") != 0) ||
-	    !name_user_valid(user, strlen(user)))
-		return;
-	if (strcmp(role, "service") == 0)
-		return; /* bridges and fronts are not people */
-	const char *args[] = {user, conn, role};
-	bridge_presence(b, op, args, 3, NULL, NULL);
-}
-
 /* The counters, for the web front's /metrics (one HSET a second). */
 static void write_metrics(struct bridge *b)
 {
@@ -382,12 +182,6 @@ static void write_metrics(struct bridge *b)
 		argv[argc++] = vals[4 + i];
 	}
 	redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, argc, argv, NULL);
-}
-
-static void heartbeat(struct bridge *b)
-{
-	const char *args[] = {NODE_TIMEOUT_S};
-	bridge_presence(b, "beat", args, 1, NULL, NULL);
 }
 
 /* ---- the feed: chat:stream in order, to the local broker ---- */
@@ -468,11 +262,25 @@ static void cursor_write_final(struct bridge *b)
 	redisFree(c);
 }
 
+/* A read of the feed failed (Redis loading, an error): the next one
+ * after a backoff, with a log line every few seconds, never at once. */
+static void feed_failed(struct bridge *b, const char *what, const redisReply *reply)
+{
+	unsigned long held;
+	double now = now_s();
+
+	b->feed_retry_at = now + backoff_next(&b->feed_backoff);
+	if (ratelog_ok(&b->feed_log, now, 10.0, &held))
+		log_msg(LOG_WARN, "%s: %s%s", what,
+		        reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer",
+		        held ? " (again)" : "");
+}
+
 /* Delivers what one XREAD returned. */
 static void feed_deliver(struct bridge *b, redisReply *reply)
 {
 	if (reply->type == REDIS_REPLY_ERROR) {
-		log_msg(LOG_WARN, "XREAD: %s", reply->str);
+		feed_failed(b, "XREAD", reply);
 	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
 		redisReply *entries = reply->element[0]->element[1];
 		for (size_t i = 0; i < entries->elements; i++) {
@@ -485,6 +293,7 @@ static void feed_deliver(struct bridge *b, redisReply *reply)
 		}
 		b->cursor_dirty = true;
 		cursor_write(b, now_s());
+		backoff_reset(&b->feed_backoff);
 	}
 }
 
@@ -531,7 +340,7 @@ void bridge_feed_resume(struct bridge *b)
 static void feed_next(struct bridge *b)
 {
 	if (!b->mqtt_up || !b->acl_synced || !b->feed.ready || b->feed_pending ||
-	    b->stream_last[0] == '\0')
+	    b->stream_last[0] == '\0' || now_s() < b->feed_retry_at)
 		return;
 	b->feed_pending = true;
 	redisAsyncCommand(b->feed.ac, on_feed, b, "XREAD COUNT %d BLOCK 1000 STREAMS chat:stream %s",
@@ -544,13 +353,20 @@ static void on_stream_tail(redisAsyncContext *ac, void *r, void *priv)
 	struct bridge *b = priv;
 	(void)ac;
 
+	b->feed_pending = false;
 	if (reply == NULL)
 		return;
-	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1)
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
 		snprintf(b->stream_last, sizeof(b->stream_last), "%s",
 		         reply->element[0]->element[0]->str);
-	else
+	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 0) {
 		snprintf(b->stream_last, sizeof(b->stream_last), "0-0");
+	} else {
+		/* not an empty stream: an error (loading) must not start the
+		 * feed from the first entry ever */
+		feed_failed(b, "feed start", reply);
+		return;
+	}
 	log_msg(LOG_INFO, "feed starts after %s", b->stream_last);
 	feed_next(b);
 }
@@ -563,6 +379,7 @@ static void on_cursor(redisAsyncContext *ac, void *r, void *priv)
 	redisReply *reply = r;
 	struct bridge *b = priv;
 
+	b->feed_pending = false;
 	if (reply == NULL)
 		return;
 	if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(b->stream_last)) {
@@ -571,34 +388,65 @@ static void on_cursor(redisAsyncContext *ac, void *r, void *priv)
 		feed_next(b);
 		return;
 	}
-	redisAsyncCommand(ac, on_stream_tail, b, "XREVRANGE chat:stream + - COUNT 1");
+	if (reply->type != REDIS_REPLY_NIL) {
+		feed_failed(b, "feed cursor", reply);
+		return;
+	}
+	b->feed_pending = true;
+	if (redisAsyncCommand(ac, on_stream_tail, b, "XREVRANGE chat:stream + - COUNT 1") !=
+	    REDIS_OK)
+		b->feed_pending = false;
 }
 
-static void feed_ready(struct bridge *b)
+/* The feed reads on when its link is ready, and after a failed read
+ * once its backoff is over (called on every loop turn). */
+static void feed_tick(struct bridge *b, double now)
 {
+	if (!b->feed.ready || b->feed_pending || now < b->feed_retry_at)
+		return;
 	if (b->stream_last[0]) {
 		feed_next(b);
 		return;
 	}
-	redisAsyncCommand(b->feed.ac, on_cursor, b, "GET chat:cursor:%s", b->cfg->node_name);
+	b->feed_pending = true;
+	if (redisAsyncCommand(b->feed.ac, on_cursor, b, "GET chat:cursor:%s", b->cfg->node_name) !=
+	    REDIS_OK)
+		b->feed_pending = false;
 }
 
+static void feed_ready(struct bridge *b)
+{
+	backoff_reset(&b->feed_backoff);
+	b->feed_retry_at = 0;
+	feed_tick(b, now_s());
+}
+
+/* The link is gone: hiredis answered what was out with NULL. */
+static void feed_lost(struct bridge *b)
+{
+	b->feed_pending = false;
+}
+
+/* The command link is ready: Redis serves and every script is loaded
+ * (link.h), after a (re)connect or after Redis lost our scripts. */
 static void cmd_ready(struct bridge *b)
 {
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_post);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_typing);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_limit);
 	/* roles come with each request now (authplugin/stamp.c); the set of
 	 * users once seen as admin is a right that outlived its token */
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "DEL chat:admins");
 	/* a Redis written by a version without the rooms.list indexes */
 	redisAsyncCommand(b->cmd.ac, NULL, NULL, "EVAL %s 0", script_index_build);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_room);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_acl_snapshot);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_presence);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_read);
-	redisAsyncCommand(b->cmd.ac, NULL, NULL, "SCRIPT LOAD %s", script_unread);
+	presence_redis_ready(b);
 	acl_sync(b);
+}
+
+/* The command link is gone: hiredis answered every call of it (NULL)
+ * before this, so none is in flight, whatever the callbacks counted (a
+ * batch waits for that count to reach 0 with the replica
+ * acknowledgement). */
+static void cmd_lost(struct bridge *b)
+{
+	b->posts_inflight = 0;
 }
 
 /* ---- inbound ---- */
@@ -685,31 +533,25 @@ static void script_refusal(struct post_ctx *ctx, long long status)
  * posts gather while Redis answers the previous call (dividing its per-call
  * cost, round trip and fsync by the batch size), and when idle a batch is a
  * single message sent in the same turn. A batch waits for the previous call
- * at most GATHER_S, or until it is full. */
-#define BATCH_MAX 128
+ * at most GATHER_S, or until it is full.
+ *
+ * While Redis cannot take them (the link is not ready, it answered that
+ * the script ran nothing, a call of the link hangs), batches are held
+ * (hold.h) and sent again once it can, the first held one at a time: a
+ * later batch Redis took before an earlier one it refused would make the
+ * script skip the earlier one's journal ids. */
 #define GATHER_S 0.001
-
-struct pending_post {
-	struct post_ctx *ctx;
-	char conv[NAME_CONV_MAX + 1];
-	char *head, *tail;
-	const char *kind;
-};
-
-struct post_batch {
-	int n;
-	struct post_batch *next; /* in b->in_doubt */
-	/* the script's answer, kept until WAIT's (commit.h) */
-	bool waiting;  /* a WAIT follows the script call */
-	bool resent;   /* sent again: a fence write goes before the WAIT */
-	bool fence_failed;
-	bool fence_settles; /* no WAIT could follow the fence: it answers */
-	bool lost;     /* the link went before the answer */
-	bool readonly; /* the server is a replica now: nothing ran */
-	bool ok;       /* one status per post */
-	long long st[BATCH_MAX];
-	struct pending_post p[BATCH_MAX];
-};
+/* A post call unanswered this long (plus redis_wait_ms) is on a server
+ * that does not run: what comes after it is held, and refused past
+ * post_hold_s, instead of queued behind it. */
+#define STALL_S 2.0
+/* Redis answered a call unrun: the first retry after this, doubling. */
+#define POST_RETRY_FIRST_S 0.05
+#define POST_RETRY_MAX_S 1.0
+/* held posts are checked against post_hold_s this often */
+#define EXPIRE_EVERY_S 0.1
+/* the order of replayed batches: before any new one */
+#define ORDER_REPLAY 0
 
 static void send_batch(struct bridge *b, struct post_batch *batch);
 
@@ -741,69 +583,86 @@ static void intake_done(struct bridge *b, const struct post_ctx *ctx)
 		                  b->cfg->node_name, b->journal.replay[i].boot);
 }
 
+/* A post taken from the broker is answered: the hold's bounds and the
+ * journal let go of it. */
+static void post_answered(struct bridge *b, const struct pending_post *p)
+{
+	hold_release(&b->hold, p->cost);
+	intake_done(b, p->ctx);
+}
+
 /* Keeps the script's answer in the batch (it is answered from there). */
 static void batch_record(struct post_batch *batch, const redisReply *reply, bool sent)
 {
 	batch->lost = sent && reply == NULL;
-	batch->readonly = sentinel_readonly(reply);
+	batch->not_run = reply && reply->type == REDIS_REPLY_ERROR && hold_retryable(reply->str);
 	batch->ok =
 	    reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)batch->n;
-	if (reply && reply->type == REDIS_REPLY_ERROR)
+	if (reply && reply->type == REDIS_REPLY_ERROR && !batch->not_run)
 		log_msg(LOG_WARN, "post script: %s", reply->str);
-	for (int i = 0; i < batch->n; i++)
+	if (reply && reply->type == REDIS_REPLY_ERROR)
+		snprintf(batch->why, sizeof(batch->why), "%.100s", reply->str);
+	int restoring = 0;
+	for (int i = 0; i < batch->n; i++) {
 		batch->st[i] = batch->ok && reply->element[i]->type == REDIS_REPLY_INTEGER
 		                   ? reply->element[i]->integer
 		                   : 0;
+		restoring += batch->st[i] == -5;
+	}
+	/* Redis lost its data and the store has not given it back yet: the
+	 * script answers -5 for all and runs nothing */
+	if (batch->ok && batch->n > 0 && restoring == batch->n) {
+		batch->ok = false;
+		batch->not_run = true;
+		snprintf(batch->why, sizeof(batch->why), "redis is restoring its state from the store");
+	}
 }
 
 /* Tells each post's sender what became of it, from the recorded answer. */
-static void batch_answer(struct post_batch *batch)
+static void batch_answer(struct bridge *b, struct post_batch *batch)
 {
 	for (int i = 0; i < batch->n; i++) {
-		struct post_ctx *ctx = batch->p[i].ctx;
+		struct pending_post *p = &batch->p[i];
+		struct post_ctx *ctx = p->ctx;
 		long long st = batch->st[i];
-		if (!batch->ok || st == -1 || st == -4 || st == -5)
+		/* "answered before" for a post no call could have run: a later
+		 * batch went in before this one came back unrun (two calls in
+		 * flight while Redis changed its mind), so its journal id was
+		 * passed. It is not in: say so, never drop it. */
+		bool skipped = batch->ok && st == -6 && !p->maybe_in;
+		if (!batch->ok || st == -1 || st == -4 || st == -5 || skipped)
 			/* Redis spent no token on it: neither may this node's copy */
-			limit_refund(&ctx->b->post_local, ctx->sender, (double)ctx->b->cfg->rate_burst);
-		if (!batch->ok) {
-			notice(ctx->b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
+			limit_refund(&b->post_local, ctx->sender, (double)b->cfg->rate_burst);
+		if (skipped)
+			log_msg(LOG_ERR, "post %s: skipped by redis though never run: refused with a "
+			        "notice", ctx->jid);
+		if (!batch->ok || skipped) {
+			notice(b, ctx->sender, NOTICE_UNAVAILABLE, "message not accepted: try again",
 			       ctx->topic, ctx->cid);
 		} else if (st < 0) {
 			script_refusal(ctx, st);
 		} else {
-			ctx->b->count.msgs_in++;
+			b->count.msgs_in++;
 		}
 		/* accepted: delivery, to the sender's devices too, comes from the feed */
-		intake_done(ctx->b, ctx);
+		post_answered(b, p);
 	}
 	batch_free(batch);
 }
 
-/* The link went while the script was out: Redis may or may not have run
- * it. Sent again once Redis is back, the script skips what it had
- * answered (journal ids), so each post is taken once and nobody is told
- * "refused" about a message that is in. */
-/* The journal id of a batch's first post (its posts are in id order). */
-static unsigned long long batch_jid(const struct post_batch *batch)
+/* Redis answered that the script ran nothing (loading, scripts lost, a
+ * replica now, too few replicas, another script running): the batch is
+ * held and sent again after a backoff, a few calls a second at most. */
+static void batch_unrun(struct bridge *b, struct post_batch *batch)
 {
-	const char *colon = strchr(batch->p[0].ctx->jid, ':');
-	return colon ? strtoull(colon + 1, NULL, 10) : 0;
-}
+	unsigned long held;
+	double now = now_s(), wait = backoff_next(&b->post_backoff);
 
-static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
-{
-	struct post_batch **at = &b->in_doubt;
-	unsigned long long jid = batch_jid(batch);
-
-	/* in journal id order, not in the order their answers failed (a batch
-	 * sent again may fail after newer ones): the script skips a post whose
-	 * id is at or below the highest it answered, so a server that lacks
-	 * them must see them in that order, before anything newer (see
-	 * flush_posts) */
-	while (*at && batch_jid(*at) <= jid)
-		at = &(*at)->next;
-	batch->next = *at;
-	*at = batch;
+	b->post_retry_at = now + wait;
+	if (ratelog_ok(&b->post_log, now, 10.0, &held))
+		log_msg(LOG_WARN, "post script: %s: %d post(s) held, sent again in %.2f s%s",
+		        batch->why, batch->n, wait, held ? " (and earlier ones)" : "");
+	hold_put(&b->hold, batch);
 }
 
 /* Answers a batch whose script answer is in (replicated: WAIT said its
@@ -811,28 +670,39 @@ static void batch_in_doubt(struct bridge *b, struct post_batch *batch)
  * accepted without that are in doubt: a failover may take them back, so
  * they are sent again until they are either on a replica or taken anew by
  * a new primary; what it refused is answered now (a refusal stands
- * whatever happens to the primary). */
+ * whatever happens to the primary). The link went while the script was
+ * out: Redis may or may not have run it. Sent again once Redis is back,
+ * the script skips what it had answered (journal ids), so each post is
+ * taken once and nobody is told "refused" about a message that is in. */
 static void batch_settle(struct bridge *b, struct post_batch *batch, bool replicated)
 {
-	if (batch->lost || batch->readonly) {
-		if (batch->readonly && b->cmd.ac) {
-			log_msg(LOG_WARN, "redis cmd: the server is a replica now: asking again");
-			redisAsyncDisconnect(b->cmd.ac);
-		}
-		batch_in_doubt(b, batch);
+	if (batch->lost) {
+		for (int i = 0; i < batch->n; i++)
+			batch->p[i].maybe_in = true;
+		hold_put(&b->hold, batch);
 		return;
 	}
+	if (batch->not_run) {
+		batch_unrun(b, batch);
+		return;
+	}
+	if (batch->ok)
+		backoff_reset(&b->post_backoff);
 	if (!replicated && batch->ok) {
 		struct post_batch *doubt = calloc(1, sizeof(*doubt));
 		if (doubt == NULL) {
-			batch_in_doubt(b, batch);
+			for (int i = 0; i < batch->n; i++)
+				batch->p[i].maybe_in = true;
+			hold_put(&b->hold, batch);
 			return;
 		}
+		doubt->order = batch->order;
 		int kept = 0;
 		for (int i = 0; i < batch->n; i++) {
 			/* sent again, "answered before" (-6) is "in, on this
 			 * server": still waiting for a replica like the first time */
-			if (batch->st[i] > 0 || (batch->resent && batch->st[i] == -6)) {
+			if (batch->st[i] > 0 || (batch->p[i].maybe_in && batch->st[i] == -6)) {
+				batch->p[i].maybe_in = true;
 				doubt->p[doubt->n++] = batch->p[i];
 			} else {
 				batch->p[kept] = batch->p[i];
@@ -841,25 +711,38 @@ static void batch_settle(struct bridge *b, struct post_batch *batch, bool replic
 		}
 		batch->n = kept;
 		if (doubt->n > 0)
-			batch_in_doubt(b, doubt);
+			hold_put(&b->hold, doubt);
 		else
 			free(doubt);
 	}
-	batch_answer(batch);
+	batch_answer(b, batch);
+}
+
+/* One post call fewer in flight: Redis answered (or the link went). */
+static void post_call_done(struct bridge *b)
+{
+	if (b->posts_inflight > 0)
+		b->posts_inflight--;
+	b->posts_progress = now_s();
 }
 
 static void on_post_batch(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct post_batch *batch = priv;
 	struct bridge *b = batch->p[0].ctx->b;
+	redisReply *reply = r;
 
 	/* hiredis answers every sent call, with NULL when the link is lost
 	 * (a call never sent does not come here: send_batch keeps it) */
-	batch_record(batch, r, ac != NULL);
+	batch_record(batch, reply, ac != NULL);
+	if (sentinel_readonly(reply) && b->cmd.ac) {
+		log_msg(LOG_WARN, "redis cmd: the server is a replica now: asking again");
+		redisAsyncDisconnect(b->cmd.ac);
+	}
 	if (batch->waiting)
 		return; /* on_post_wait answers it */
-	if (ac && b->posts_inflight > 0)
-		b->posts_inflight--;
+	if (ac)
+		post_call_done(b);
 	batch_settle(b, batch, true);
 }
 
@@ -876,13 +759,13 @@ static void on_post_fence(redisAsyncContext *ac, void *r, void *priv)
 	if (!batch->fence_settles)
 		return;
 	struct bridge *b = batch->p[0].ctx->b;
-	if (b->posts_inflight > 0)
-		b->posts_inflight--;
-	batch->lost = batch->lost || reply == NULL;
+	post_call_done(b);
 	batch_settle(b, batch, false);
 }
 
-/* WAIT's answer after a batch's script call (commit.h). */
+/* WAIT's answer after a batch's script call (commit.h). A WAIT lost with
+ * the link leaves what the script accepted in doubt, and what it refused
+ * answered (a refusal stands). */
 static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct post_batch *batch = priv;
@@ -890,12 +773,9 @@ static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 	redisReply *reply = r;
 	(void)ac;
 
-	if (b->posts_inflight > 0)
-		b->posts_inflight--;
-	if (reply == NULL)
-		batch->lost = true;
+	post_call_done(b);
 	bool replicated = !batch->fence_failed && commit_replicated(b, reply);
-	if (!replicated && reply)
+	if (!replicated && reply && batch->ok)
 		log_msg(LOG_WARN,
 		        "post: %lld of %ld replica(s) acknowledged within %ld ms: in doubt",
 		        reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL,
@@ -903,9 +783,19 @@ static void on_post_wait(redisAsyncContext *ac, void *r, void *priv)
 	batch_settle(b, batch, replicated);
 }
 
-/* Sends the waiting messages, if any, as one script call. */
-static void resend_in_doubt(struct bridge *b);
+/* Whether a post call may go now: Redis serves, the broker is there for
+ * the notices of what is refused, no call hangs, no unrun answer is being
+ * waited out, and a previous process's posts went first. */
+static bool posts_may_send(struct bridge *b, double now)
+{
+	bool stalled = b->posts_inflight > 0 &&
+	               now - b->posts_progress > STALL_S + (double)b->cfg->redis_wait_ms / 1000;
+	return b->cmd.ready && b->mqtt_up && !stalled && now >= b->post_retry_at &&
+	       (b->journal.replay_started || b->journal.nreplay == 0);
+}
 
+/* Sends the waiting messages, if any, as one script call; held behind
+ * what is held already, or when Redis cannot take them now. */
 static void flush_posts(struct bridge *b)
 {
 	struct post_batch *batch = b->batch;
@@ -913,29 +803,59 @@ static void flush_posts(struct bridge *b)
 	if (batch == NULL)
 		return;
 	b->batch = NULL;
-	/* what is in doubt goes first, or newer journal ids would make the
-	 * script skip it on a new primary that lacks it */
-	if (b->in_doubt && b->cmd.ready && !b->stop)
-		resend_in_doubt(b);
+	if (b->hold.first || !posts_may_send(b, now_s())) {
+		hold_put(&b->hold, batch);
+		return;
+	}
 	send_batch(b, batch);
 }
 
-/* Sends the batches whose answer was lost with the link, once it is back. */
-static void resend_in_doubt(struct bridge *b)
+/* Sends the first held batch (with the following ones merged in) once
+ * Redis can take it and no post call is in flight. */
+static void posts_drain(struct bridge *b, double now)
 {
-	struct post_batch *list = b->in_doubt;
-	size_t n = 0;
+	if (b->hold.first == NULL || b->posts_inflight > 0 || !posts_may_send(b, now))
+		return;
+	struct post_batch *batch = hold_take(&b->hold);
+	size_t again = 0;
+	for (int i = 0; i < batch->n; i++)
+		again += batch->p[i].maybe_in;
+	if (again)
+		log_msg(LOG_INFO, "sent again %zu post(s) whose answer was lost with redis", again);
+	send_batch(b, batch);
+}
 
-	b->in_doubt = NULL;
-	while (list) {
-		struct post_batch *next = list->next;
-		n += (size_t)list->n;
-		list->resent = true;
-		send_batch(b, list);
-		list = next;
-	}
+/* A held post past post_hold_s: refused with a notice (hold_expire). */
+static void refuse_held(struct pending_post *p, void *priv)
+{
+	struct bridge *b = priv;
+	struct post_ctx *ctx = p->ctx;
+	char why[128];
+
+	snprintf(why, sizeof(why),
+	         "the message service did not come back within %ld s: message not accepted, "
+	         "try again",
+	         b->cfg->post_hold_s);
+	limit_refund(&b->post_local, ctx->sender, (double)b->cfg->rate_burst);
+	notice(b, ctx->sender, NOTICE_UNAVAILABLE, why, ctx->topic, ctx->cid);
+	post_answered(b, p);
+	free(p->head);
+	free(p->tail);
+	free(ctx);
+}
+
+/* Refuses what waited for Redis longer than post_hold_s (while the broker
+ * is there to carry the notices; else it stays journaled and held). */
+static void posts_expire(struct bridge *b, double now)
+{
+	if (now < b->next_expire || !b->mqtt_up || b->hold.first == NULL)
+		return;
+	b->next_expire = now + EXPIRE_EVERY_S;
+	size_t n = hold_expire(&b->hold, now - (double)b->cfg->post_hold_s, refuse_held, b);
 	if (n)
-		log_msg(LOG_INFO, "sent again %zu post(s) whose answer was lost with redis", n);
+		log_msg(LOG_WARN, "%zu post(s) waited for redis longer than post_hold_s (%ld s): "
+		        "refused with a notice; %zu still held",
+		        n, b->cfg->post_hold_s, b->hold.held);
 }
 
 static void send_batch(struct bridge *b, struct post_batch *batch)
@@ -954,6 +874,7 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	                       count,     b->cfg->node_name};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		argv[argc++] = fixed[i];
+	batch->resent = false;
 	for (int i = 0; i < batch->n; i++) {
 		struct pending_post *p = &batch->p[i];
 		argv[argc++] = p->conv;
@@ -963,6 +884,7 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 		argv[argc++] = p->ctx->room;
 		argv[argc++] = p->kind;
 		argv[argc++] = p->ctx->jid;
+		batch->resent = batch->resent || p->maybe_in;
 	}
 	/* the conversation caps, after the posts (scripts.h) */
 	snprintf(dms_max, sizeof(dms_max), "%ld", b->cfg->user_dms_max);
@@ -971,17 +893,19 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
 	argv[argc++] = rooms_max;
 	/* hiredis copies the arguments into its output buffer right away; the
 	 * batch stays until its answer, in case it must be sent again */
-	batch->waiting = false;
+	batch->waiting = batch->lost = batch->not_run = batch->ok = false;
+	batch->why[0] = '\0';
 	int rc = b->cmd.ready
 	             ? redisAsyncCommandArgv(b->cmd.ac, on_post_batch, batch, argc, argv, NULL)
 	             : REDIS_ERR;
 	if (rc != REDIS_OK) {
 		/* never sent, so safe to send later: a refusal now would be
 		 * lost too when the broker link is going with Redis's */
-		batch_in_doubt(b, batch);
+		hold_put(&b->hold, batch);
 		return;
 	}
-	b->posts_inflight++;
+	if (b->posts_inflight++ == 0)
+		b->posts_progress = now_s();
 	/* pipelined right behind the script: answered once on replicas */
 	batch->fence_failed = batch->fence_settles = false;
 	if (b->cfg->redis_wait_replicas > 0) {
@@ -1002,29 +926,33 @@ static void send_batch(struct bridge *b, struct post_batch *batch)
  * order and a WAIT holds the next ones back until the replica has acked,
  * so a batch sent early gains nothing and adds a WAIT of its own; sent
  * every GATHER_S, small batches each paid a replica round trip and the
- * posts fell behind at 1,000/s. */
+ * posts fell behind at 1,000/s. While posts are held (or Redis cannot
+ * take them) it joins them at once, where post_hold_s counts. */
 static void flush_posts_due(struct bridge *b, double now)
 {
 	if (b->batch == NULL)
 		return;
-	if (b->posts_inflight == 0 ||
+	if (b->hold.first || !posts_may_send(b, now) || b->posts_inflight == 0 ||
 	    (b->cfg->redis_wait_replicas == 0 && now - b->batch_since >= GATHER_S))
 		flush_posts(b);
 }
 
 /* Batches one post for the script call. jboot/jid name its journal record;
- * a post answered here at once (refused) is done with the journal too. */
+ * a post answered here at once (refused) is done with the journal too. A
+ * replayed post (from a previous process's journal) may be in Redis
+ * already: it is never refused here, only Redis answers it. */
 static void post(struct bridge *b, struct inbound *in, const char *topic, const char *jboot,
                  uint64_t jid, bool replayed)
 {
 	struct post_ctx done = {.replayed = replayed};
 	char id[64];
 	char *head = NULL, *tail = NULL;
+	double now = now_s();
 
 	/* what this node's copy of the sender's bucket refuses, the shared one
 	 * in the post script would too: answered without a Redis step */
-	if (limit_take(&b->post_local, in->topic.sender, (double)b->cfg->rate_per_s,
-	               (double)b->cfg->rate_burst, now_s(), 0) != LIMIT_PASS) {
+	if (!replayed && limit_take(&b->post_local, in->topic.sender, (double)b->cfg->rate_per_s,
+	                            (double)b->cfg->rate_burst, now, 0) != LIMIT_PASS) {
 		notice(b, in->topic.sender, NOTICE_RATE_LIMITED, "too many messages: slow down", topic,
 		       in->input.cid);
 		intake_done(b, &done);
@@ -1037,15 +965,30 @@ static void post(struct bridge *b, struct inbound *in, const char *topic, const 
 		intake_done(b, &done);
 		return;
 	}
+	size_t cost = sizeof(struct pending_post) + sizeof(struct post_ctx) + strlen(head) +
+	              strlen(tail);
+	if (!hold_admit(&b->hold, b->cfg->post_hold_max, b->cfg->post_hold_bytes, cost, replayed)) {
+		free(head);
+		free(tail);
+		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
+		notice(b, in->topic.sender, NOTICE_UNAVAILABLE,
+		       "too many messages wait for the message service: not accepted, try again",
+		       topic, in->input.cid);
+		intake_done(b, &done);
+		return;
+	}
 	struct post_ctx *ctx = post_ctx_new(b, in, topic, NULL);
 	if (b->batch == NULL) {
 		b->batch = calloc(1, sizeof(*b->batch));
-		b->batch_since = now_s();
+		if (b->batch)
+			b->batch->order = replayed ? ORDER_REPLAY : ++b->batch_order;
+		b->batch_since = now;
 	}
 	if (ctx == NULL || b->batch == NULL) {
 		free(ctx);
 		free(head);
 		free(tail);
+		hold_release(&b->hold, cost);
 		limit_refund(&b->post_local, in->topic.sender, (double)b->cfg->rate_burst);
 		notice(b, in->topic.sender, NOTICE_UNAVAILABLE, "out of memory", topic, in->input.cid);
 		intake_done(b, &done);
@@ -1059,6 +1002,9 @@ static void post(struct bridge *b, struct inbound *in, const char *topic, const 
 	p->head = head;
 	p->tail = tail;
 	p->kind = in->topic.kind == TOPIC_IN_ROOM ? "room" : "dm";
+	p->since = now;
+	p->cost = cost;
+	p->maybe_in = replayed;
 	if (b->batch->n == BATCH_MAX)
 		flush_posts(b);
 }
@@ -1158,16 +1104,15 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 
 	if (strncmp(msg->topic, b->cfg->topic_prefix, strlen(b->cfg->topic_prefix)) == 0 &&
 	    strncmp(msg->topic + strlen(b->cfg->topic_prefix), "/sys/", 5) == 0) {
-		connection_report(b, msg->topic, msg->payload, (size_t)msg->payloadlen);
+		presence_report(b, msg->topic, msg->payload, (size_t)msg->payloadlen);
 		return;
 	}
 	inbound_classify(b->cfg->topic_prefix, msg->topic, msg->payload, (size_t)msg->payloadlen,
 	                 (size_t)b->cfg->body_max, &in);
-	if (in.action != INBOUND_DROP && in.action != INBOUND_REJECT && !b->cmd.ready) {
-		in.action = INBOUND_REJECT;
-		in.code = NOTICE_UNAVAILABLE;
-		in.message = "the message service is reconnecting: try again";
-	}
+	/* Without Redis: posts are held (flush_posts), requests are answered
+	 * unavailable by rpc_handle at once, typing is dropped (ephemeral). */
+	if (in.action == INBOUND_TYPING && !b->cmd.ready)
+		in.action = INBOUND_DROP;
 	switch (in.action) {
 	case INBOUND_DROP:
 		break;
@@ -1246,6 +1191,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	b->mqtt_backoff = 0;
 	b->acl_synced = false;
 	b->mqtt_connects++;
+	presence_broker_up(b, now_s());
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/in/#", b->cfg->topic_prefix);
 	mosquitto_subscribe_v5(mosq, NULL, filter, 1, 0, NULL);
 	snprintf(filter, sizeof(filter), "$share/bridge/%s/sys/conn", b->cfg->topic_prefix);
@@ -1265,6 +1211,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 		log_msg(LOG_WARN, "broker connection lost (%s)", mosquitto_strerror(rc));
 	b->mqtt_up = false;
 	b->acl_synced = false;
+	b->presence.broker_since = 0;
 	if (b->mqtt_retry_at == 0)
 		mqtt_retry_later(b);
 }
@@ -1353,15 +1300,21 @@ int bridge_init(struct bridge *b, const struct chat_config *cfg)
 	mosquitto_disconnect_v5_callback_set(b->mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(b->mosq, on_message);
 
-	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
-	const char *names[] = {"cmd", "feed", "sub"};
-	void (*ready[])(struct bridge *) = {cmd_ready, feed_ready, sub_ready};
-	for (int i = 0; i < 3; i++) {
-		links[i]->name = names[i];
-		links[i]->b = b;
-		links[i]->on_ready = ready[i];
-		links[i]->retry_at = 0.001; /* connect on the first turn */
-	}
+	/* every script a call of the cmd link names by its digest (EVALSHA) */
+	const struct link_script scripts[] = {
+	    {script_post, b->sha.post},   {script_typing, b->sha.typing},
+	    {script_limit, b->sha.limit}, {script_room, b->sha.room},
+	    {script_acl_snapshot, b->sha.acl_snapshot}, {script_presence, b->sha.presence},
+	    {script_read, b->sha.read},   {script_unread, b->sha.unread}};
+	_Static_assert(sizeof(scripts) == sizeof(b->scripts), "b->scripts holds every script");
+	memcpy(b->scripts, scripts, sizeof(scripts));
+	link_init(&b->cmd, b, cfg, "cmd", b->scripts, sizeof(scripts) / sizeof(scripts[0]),
+	          cmd_ready, cmd_lost);
+	link_init(&b->feed, b, cfg, "feed", NULL, 0, feed_ready, feed_lost);
+	link_init(&b->sub, b, cfg, "sub", NULL, 0, sub_ready, NULL);
+	b->post_backoff = (struct backoff){.first = POST_RETRY_FIRST_S, .max = POST_RETRY_MAX_S};
+	b->feed_backoff = (struct backoff){.first = 0.1, .max = 2.0};
+	b->revoke_backoff = (struct backoff){.first = 0.2, .max = 5.0};
 	b->mqtt_retry_at = 0.001;
 	if (journal_open(&b->journal, cfg->journal_file, err, sizeof(err)) != 0) {
 		log_msg(LOG_ERR, "%s", err);
@@ -1392,6 +1345,7 @@ static void mqtt_io(struct bridge *b, short revents)
 	if (rc != MOSQ_ERR_SUCCESS && b->mqtt_retry_at == 0) {
 		b->mqtt_up = false;
 		b->acl_synced = false;
+		b->presence.broker_since = 0;
 		mqtt_retry_later(b);
 	}
 }
@@ -1405,36 +1359,6 @@ static void mqtt_flush(struct bridge *b)
 		mqtt_io(b, POLLOUT);
 }
 
-/* A failover Sentinel makes while the old primary lives (SENTINEL
- * FAILOVER, a partition) leaves the links on it: it answers as a primary
- * until Sentinel reaches it to demote it, and meanwhile takes posts no
- * replica will keep. So once a second the sentinels are asked (bounded as
- * at a connect; no answer changes nothing), and links on another server
- * than the one they name are dropped, to connect again to the new one. */
-static void sentinel_check(struct bridge *b, double now)
-{
-	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
-	char host[SENTINEL_HOST_MAX + 1], err[512];
-	int port;
-
-	if (b->cfg->redis_sentinels == NULL || now < b->next_sentinel_check || !b->cmd.ready)
-		return;
-	b->next_sentinel_check = now + 1.0;
-	if (rconn_address(b->cfg, host, &port, err, sizeof(err)) != 0)
-		return;
-	for (int i = 0; i < 3; i++) {
-		struct redis_link *l = links[i];
-		if (l->ac && (l->port != port || strcmp(l->host, host) != 0)) {
-			log_msg(LOG_WARN, "redis %s: the sentinels name %s:%d as primary now: moving",
-			        l->name, host, port);
-			/* at once, not after the pending replies: the old primary may
-			 * hold them (paused writes, WAITs that time out); what was
-			 * in flight is in doubt and goes to the new one */
-			redisAsyncFree(l->ac);
-		}
-	}
-}
-
 /* Posts a previous process took from the broker and may not have
  * answered go through the post path again, once Redis and the broker (for
  * the notices) are there; the post script skips those Redis answered. */
@@ -1442,6 +1366,8 @@ static void journal_replay(struct bridge *b)
 {
 	struct journal *j = &b->journal;
 
+	/* posts that came meanwhile wait behind the replay (older first) */
+	flush_posts(b);
 	j->replay_started = true;
 	for (size_t i = 0; i < j->nreplay; i++) {
 		struct journal_record *r = &j->replay[i];
@@ -1458,6 +1384,22 @@ static void journal_replay(struct bridge *b)
 	flush_posts(b);
 }
 
+/* The private-room and revocation syncs start again after a failure (a
+ * page Redis refused, a link lost mid-sync) from here: at most once per
+ * backoff step, which a complete sync resets, never on every loop turn
+ * (the private-room sync paces its own retries: acl_sync.c). */
+static void syncs_retry(struct bridge *b, double now)
+{
+	acl_sync(b);
+	if (b->revoke.done == b->mqtt_connects && !b->revoke.stale)
+		backoff_reset(&b->revoke_backoff);
+	else if (!b->revoke.syncing && now >= b->revoke_retry_at) {
+		revoke_sync(b);
+		if (b->revoke.syncing)
+			b->revoke_retry_at = now + backoff_next(&b->revoke_backoff);
+	}
+}
+
 void bridge_run(struct bridge *b)
 {
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
@@ -1468,31 +1410,27 @@ void bridge_run(struct bridge *b)
 		int n = 0;
 		double now = now_s();
 
-		/* the broker session is held only while Redis can take its input */
-		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at && b->cmd.ready)
+		/* the broker session is held whether Redis is there or not:
+		 * posts wait in the hold, not in the broker (bridge.h) */
+		if (b->mqtt_retry_at > 0 && now >= b->mqtt_retry_at)
 			mqtt_connect(b);
-		if (b->cmd.ready && now >= b->next_beat) {
-			heartbeat(b);
-			b->next_beat = now + BEAT_S;
-		}
-		sentinel_check(b, now);
+		presence_tick(b, now);
+		link_follow_primary(links, 3, b->cfg, now, &b->next_sentinel_check);
 		if (b->cmd.ready && now >= b->next_metrics) {
 			write_metrics(b);
 			b->next_metrics = now + 1.0;
 		}
-		acl_sync(b);
-		revoke_sync(b);
+		syncs_retry(b, now);
 		if (!b->journal.replay_started && b->journal.nreplay && b->cmd.ready &&
 		    b->mqtt_up && b->acl_synced)
 			journal_replay(b);
-		/* with the broker there too, for the notices of what is refused */
-		if (b->in_doubt && b->cmd.ready && b->mqtt_up)
-			resend_in_doubt(b);
+		posts_expire(b, now);
+		posts_drain(b, now);
 		if (b->mqtt_up && (int64_t)time(NULL) > b->token_exp - 600)
 			mosquitto_disconnect(b->mosq); /* reconnect with a fresh token */
 		for (int i = 0; i < 3; i++)
-			if (links[i]->ac == NULL && links[i]->retry_at > 0 && now >= links[i]->retry_at)
-				link_connect(links[i]);
+			link_tick(links[i], now);
+		feed_tick(b, now);
 
 		int sock = mosquitto_socket(b->mosq);
 		if (sock >= 0 && b->mqtt_retry_at == 0) {
@@ -1512,8 +1450,9 @@ void bridge_run(struct bridge *b)
 		/* last: the worker's finished jobs */
 		fds[n] = (struct pollfd){jobs_fd(&b->jobs), POLLIN, 0};
 		owner[n++] = NULL;
-		/* a waiting batch is sent within GATHER_S even if nothing wakes us */
-		int ready = poll(fds, (nfds_t)n, b->batch ? 1 : 50);
+		/* a waiting batch is sent within GATHER_S even if nothing wakes
+		 * us, a held one soon after Redis lets it */
+		int ready = poll(fds, (nfds_t)n, b->batch ? 1 : b->hold.first ? 10 : 50);
 		if (ready < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
 			break;
@@ -1543,6 +1482,7 @@ void bridge_run(struct bridge *b)
 		if (b->mqtt_retry_at == 0 && mosquitto_loop_misc(b->mosq) != MOSQ_ERR_SUCCESS &&
 		    b->mqtt_retry_at == 0) {
 			b->mqtt_up = false;
+			b->presence.broker_since = 0;
 			b->mqtt_retry_at = now_s() + RETRY_S;
 		}
 	}
@@ -1556,15 +1496,13 @@ void bridge_free(struct bridge *b)
 	jobs_stop(&b->jobs);
 	struct redis_link *links[] = {&b->cmd, &b->feed, &b->sub};
 	for (int i = 0; i < 3; i++)
-		if (links[i]->ac)
-			redisAsyncFree(links[i]->ac);
+		link_drop(links[i]);
 	acl_sync_free(b);
-	/* still in doubt: the journal keeps them for the next start */
-	while (b->in_doubt) {
-		struct post_batch *next = b->in_doubt->next;
-		batch_free(b->in_doubt);
-		b->in_doubt = next;
-	}
+	/* still held or in doubt: the journal keeps them for the next start */
+	struct post_batch *held;
+	while ((held = hold_take(&b->hold)) != NULL)
+		batch_free(held);
+	presence_free(&b->presence);
 	if (b->mosq) {
 		mosquitto_disconnect(b->mosq);
 		mosquitto_destroy(b->mosq);

@@ -13,9 +13,12 @@
  *         chat:presence (online changes, published retained)
  *
  * The broker session (persistent, shared subscription on chat/in/#) is held
- * only while the Redis command link is up: while Redis is away, clients'
- * input waits in the broker's queue for the session instead of being
- * refused.
+ * whether Redis is there or not: while Redis is away (down, loading its
+ * data, failing over) posts are journaled, acknowledged and held in
+ * arrival order (hold.h), and sent once it is back; requests are answered
+ * unavailable at once and typing is dropped. Presence is rewritten from
+ * the bridge's copy of the broker's connections once Redis is back
+ * (presence.h).
  *
  * Before delivering anything after a (re)connect to the broker, or after
  * its chat:acl subscription was away, the bridge sends the plugin every
@@ -33,10 +36,14 @@
 #include "chat/config.h"
 #include "chat/names.h"
 #include "chat/token.h"
+#include "hold.h"
 #include "jobs.h"
 #include "journal.h"
 #include "limit.h"
+#include "link.h"
 #include "persist.h"
+#include "presence.h"
+#include "retry.h"
 #include "scripts.h"
 
 /* Where the bridge tells its broker's plugin room states, revocations and
@@ -44,21 +51,6 @@
 #define CONTROL_TOPIC "$CONTROL/chat/v1"
 
 struct bridge;
-
-struct redis_link {
-	const char *name;
-	redisAsyncContext *ac;
-	bool want_read, want_write;
-	bool ready;
-	bool refused; /* Redis refused our AUTH: retry slowly */
-	char host[256]; /* the server it is on (asked of Sentinel, when set) */
-	int port;
-	double retry_at;
-	void (*on_ready)(struct bridge *b);
-	struct bridge *b;
-};
-
-struct post_batch; /* bridge.c */
 
 struct bridge {
 	const struct chat_config *cfg;
@@ -70,8 +62,12 @@ struct bridge {
 	int64_t token_exp;
 	struct redis_link cmd, feed, sub;
 	struct script_sha sha;
+	struct link_script scripts[8]; /* what the cmd link loads (link.h) */
 	char stream_last[64]; /* id of the last stream entry delivered */
 	bool feed_pending;
+	double feed_retry_at;  /* a feed read failed: the next not before this */
+	struct backoff feed_backoff;
+	struct ratelog feed_log;
 	bool cursor_dirty;    /* stream_last is newer than chat:cursor:<node> */
 	double next_cursor;   /* the cursor is written at most once per CURSOR_S */
 	bool acl_synced;      /* the broker has every private room's state: deliver */
@@ -103,11 +99,19 @@ struct bridge {
 		char min[24]; /* the next page's lowest score */
 		size_t skip;  /* lines of score min the previous pages had */
 	} revoke;
-	double next_beat;
+	double revoke_retry_at; /* a revocation sync failed: the next not before this */
+	struct backoff revoke_backoff;
+	struct presence presence; /* connection reports, heartbeat, rewrite */
 	struct post_batch *batch; /* messages waiting for one script call */
-	struct post_batch *in_doubt; /* sent, answer lost with the link: sent again */
+	struct hold hold;         /* posts Redis could not take yet (hold.h) */
+	unsigned long long batch_order; /* batches made so far (their order) */
 	double batch_since;       /* when the first of them arrived */
 	int posts_inflight;       /* post script calls Redis has not answered */
+	double posts_progress;    /* a post call was sent or answered (stall check) */
+	double post_retry_at;     /* Redis refused a call unrun: held until then */
+	struct backoff post_backoff;
+	struct ratelog post_log;
+	double next_expire;       /* the next check for posts held too long */
 	struct jobs jobs;         /* history pages, off the loop */
 	struct persist persist;   /* the store writer (one node's at a time) */
 	struct journal journal;   /* posts taken from the broker, until answered */
@@ -135,7 +139,8 @@ struct bridge {
 int bridge_publish(struct bridge *b, const char *topic, const void *payload, size_t len,
                    int qos, bool retain, const mosquitto_property *props);
 /* Runs the presence script (see scripts.h); args after op, node and the
- * offline delay (presence_offline_delay). */
+ * offline delay (presence_offline_delay). Nothing when the command link
+ * is not ready (presence.c). */
 void bridge_presence(struct bridge *b, const char *op, const char *const *args, int nargs,
                      void (*cb)(redisAsyncContext *, void *, void *), void *priv);
 /* Sends payload to topic on every instance, through Redis (not stored). */

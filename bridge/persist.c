@@ -16,6 +16,7 @@
 #include "chat/names.h"
 #include "jobs.h"
 #include "persist.h"
+#include "retry.h"
 #include "scripts.h"
 #include "store.h"
 #include "wipe.h"
@@ -55,6 +56,7 @@ struct worker {
 	unsigned long long persisted;
 	double next_report;
 	struct wipe wipe; /* amended text still in the store's or Redis's files */
+	struct ratelog errors; /* Redis refusing calls (loading): a line per 10 s */
 };
 
 static double now_s(void)
@@ -90,8 +92,11 @@ static bool redis_ok(struct worker *w)
 static redisReply *call_argv(struct worker *w, int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(w->redis, argc, argv, NULL);
+	unsigned long held;
 	if (r && r->type == REDIS_REPLY_ERROR) {
-		log_msg(LOG_WARN, "persist: %s: %s", argv[0], r->str);
+		if (ratelog_ok(&w->errors, now_s(), 10.0, &held))
+			log_msg(LOG_WARN, "persist: %s: %s%s", argv[0], r->str,
+			        held ? " (and earlier errors)" : "");
 		freeReplyObject(r);
 		return NULL;
 	}
@@ -970,8 +975,15 @@ static void *run(void *arg)
 			continue;
 		}
 		redisReply *r = redisCommand(w.redis, "EXISTS chat:restored");
-		bool restored = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+		bool known = r && r->type == REDIS_REPLY_INTEGER;
+		bool restored = known && r->integer == 1;
 		freeReplyObject(r);
+		if (!known) {
+			/* no answer, or an error (LOADING): not "Redis lost its
+			 * data", which would load the store into it again */
+			nap(w.p, 1.0);
+			continue;
+		}
 		if (!restored) {
 			restore(&w);
 			w.claiming = true;

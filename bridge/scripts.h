@@ -46,6 +46,7 @@
  *                       (their last connection ended; still shown online)
  *   node:<node>:conns   "<user> <conn>" per live connection of a node
  *   node:<node>:boot    the boot id of the node's broker
+ *   node:<node>:sync    the connections a presence rewrite listed so far
  *   nodes               sorted set: node -> last heartbeat
  *   cursor:<node>       last stream entry the node delivered
  */

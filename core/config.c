@@ -54,6 +54,10 @@ static const struct config_opt opts[] = {
     {"redis_wait_replicas", OPT_LONG, -1, 16, "-1", NULL, OFF(redis_wait_replicas)},
     {"redis_wait_ms", OPT_LONG, 10, 10000, "500", NULL, OFF(redis_wait_ms)},
     {"journal_file", OPT_STR, 1, 4096, "bridge.journal", NULL, OFF(journal_file)},
+    /* posts held while Redis is away (bridge/hold.h) */
+    {"post_hold_s", OPT_LONG, 0, 3600, "10", NULL, OFF(post_hold_s)},
+    {"post_hold_max", OPT_LONG, 1, 10000000, "50000", NULL, OFF(post_hold_max)},
+    {"post_hold_bytes", OPT_LONG, 1048576, 17179869184L, "67108864", NULL, OFF(post_hold_bytes)},
     {"stream_maxlen", OPT_LONG, 1000, 100000000, "1000000", NULL, OFF(stream_maxlen)},
     {"recent_max", OPT_LONG, 0, 10000, "200", NULL, OFF(recent_max)},
     {"rate_per_s", OPT_LONG, 1, 1000000, "20", NULL, OFF(rate_per_s)},

@@ -37,6 +37,9 @@ struct chat_config {
 	long redis_wait_replicas; /* replicas a post must reach before it counts; -1: auto */
 	long redis_wait_ms;     /* the longest one WAIT for them blocks */
 	char *journal_file;     /* the bridge's intake journal (bridge/journal.h) */
+	long post_hold_s;       /* seconds a post waits for Redis before it is refused */
+	long post_hold_max;     /* posts taken and not yet answered by Redis, at most */
+	long post_hold_bytes;   /* bytes those posts hold, at most */
 	long stream_maxlen;     /* entries kept in the message stream */
 	long recent_max;        /* messages kept per conversation in Redis */
 	long rate_per_s;        /* per-user messages per second */

@@ -260,8 +260,9 @@ def test_state_survives_redis_kill_and_bridge_restart(make_cluster):
     cluster.redis.start()
     cluster.bridges[1].restart()
     b0 = cluster.bridges[0]
-    assert wait_for(lambda: b0.log().count("redis cmd: connected") >= 2
-                    and b0.log().count("connected to the broker") >= 2, timeout=30)
+    # the bridge stays with its broker while Redis is away (issue 22): its
+    # command link connects again
+    assert wait_for(lambda: b0.log().count("redis cmd: connected") >= 2, timeout=30)
     alice.close()
     bob.close()
     alice = person(cluster, 0, "alice", "chat/room/vault2")
