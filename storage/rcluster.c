@@ -402,7 +402,10 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 		call_finish(call, RCLUSTER_E_AUTH, reply);
 		return;
 	}
-	if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "CLUSTERDOWN", 11) == 0)
+	/* the cluster lost a shard, or (Sentinel) the server was demoted:
+	 * answered, and the topology worth asking again */
+	if (sentinel_readonly(reply) ||
+	    (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "CLUSTERDOWN", 11) == 0))
 		want_refresh(rc);
 	call_finish(call, RCLUSTER_OK, reply);
 }

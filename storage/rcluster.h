@@ -163,8 +163,8 @@ int rcluster_sync_command_slot(struct rcluster_sync *sc, int slot, redisReply **
 
 /* The connection to slot's primary, for a sequence that must stay on one
  * link (writes then WAIT, rconn_replicated). Returns RCLUSTER_OK with *c
- * (owned by sc: do not free it; call rcluster_sync_drop(sc, *c) after it
- * fails) or a negative status. */
+ * or a negative status. *c is sc's: valid until the next call on sc; do
+ * not free it, call rcluster_sync_drop(sc, *c) when it fails. */
 int rcluster_sync_link(struct rcluster_sync *sc, int slot, redisContext **c);
 
 /* Forgets a connection that failed (after rcluster_sync_link) and asks

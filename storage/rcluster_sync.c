@@ -6,6 +6,7 @@
  * wait is bounded: connect_ms per connect, timeout_ms per answer, and at
  * most max_redirects + 1 tries per command.
  */
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,17 @@ error:
 	return status;
 }
 
+/* Whether an idle blocking connection was closed by the server (killed by
+ * Sentinel's reconfiguration, a restart, a timeout): with no answer due,
+ * anything to read is its EOF or a parting error. Checked before a command
+ * is written, so that such a command is sent on a new connection instead of
+ * being lost in doubt. */
+static bool closed_while_idle(redisContext *c)
+{
+	struct pollfd pfd = {c->fd, POLLIN, 0};
+	return poll(&pfd, 1, 0) != 0;
+}
+
 /* The open context on addr, opened now if need be. */
 static int link_get(struct rcluster_sync *sc, const struct rcluster_addr *addr,
                     redisContext **out)
@@ -104,6 +116,12 @@ static int link_get(struct rcluster_sync *sc, const struct rcluster_addr *addr,
 	for (size_t i = 0; i < sc->nlinks; i++)
 		if (sc->links[i].addr.port == addr->port &&
 		    strcmp(sc->links[i].addr.host, addr->host) == 0) {
+			if (closed_while_idle(sc->links[i].c)) {
+				sc->stats.links_lost++;
+				redisFree(sc->links[i].c);
+				sc->links[i] = sc->links[--sc->nlinks];
+				break;
+			}
 			*out = sc->links[i].c;
 			return 0;
 		}
@@ -169,8 +187,14 @@ static int refresh(struct rcluster_sync *sc)
 		free(sc->table);
 		sc->table = t;
 		sc->cursor = i;
-		sc->stale = false;
 		sc->stats.refreshes++;
+		/* connections to nodes that are no longer primaries go */
+		for (size_t j = 0; j < sc->nlinks;)
+			if (rcluster_table_find(t, sc->links[j].addr.host, sc->links[j].addr.port) < 0)
+				drop_at(sc, j);
+			else
+				j++;
+		sc->stale = false;
 		return 0;
 	}
 	free(t);
@@ -283,7 +307,8 @@ int rcluster_sync_command_slot(struct rcluster_sync *sc, int slot, redisReply **
 			rcluster_sync_drop(sc, c);
 			return RCLUSTER_E_AUTH;
 		} else {
-			if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CLUSTERDOWN", 11) == 0)
+			if (sentinel_readonly(r) ||
+			    (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CLUSTERDOWN", 11) == 0))
 				sc->stale = true;
 			*reply = r;
 			return RCLUSTER_OK;
