@@ -127,20 +127,25 @@ class RedisCluster:
     # ---- life ----
 
     def start(self, timeout=90):
-        for n in self.nodes:
-            n.start()
-        first = self.nodes[0]
-        cmd = [find_binary("redis-cli")]
-        if first.user:
-            cmd += ["--user", first.user]
-        cmd += ["--cluster", "create"] + [n.addr for n in self.nodes] + [
-            "--cluster-replicas", "1", "--cluster-yes"]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                           env=first.cli_env())
-        if r.returncode != 0:
+        """Starts the nodes and forms the cluster; on any failure stops
+        what it started and raises HarnessError."""
+        try:
+            for n in self.nodes:
+                n.start()
+            first = self.nodes[0]
+            cmd = [find_binary("redis-cli")]
+            if first.user:
+                cmd += ["--user", first.user]
+            cmd += ["--cluster", "create"] + [n.addr for n in self.nodes] + [
+                "--cluster-replicas", "1", "--cluster-yes"]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                               env=first.cli_env())
+            if r.returncode != 0:
+                raise HarnessError("redis-cli --cluster create: %s\n%s" % (r.stdout, r.stderr))
+            self.wait_stable(timeout)
+        except BaseException:
             self.stop()
-            raise HarnessError("redis-cli --cluster create: %s\n%s" % (r.stdout, r.stderr))
-        self.wait_stable(timeout)
+            raise
         return self
 
     def stop(self):

@@ -12,8 +12,10 @@ Redis (ACL user) works through the same calls; a wrong password is
 refused, never sent, never retried in a loop; a node that stops answering
 gets its pending call answered "lost" within the timeout."""
 import os
+import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -370,3 +372,63 @@ def test_wrong_password_is_refused_and_nothing_sent(tmp_path, probes):
         assert p.stats("a")["refresh_failures"] <= 12
     finally:
         r.stop()
+
+
+def cluster_ports():
+    """A base port whose 6 ports and their cluster bus ports (+10000) are
+    free, all below the kernel's ephemeral range."""
+    for _ in range(200):
+        base = random.randrange(20000, 22000)
+        socks = []
+        try:
+            for p in [base + i for i in range(6)] + [base + 10000 + i for i in range(6)]:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise HarnessError("no free ports for a cluster")
+
+
+def test_redis_cluster_script_starts_a_cluster_the_client_uses(tmp_path, probes):
+    """scripts/redis-cluster.sh (for make run REDIS=cluster): 3+3 nodes with
+    the password, the seed list on its last line; stopped by stop.sh's pid
+    files; started again, the same cluster with its data."""
+    root = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    script = os.path.join(root, "scripts", "redis-cluster.sh")
+    run = tmp_path / "run"
+    run.mkdir()
+    pw = run / "redis.password"
+    pw.write_text(os.urandom(16).hex() + "\n")
+    env = dict(os.environ, PASSWORD_FILE=str(pw))
+    base = cluster_ports()
+
+    def start():
+        r = subprocess.run([script, "start", str(run), str(base)], capture_output=True,
+                           text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout.strip().splitlines()[-1]
+
+    try:
+        seeds = start()
+        assert seeds == ",".join("127.0.0.1:%d" % (base + i) for i in range(6))
+        assert len(list(run.glob("redis-c*.pid"))) == 6
+        conf = "redis_port %d\nredis_password_file %s\n" % (base, pw)
+        p = probes(conf)
+        assert p.cmd("ready %d" % (ANSWER_S * 1000)) == "ready"
+        assert p.many("a 300 SET scr %i")["ok"] == 300
+        a = p.stats("a")
+        assert (a["nodes"], a["standalone"]) == (3, 0), a
+        p.close()
+        subprocess.run([script, "stop", str(run)], check=True, timeout=60)
+        assert not list(run.glob("redis-c*.pid"))
+        assert start() == seeds  # formed already: started again as it was
+        p = probes(conf, seeds=seeds)
+        assert p.cmd("ready %d" % (ANSWER_S * 1000)) == "ready"
+        assert p.cmd("s scr:299 GET scr:299") == "ok str:299"
+    finally:
+        subprocess.run([script, "stop", str(run)], timeout=60)
