@@ -20,14 +20,14 @@
 #include "rconn.h"
 #include "sentinel.h"
 
-/* A refresh asked for by a redirect or a failure waits at least this long
- * after the previous one; one that fails is retried after a backoff that
- * doubles from REFRESH_BACKOFF_MIN_S to REFRESH_BACKOFF_MAX_S. Links that
- * fail are reopened on the same schedule (AUTH refusals: AUTH_RETRY_S,
- * as the bridge does). */
+/* A refresh asked for by a redirect or a failure waits at least
+ * REFRESH_MIN_S after the previous one; one that fails is retried after a
+ * backoff doubling from BACKOFF_MIN_S to BACKOFF_MAX_S. A link that fails
+ * is reopened on the same schedule, or after AUTH_RETRY_S when its AUTH
+ * was refused (as the bridge does). */
 #define REFRESH_MIN_S 0.2
-#define REFRESH_BACKOFF_MIN_S 0.1
-#define REFRESH_BACKOFF_MAX_S 2.0
+#define BACKOFF_MIN_S 0.1
+#define BACKOFF_MAX_S 2.0
 #define AUTH_RETRY_S 10.0
 
 struct rc_link {
@@ -35,10 +35,10 @@ struct rc_link {
 	struct rcluster_addr addr;
 	redisAsyncContext *ac;
 	bool want_read, want_write;
-	bool connected; /* the connect succeeded: a lost answer may have run */
-	bool refused;   /* AUTH refused: reopened after AUTH_RETRY_S */
-	bool closing;   /* closed on purpose: not a failure */
-	int npending;   /* calls awaiting an answer (ours and the caller's) */
+	bool connected;  /* the connect succeeded: a lost answer may have run */
+	bool refused;    /* AUTH refused: reopened after AUTH_RETRY_S */
+	bool closing;    /* closed on purpose: not a failure */
+	int npending;    /* calls awaiting an answer (ours and the caller's) */
 	double progress; /* opened, answered, or first call after idle */
 	double retry_at; /* not reopened before */
 	double backoff;
@@ -161,9 +161,9 @@ static void link_down(struct rc_link *l)
 	if (l->refused) {
 		l->retry_at = now + AUTH_RETRY_S;
 	} else {
-		l->backoff = l->backoff > 0 ? l->backoff * 2 : REFRESH_BACKOFF_MIN_S;
-		if (l->backoff > REFRESH_BACKOFF_MAX_S)
-			l->backoff = REFRESH_BACKOFF_MAX_S;
+		l->backoff = l->backoff > 0 ? l->backoff * 2 : BACKOFF_MIN_S;
+		if (l->backoff > BACKOFF_MAX_S)
+			l->backoff = BACKOFF_MAX_S;
 		l->retry_at = now + l->backoff;
 	}
 	want_refresh(rc);
@@ -402,10 +402,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 		call_finish(call, RCLUSTER_E_AUTH, reply);
 		return;
 	}
-	/* the cluster lost a shard, or (Sentinel) the server was demoted:
-	 * answered, and the topology worth asking again */
-	if (sentinel_readonly(reply) ||
-	    (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "CLUSTERDOWN", 11) == 0))
+	if (rcluster_topology_changed(reply))
 		want_refresh(rc);
 	call_finish(call, RCLUSTER_OK, reply);
 }
@@ -489,10 +486,9 @@ static void refresh_failed(struct rcluster *rc, const char *why)
 	rc->refresh_link = NULL;
 	rc->refresh_cursor++; /* another node next time */
 	rc->refresh_wanted = true;
-	rc->refresh_backoff =
-	    rc->refresh_backoff > 0 ? rc->refresh_backoff * 2 : REFRESH_BACKOFF_MIN_S;
-	if (rc->refresh_backoff > REFRESH_BACKOFF_MAX_S)
-		rc->refresh_backoff = REFRESH_BACKOFF_MAX_S;
+	rc->refresh_backoff = rc->refresh_backoff > 0 ? rc->refresh_backoff * 2 : BACKOFF_MIN_S;
+	if (rc->refresh_backoff > BACKOFF_MAX_S)
+		rc->refresh_backoff = BACKOFF_MAX_S;
 	rc->refresh_not_before = now + rc->refresh_backoff;
 	rc->stats.refresh_failures++;
 	if (!rc->freeing)
@@ -559,7 +555,7 @@ static void on_slots(redisAsyncContext *ac, void *r, void *priv)
 	if (rcluster_table_from_reply(t, reply, &l->addr) != 0) {
 		free(t);
 		snprintf(why, sizeof(why), "%s:%d: %.120s", l->addr.host, l->addr.port,
-		         reply == NULL                        ? "link lost"
+		         reply == NULL                      ? "link lost"
 		         : reply->type == REDIS_REPLY_ERROR ? reply->str
 		                                            : "CLUSTER SLOTS names no slot");
 		refresh_failed(rc, why);
@@ -601,7 +597,8 @@ static void refresh_start(struct rcluster *rc)
 	size_t n = rcluster_candidates(rc->table, rc->nseeds);
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (rc->refresh_cursor + k) % n;
-		struct rc_link *l = link_get(rc, rcluster_candidate(rc->table, rc->seeds, rc->nseeds, i));
+		struct rc_link *l =
+		    link_get(rc, rcluster_candidate(rc->table, rc->seeds, rc->nseeds, i));
 		if (l == NULL || (l->ac == NULL && link_open(l) != 0))
 			continue;
 		if (redisAsyncCommand(l->ac, on_slots, rc, "CLUSTER SLOTS") != REDIS_OK)
@@ -631,7 +628,8 @@ int rcluster_pollfds(struct rcluster *rc, struct pollfd *fds, int max)
 		if (l->ac == NULL || (!l->want_read && !l->want_write))
 			continue;
 		fds[n].fd = l->ac->c.fd;
-		fds[n].events = (short)((l->want_read ? POLLIN : 0) | (l->want_write ? POLLOUT : 0));
+		fds[n].events =
+		    (short)((l->want_read ? POLLIN : 0) | (l->want_write ? POLLOUT : 0));
 		fds[n++].revents = 0;
 	}
 	return n;
@@ -672,7 +670,8 @@ void rcluster_tick(struct rcluster *rc)
 	for (size_t i = 0; i < rc->nlinks; i++) {
 		struct rc_link *l = rc->links[i];
 		double limit = l->connected ? rc->timeout_s : rc->connect_s;
-		if (l->ac == NULL || (l->connected && l->npending == 0) || now - l->progress <= limit)
+		if (l->ac == NULL || (l->connected && l->npending == 0) ||
+		    now - l->progress <= limit)
 			continue;
 		log_msg(LOG_WARN, "%s %s:%d: no answer for %.1f s: dropping the link", rc->name,
 		        l->addr.host, l->addr.port, now - l->progress);
@@ -747,7 +746,8 @@ struct rcluster *rcluster_new(const struct chat_config *cfg, const struct rclust
 	rc->max_redirects = o.max_redirects > 0 ? o.max_redirects : 5;
 	if (o.seeds) {
 		if (rcluster_addrs_parse(o.seeds, &rc->seeds, &rc->nseeds) != 0) {
-			snprintf(err, errlen, "redis cluster seeds '%.200s': want host:port[,host:port...]",
+			snprintf(err, errlen,
+			         "redis cluster seeds '%.200s': want host:port[,host:port...]",
 			         o.seeds);
 			rcluster_free(rc);
 			return NULL;

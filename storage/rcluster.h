@@ -145,8 +145,7 @@ struct rcluster_sync;
 
 /* As rcluster_new (no I/O until the first command). */
 struct rcluster_sync *rcluster_sync_new(const struct chat_config *cfg,
-                                        const struct rcluster_opts *opts, char *err,
-                                        size_t errlen);
+                                        const struct rcluster_opts *opts, char *err, size_t errlen);
 
 void rcluster_sync_free(struct rcluster_sync *sc);
 

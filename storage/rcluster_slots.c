@@ -1,6 +1,7 @@
 /*
  * Slots, the slot table and redirects (see rcluster_slots.h).
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +16,12 @@ uint16_t rcluster_crc16(const char *buf, size_t len)
 
 	for (size_t i = 0; i < len; i++) {
 		crc ^= (uint16_t)((uint8_t)buf[i] << 8);
-		for (int bit = 0; bit < 8; bit++)
-			crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+		for (int bit = 0; bit < 8; bit++) {
+			bool top = crc & 0x8000;
+			crc = (uint16_t)(crc << 1);
+			if (top)
+				crc ^= 0x1021;
+		}
 	}
 	return crc;
 }
@@ -278,6 +283,13 @@ enum rcluster_redirect rcluster_redirect_parse(const redisReply *reply,
 		return RCLUSTER_REDIRECT_NONE;
 	*slot = (int)s;
 	return kind;
+}
+
+int rcluster_topology_changed(const redisReply *reply)
+{
+	return reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
+	       (strncmp(reply->str, "CLUSTERDOWN", 11) == 0 ||
+	        strncmp(reply->str, "READONLY", 8) == 0);
 }
 
 int rcluster_addrs_parse(const char *list, struct rcluster_addr **out, size_t *n)

@@ -104,6 +104,11 @@ enum rcluster_redirect rcluster_redirect_parse(const redisReply *reply,
                                                const struct rcluster_addr *asked, int *slot,
                                                struct rcluster_addr *to);
 
+/* Whether an answer says the topology is worth asking again though it is
+ * no redirect: CLUSTERDOWN (the cluster lost a shard) or READONLY (a
+ * standalone primary demoted by Sentinel). */
+int rcluster_topology_changed(const redisReply *reply);
+
 /* Parses "host:port[,host:port...]" (spaces around items allowed) into a
  * malloc'd array (*out, caller frees) of *n addresses. Returns 0, or -1
  * for an empty list, an empty or too long host, or a bad port. */

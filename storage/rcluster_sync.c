@@ -29,7 +29,7 @@ struct rcluster_sync {
 	size_t nseeds;
 	bool seeds_fixed;
 	struct rcluster_table *table;
-	bool stale; /* ask for the topology before the next command */
+	bool stale;    /* ask for the topology before the next command */
 	size_t cursor; /* the candidate asked first */
 	struct sync_link *links;
 	size_t nlinks;
@@ -61,8 +61,7 @@ void rcluster_sync_drop(struct rcluster_sync *sc, redisContext *c)
 /* A context on addr, authenticated (rconn.h's AUTH, or PING), with the
  * command timeout set. Returns 0 with *out, or RCLUSTER_E_AUTH (logged:
  * a setting to fix) / RCLUSTER_E_DOWN. */
-static int open_link(struct rcluster_sync *sc, const struct rcluster_addr *addr,
-                     redisContext **out)
+static int open_link(struct rcluster_sync *sc, const struct rcluster_addr *addr, redisContext **out)
 {
 	struct chat_config named = *sc->cfg; /* so a refusal names this node */
 	const char *argv[3];
@@ -110,16 +109,14 @@ static bool closed_while_idle(redisContext *c)
 }
 
 /* The open context on addr, opened now if need be. */
-static int link_get(struct rcluster_sync *sc, const struct rcluster_addr *addr,
-                    redisContext **out)
+static int link_get(struct rcluster_sync *sc, const struct rcluster_addr *addr, redisContext **out)
 {
 	for (size_t i = 0; i < sc->nlinks; i++)
 		if (sc->links[i].addr.port == addr->port &&
 		    strcmp(sc->links[i].addr.host, addr->host) == 0) {
 			if (closed_while_idle(sc->links[i].c)) {
 				sc->stats.links_lost++;
-				redisFree(sc->links[i].c);
-				sc->links[i] = sc->links[--sc->nlinks];
+				drop_at(sc, i);
 				break;
 			}
 			*out = sc->links[i].c;
@@ -189,11 +186,13 @@ static int refresh(struct rcluster_sync *sc)
 		sc->cursor = i;
 		sc->stats.refreshes++;
 		/* connections to nodes that are no longer primaries go */
-		for (size_t j = 0; j < sc->nlinks;)
-			if (rcluster_table_find(t, sc->links[j].addr.host, sc->links[j].addr.port) < 0)
+		for (size_t j = 0; j < sc->nlinks;) {
+			const struct rcluster_addr *was = &sc->links[j].addr;
+			if (rcluster_table_find(t, was->host, was->port) < 0)
 				drop_at(sc, j);
 			else
 				j++;
+		}
 		sc->stale = false;
 		return 0;
 	}
@@ -307,8 +306,7 @@ int rcluster_sync_command_slot(struct rcluster_sync *sc, int slot, redisReply **
 			rcluster_sync_drop(sc, c);
 			return RCLUSTER_E_AUTH;
 		} else {
-			if (sentinel_readonly(r) ||
-			    (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CLUSTERDOWN", 11) == 0))
+			if (rcluster_topology_changed(r))
 				sc->stale = true;
 			*reply = r;
 			return RCLUSTER_OK;
@@ -338,8 +336,7 @@ void rcluster_sync_get_stats(const struct rcluster_sync *sc, struct rcluster_sta
 }
 
 struct rcluster_sync *rcluster_sync_new(const struct chat_config *cfg,
-                                        const struct rcluster_opts *opts, char *err,
-                                        size_t errlen)
+                                        const struct rcluster_opts *opts, char *err, size_t errlen)
 {
 	struct rcluster_opts o = opts ? *opts : (struct rcluster_opts){0};
 	struct rcluster_sync *sc = calloc(1, sizeof(*sc));
@@ -359,7 +356,8 @@ struct rcluster_sync *rcluster_sync_new(const struct chat_config *cfg,
 	sc->max_redirects = o.max_redirects > 0 ? o.max_redirects : 5;
 	if (o.seeds) {
 		if (rcluster_addrs_parse(o.seeds, &sc->seeds, &sc->nseeds) != 0) {
-			snprintf(err, errlen, "redis cluster seeds '%.200s': want host:port[,host:port...]",
+			snprintf(err, errlen,
+			         "redis cluster seeds '%.200s': want host:port[,host:port...]",
 			         o.seeds);
 			rcluster_sync_free(sc);
 			return NULL;

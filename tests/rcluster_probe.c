@@ -39,10 +39,10 @@
 struct probe {
 	struct rcluster *rc;
 	struct rcluster_sync *sc;
-	int waiting;  /* async answers still due for the current command */
-	bool single;  /* the current command is one "a": print its reply */
+	int waiting;   /* async answers still due for the current command */
+	bool single;   /* the current command is one "a": print its reply */
 	int counts[8]; /* per status, negated: 0 ok, 1 lost, 2 down, ... */
-	int errors;   /* ok answers that are error replies */
+	int errors;    /* ok answers that are error replies */
 	char first_error[200];
 };
 
@@ -55,7 +55,8 @@ static double now_ms(void)
 
 static const char *status_word(int status)
 {
-	static const char *const words[] = {"ok", "lost", "down", "redirects", "auth", "nomem", "arg"};
+	static const char *const words[] = {"ok",   "lost",  "down", "redirects",
+	                                    "auth", "nomem", "arg"};
 	return status <= 0 && status >= -6 ? words[-status] : "unknown";
 }
 
@@ -165,8 +166,8 @@ static void many(struct probe *p, char **w, int nw)
 		for (int k = 5; k < nw; k++) {
 			const char *at = strstr(w[k], "%i");
 			if (at)
-				snprintf(args[k], sizeof(args[k]), "%.*s%d%s", (int)(at - w[k]), w[k], i,
-				         at + 2);
+				snprintf(args[k], sizeof(args[k]), "%.*s%d%s", (int)(at - w[k]),
+				         w[k], i, at + 2);
 			else
 				snprintf(args[k], sizeof(args[k]), "%s", w[k]);
 			argv[k - 3] = args[k];
@@ -183,8 +184,9 @@ static void many(struct probe *p, char **w, int nw)
 	}
 	drain(p);
 	printf("ok=%d lost=%d down=%d other=%d errors=%d%s%s\n", p->counts[0], p->counts[1],
-	       p->counts[2], p->counts[3] + p->counts[4] + p->counts[5] + p->counts[6] + p->counts[7],
-	       p->errors, p->errors ? " first_error=" : "", p->first_error);
+	       p->counts[2],
+	       p->counts[3] + p->counts[4] + p->counts[5] + p->counts[6] + p->counts[7], p->errors,
+	       p->errors ? " first_error=" : "", p->first_error);
 	fflush(stdout);
 }
 

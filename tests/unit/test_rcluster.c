@@ -259,10 +259,20 @@ static void test_redirects(void)
 	freeReplyObject(r);
 
 	const char *notredirects[] = {
-	    "MOVED",       "MOVED 1",       "MOVED x 1.2.3.4:5", "MOVED 16384 h:1",
-	    "MOVED 1 h",   "MOVED 1 h:0",   "MOVED 1 h:65536",   "MOVED 1 h:12a",
-	    "MOVED -1 h:1", "MOVED 1  h:1", "ASK 1 h:",          "ERR unknown command",
-	    "MOVEDX 1 h:1", "TRYAGAIN Multiple keys request during rehashing of slot",
+	    "MOVED",
+	    "MOVED 1",
+	    "MOVED x 1.2.3.4:5",
+	    "MOVED 16384 h:1",
+	    "MOVED 1 h",
+	    "MOVED 1 h:0",
+	    "MOVED 1 h:65536",
+	    "MOVED 1 h:12a",
+	    "MOVED -1 h:1",
+	    "MOVED 1  h:1",
+	    "ASK 1 h:",
+	    "ERR unknown command",
+	    "MOVEDX 1 h:1",
+	    "TRYAGAIN Multiple keys request during rehashing of slot",
 	    "CLUSTERDOWN The cluster is down",
 	};
 	for (size_t i = 0; i < sizeof(notredirects) / sizeof(notredirects[0]); i++) {
@@ -274,6 +284,20 @@ static void test_redirects(void)
 		CHECK_INT(slot, -5); /* untouched */
 		freeReplyObject(r);
 	}
+	/* no redirect, but the topology is worth asking again */
+	r = error("CLUSTERDOWN The cluster is down");
+	CHECK(rcluster_topology_changed(r));
+	freeReplyObject(r);
+	r = error("READONLY You can't write against a read only replica.");
+	CHECK(rcluster_topology_changed(r));
+	freeReplyObject(r);
+	r = error("ERR wrong number of arguments");
+	CHECK(!rcluster_topology_changed(r));
+	freeReplyObject(r);
+	r = bulk("READONLY");
+	CHECK(!rcluster_topology_changed(r));
+	freeReplyObject(r);
+	CHECK(!rcluster_topology_changed(NULL));
 	/* only an error reply redirects */
 	r = bulk("MOVED 1 h:1");
 	CHECK_INT(rcluster_redirect_parse(r, &asked, &slot, &to), RCLUSTER_REDIRECT_NONE);
@@ -340,8 +364,8 @@ static void test_seeds(void)
 	CHECK_INT(a[1].port, 65535);
 	CHECK_STR(a[2].host, "::1");
 	free(a);
-	const char *bad[] = {"", "a", "a:", ":1", "a:0", "a:65536", "a:1,", ",a:1", "a:1,,b:2",
-	                     "a:1x", "a:-1"};
+	const char *bad[] = {"",     "a",    "a:",       ":1",   "a:0", "a:65536",
+	                     "a:1,", ",a:1", "a:1,,b:2", "a:1x", "a:-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		a = (struct rcluster_addr *)1;
 		if (rcluster_addrs_parse(bad[i], &a, &n) != -1)
