@@ -516,6 +516,22 @@ static void install(struct rcluster *rc, struct rcluster_table *t)
 	rc->refresh_not_before = now + REFRESH_MIN_S;
 	rc->refresh_due = now + rc->refresh_s;
 	rc->stats.refreshes++;
+	if (!t->standalone)
+		return;
+	/* Sentinel names another primary: links to the old one go at once, as
+	 * the bridge's sentinel_check does. It may be alive and hold their
+	 * answers (paused writes, WAITs that time out), so what was in flight
+	 * is in doubt now rather than later. (A cluster's former primary
+	 * answers MOVED instead: its calls drain and are resent.) */
+	for (size_t i = 0; i < rc->nlinks; i++) {
+		struct rc_link *l = rc->links[i];
+		if (l->ac == NULL || rcluster_table_find(t, l->addr.host, l->addr.port) >= 0)
+			continue;
+		log_msg(LOG_WARN, "%s %s:%d: not the primary any more: moving to %s:%d", rc->name,
+		        l->addr.host, l->addr.port, t->nodes[0].host, t->nodes[0].port);
+		l->closing = true;
+		link_close(l);
+	}
 }
 
 /* A standalone server found through Sentinel counts only as a primary (a
