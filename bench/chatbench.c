@@ -179,8 +179,16 @@ static size_t put_str(unsigned char *p, const char *s, size_t n)
 	return n + 2;
 }
 
+/* What a bridge tells its broker's plugin before it delivers to any room
+ * (authplugin/rooms.h): every private room is known (none here), so a room
+ * without a state is public. The plugin keeps a room without a state closed
+ * until a service says so, and the benchmarks' publisher is that service. */
+static const char room_sync[] = "sync begin\nsync end";
+#define ROOM_SYNC_TOPIC "$CONTROL/chat/v1"
+
 /* Builds CONNECT for user (client id = user), with a token when keys are
- * loaded, and appends SUBSCRIBE topic when sub is not NULL. malloc'd. */
+ * loaded, and appends SUBSCRIBE topic when sub is not NULL; a service
+ * (the fan-out's publisher) also sends room_sync. malloc'd. */
 static unsigned char *build_connect(const char *user, enum token_role role, const char *sub,
                                     size_t *len)
 {
@@ -192,7 +200,9 @@ static unsigned char *build_connect(const char *user, enum token_role role, cons
 	size_t ul = strlen(user), tl = tok ? strlen(tok) : 0;
 	size_t body = 10 + 2 + ul + (tok ? 2 + ul + 2 + tl : 0);
 	size_t sl = sub ? strlen(sub) : 0;
-	unsigned char *p = malloc(body + 5 + (sub ? sl + 16 : 0));
+	bool sync = tok && role == ROLE_SERVICE;
+	size_t rl = sizeof(room_sync) - 1, tpl = strlen(ROOM_SYNC_TOPIC);
+	unsigned char *p = malloc(body + 5 + (sub ? sl + 16 : 0) + (sync ? 5 + 2 + tpl + rl : 0));
 	size_t n = 0;
 	p[n++] = 0x10;
 	n += put_len(p + n, body);
@@ -213,6 +223,13 @@ static unsigned char *build_connect(const char *user, enum token_role role, cons
 		p[n++] = 1;
 		n += put_str(p + n, sub, sl);
 		p[n++] = 0; /* QoS 0 */
+	}
+	if (sync) {
+		p[n++] = 0x30; /* PUBLISH, QoS 0 */
+		n += put_len(p + n, 2 + tpl + rl);
+		n += put_str(p + n, ROOM_SYNC_TOPIC, tpl);
+		memcpy(p + n, room_sync, rl);
+		n += rl;
 	}
 	free(tok);
 	*len = n;

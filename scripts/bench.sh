@@ -37,6 +37,7 @@ max_connections -1
 persistence false
 user $(id -un)
 listener $plain_port 127.0.0.1
+$(scripts/broker-limits.sh)
 CONF
 cat > "$work/plugin.conf" <<CONF
 per_listener_settings false
@@ -48,6 +49,7 @@ listener $plugin_port 127.0.0.1
 plugin $PWD/$BUILD/authplugin/chat_auth.so
 plugin_opt_jwt_alg HS256
 plugin_opt_jwt_key_file $work/secret
+$(scripts/broker-limits.sh)
 CONF
 ulimit -n "$(ulimit -Hn)"
 mosquitto -c "$work/plain.conf" > "$work/plain.log" 2>&1 & plain_pid=$!; pids+=($plain_pid)

@@ -115,6 +115,23 @@ static int queue_subscribe(struct conn *c, const char *topic)
 	return bufq_append(&c->out, pkt, h + k);
 }
 
+/* What a bridge tells its broker's plugin before it delivers to any room
+ * (authplugin/rooms.h): every private room is known (none here), so a
+ * room without a state is public. The plugin keeps such a room closed
+ * until a service says so, and the publisher is the one service here. */
+static int queue_room_sync(struct conn *c)
+{
+	static const char topic[] = "$CONTROL/chat/v1", sync[] = "sync begin\nsync end";
+	unsigned char pkt[64];
+	size_t k = 0, body = 2 + strlen(topic) + strlen(sync);
+	pkt[k++] = 0x30;
+	k += put_len(pkt + k, body);
+	k += put_str(pkt + k, topic);
+	memcpy(pkt + k, sync, strlen(sync));
+	k += strlen(sync);
+	return bufq_append(&c->out, pkt, k);
+}
+
 /* Up to `count` QoS 0 publishes of B.size bytes into c's queue. */
 static void queue_publishes(struct conn *c, int count)
 {
@@ -250,6 +267,8 @@ static int open_conn(struct conn *c, int i)
 	free(token);
 	if (!c->publisher)
 		queue_subscribe(c, "chat/room/wsbench");
+	else
+		queue_room_sync(c);
 	memset(&info, 0, sizeof(info));
 	info.context = B.ctx;
 	info.address = "127.0.0.1";
