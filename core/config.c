@@ -91,10 +91,10 @@ static const struct config_opt opts[] = {
     {"http_body_max", OPT_LONG, 256, 1048576, "16384", NULL, OFF(http_body_max)},
     {"auth_burst", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_burst)},
     {"auth_per_min", OPT_LONG, 1, 1000000, "10", NULL, OFF(auth_per_min)},
-    /* sign-outs per user (its own bucket: wrong logins never block them) */
     /* a new account's password: at least this many bits of zxcvbn's
      * estimate (0: only the length, variety and user name rules) */
     {"password_min_bits", OPT_LONG, 0, 128, "26", NULL, OFF(password_min_bits)},
+    /* sign-outs per user (its own bucket: wrong logins never block them) */
     {"logout_per_min", OPT_LONG, 1, 1000000, "60", NULL, OFF(logout_per_min)},
     {"http_workers", OPT_LONG, 1, 16, "2", NULL, OFF(http_workers)},
     {"http_max_conns", OPT_LONG, 16, 1000000, "4096", NULL, OFF(http_max_conns)},

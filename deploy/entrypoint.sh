@@ -39,7 +39,9 @@ sed -e "s|^listener 1883 127.0.0.1$|listener $CHAT_MQTT_PORT 127.0.0.1|" \
     -e "/^plugin_opt_/d" /etc/chat/mosquitto.conf > "$conf"
 # the plugin's settings, from the same variables as the other programs
 for key in jwt_alg jwt_key_file jwt_issuer jwt_audience jwt_leeway jwt_max_bytes \
-           topic_prefix body_max conn_per_address; do
+           topic_prefix body_max conn_per_address publish_max publish_props_max \
+           connect_burst connect_per_min bridge_grace bridge_queue_max bridge_queue_bytes \
+           session_queue_max sessions_per_user session_idle_max; do
   var=CHAT_${key^^}
   [ -n "${!var:-}" ] && echo "plugin_opt_$key ${!var}" >> "$conf"
 done
