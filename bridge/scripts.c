@@ -342,6 +342,10 @@ const char script_room[] =
 	"      return {'not_found', 'no such user'}\n"
 	"    end\n"
 	"    if redis.call('SISMEMBER', members, user) == 1 then return {'ok', '0', priv} end\n"
+	/* the invitee's own cap, as if they had joined (user_rooms_max) */
+	"    if over_cap(user) then\n"
+	"      return {'forbidden', user .. ' is in ' .. ARGV[12] .. ' rooms, the most one user may be in'}\n"
+	"    end\n"
 	"    local max = tonumber(ARGV[11])\n"
 	"    if priv == '1' and max and redis.call('SCARD', members) >= max then\n"
 	"      return {'conflict', 'the room is full: a private room has at most ' .. max ..\n"

@@ -1,6 +1,7 @@
 """Every per-user input has a limit counted in what it costs (issue 22):
 a user may be in at most user_rooms_max rooms (room.create, room.join and
-posting to a public room, which joins it, are refused past it) and may
+posting to a public room, which joins it, are refused past it, and so is
+an invitation that would take the invitee past it) and may
 start a DM conversation only while in fewer than user_dms_max of them.
 Refusals are `forbidden`, with the request's id or the post's cid, and
 change nothing; leaving a room makes room again, and writing in a
@@ -62,7 +63,17 @@ def test_rooms_a_user_is_in_are_capped(make_cluster):
     assert not [n for n in payloads(carl, "/notice") if n.get("cid") in ("p2", "p3")]
     reply = rpc(carl, "carl", "room.join", {"room": "open2"})
     assert reply.get("error", {}).get("code") == "forbidden", reply
-    for c in (carl, owner):
+
+    # nor can an owner invite someone past their cap: the invitee would be
+    # in one room more than they may be
+    boss = signed_in(cluster.brokers[1].port, keys, "boss")
+    assert "result" in rpc(boss, "boss", "room.create", {"room": "club", "private": True})
+    reply = rpc(boss, "boss", "room.invite", {"room": "club", "user": "carl"},
+                req_id="cap-invite")
+    assert reply["id"] == "cap-invite" and reply["error"]["code"] == "forbidden", reply
+    assert redis.call("SISMEMBER", "chat:room:club:members", "carl") == "0"
+    assert redis.call("SCARD", "chat:user:carl:rooms") == "3"
+    for c in (carl, owner, boss):
         c.close()
 
 

@@ -376,11 +376,15 @@ def test_presence_is_rewritten_when_redis_is_back(make_cluster):
                         timeout=20), cluster.bridges[0].log()[-3000:]
         assert wait_for(lambda: presence_get(watcher.c, "pwatch", "latecomer"), timeout=10)
         assert presence_get(watcher.c, "pwatch", "stayer")
-        with watcher.lock:
-            offline = [m["user"] for _, t, m in watcher.got[mark:]
-                       if t.startswith("chat/presence/") and m.get("online") is False]
-        assert "ghost" in offline
-        assert "stayer" not in offline, "a user who stayed connected was announced offline"
+
+        def offline():
+            with watcher.lock:
+                return [m["user"] for _, t, m in watcher.got[mark:]
+                        if t.startswith("chat/presence/") and m.get("online") is False]
+        # announced once presence_offline_delay (5 s) has passed without it
+        # coming back, by the next beat
+        assert wait_for(lambda: "ghost" in offline(), timeout=20), offline()
+        assert "stayer" not in offline(), "a user who stayed connected was announced offline"
     finally:
         watcher.close()
         stay.close()
