@@ -199,9 +199,19 @@ def recovery_after(users, t_kill):
     return min(times) if times else None
 
 
+def longest_stall(users):
+    """The longest time no post of anyone was accepted (between two echoes),
+    while posts were being sent all along: how long Redis was really
+    unavailable to posts, however many failovers the sentinels made of one
+    fault (a loaded machine sometimes makes a second one, and a new primary
+    takes writes only once a replica has caught up: min-replicas-to-write)."""
+    seen = sorted(t for u in users for t, _ in list(u.accepted.values()))
+    return max((b - a for a, b in zip(seen, seen[1:])), default=0.0)
+
+
 def check_accounting(stack, users, readers, outages=()):
     """Every post answered once, none refused before it waited post_hold_s
-    (and none at all when every outage was shorter than that), each
+    (and none at all when posts were never refused service that long), each
     sender's posts in order, seqs gapless on both nodes, the store
     complete. outages: seconds from each fault to the first post accepted
     after it."""
@@ -223,9 +233,14 @@ def check_accounting(stack, users, readers, outages=()):
             assert waited >= HOLD_S - 0.5, \
                 "%s refused after %.2f s (post_hold_s %.0f): %r" % (cid, waited, HOLD_S,
                                                                   u.refused[cid])
-    # a failover shorter than the bound refuses nothing
-    if outages and max(outages) < HOLD_S - 1.5:
-        assert refused == 0, {u.name: sorted(u.refused)[:5] for u in users}
+    # a failover shorter than the bound refuses nothing: judged by the
+    # longest stall of acceptances, not by the time to the first post
+    # accepted after the fault (Redis may accept, then refuse again while
+    # the sentinels settle)
+    stall = longest_stall(users)
+    print("longest time no post was accepted: %.2f s" % stall)
+    if outages and stall < HOLD_S - 1.5:
+        assert refused == 0, ({u.name: sorted(u.refused)[:5] for u in users}, stall)
     # each sender's posts were taken in the order sent
     for u in users:
         mine = sorted(u.accepted, key=lambda cid: u.sent[cid])
