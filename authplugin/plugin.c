@@ -19,7 +19,9 @@
  *   the bridge (watch.c) and while the broker holds less than its bound for
  *   the bridge (backlog.c, kept below mosquitto.conf's queue limits:
  *   brokerconf.c); a refused post gets a notice from here, a refused
- *   request an rpc error with its id. What passes is stamped with its
+ *   request an rpc error with its id: for an MQTT 3.1.1 QoS 1 publish,
+ *   whose PUBACK cannot say no, the message itself becomes that answer,
+ *   delivered ahead of the PUBACK. What passes is stamped with its
  *   sender's role (stamp.c).
  * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
  *   the bridge (rooms.c; what it does not know for sure is closed),
@@ -238,62 +240,162 @@ static bool is_request(const struct plugin *p, const char *topic)
 	       t.kind == TOPIC_IN_RPC;
 }
 
+/* A user's publish being judged: its sender, the write check it passed
+ * (topic, payload, QoS), its properties where they are visible (NULL in
+ * ACL_CHECK, for a Will, and for MQTT 3.1.1), and, when it is judged in
+ * MOSQ_EVT_MESSAGE, the message itself (NULL elsewhere), which a refusal
+ * may have to take over (refusal_in_place). */
+struct post {
+	const struct acl_client *c;
+	const struct mosquitto_evt_acl_check *ed;
+	const mosquitto_property *props;
+	struct mosquitto_evt_message *msg;
+	bool rewritten; /* msg now is its own refusal: let it pass unstamped */
+};
+
+/* A refusal as its sender hears it: the JSON (malloc'd: free()), the
+ * topic it goes to, and, for an MQTT 5 request, its Correlation Data
+ * (owned here until the broker takes it). */
+struct refusal {
+	char topic[256];
+	char *json;
+	mosquitto_property *props;
+};
+
 /* The answer to a request refused here, as the bridge would give it
  * (bridge/rpc.c): an rpc error with the request's id on <prefix>/user/
  * <me>/rpc, or on the request's Response Topic (when valid) with its
- * Correlation Data. props is NULL where they cannot be seen. */
-static void answer_request(struct plugin *p, const struct acl_client *c,
-                           const struct mosquitto_evt_acl_check *ed,
-                           const mosquitto_property *props, const char *code, const char *message)
+ * Correlation Data. Returns 0, or -1 with nothing to free. */
+static int request_refusal(struct plugin *p, const struct post *post, const char *code,
+                           const char *message, struct refusal *r)
 {
-	char topic[256];
 	char *rt = NULL;
 	void *corr = NULL;
 	uint16_t corr_len = 0;
-	mosquitto_property *out = NULL;
 
-	if (topic_user(p->cfg.topic_prefix, c->user, "rpc", topic, sizeof(topic)) <= 0)
-		return;
-	if (props && mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) &&
-	    topic_reply_ok(p->cfg.topic_prefix, c->user, rt))
-		snprintf(topic, sizeof(topic), "%s", rt);
-	if (props && mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr,
-	                                            &corr_len, false))
-		mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
-	/* parsing is bounded like notice_cid's (refuse_post) */
-	char *json = notice_rpc_error(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max,
-	                              code, message);
-	if (json == NULL || mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1,
-	                                                  false, out) != MOSQ_ERR_SUCCESS)
-		mosquitto_property_free_all(&out);
-	free(json);
+	if (topic_user(p->cfg.topic_prefix, post->c->user, "rpc", r->topic, sizeof(r->topic)) <= 0)
+		return -1;
+	if (post->props &&
+	    mosquitto_property_read_string(post->props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) &&
+	    topic_reply_ok(p->cfg.topic_prefix, post->c->user, rt))
+		snprintf(r->topic, sizeof(r->topic), "%s", rt);
+	if (post->props && mosquitto_property_read_binary(post->props, MQTT_PROP_CORRELATION_DATA,
+	                                                  &corr, &corr_len, false))
+		mosquitto_property_add_binary(&r->props, MQTT_PROP_CORRELATION_DATA, corr,
+		                              corr_len);
 	mosquitto_free(rt);
 	mosquitto_free(corr);
+	/* parsing is bounded like notice_cid's (post_refusal) */
+	r->json = notice_rpc_error(post->ed->payload, post->ed->payloadlen,
+	                           4 * (size_t)p->cfg.publish_max, code, message);
+	if (r->json == NULL) {
+		mosquitto_property_free_all(&r->props);
+		return -1;
+	}
+	return 0;
+}
+
+/* The notice of a refused post, on <prefix>/user/<me>/notice in the
+ * bridge's format, with the post's cid. Returns 0, or -1 with nothing to
+ * free. */
+static int post_refusal(struct plugin *p, const struct post *post, const char *code,
+                        const char *message, struct refusal *r)
+{
+	char cid[ENVELOPE_CID_MAX + 1];
+	const char *user = post->c->user;
+
+	if (topic_user(p->cfg.topic_prefix, user, "notice", r->topic, sizeof(r->topic)) <= 0)
+		return -1;
+	/* parsing is bounded: a payload of more than 4 times the publish limit
+	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
+	notice_cid(post->ed->payload, post->ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
+	r->json = notice_json(code, message, post->ed->topic, cid);
+	return r->json != NULL ? 0 : -1;
+}
+
+/* Whether the refusal must travel in the refused message itself: a QoS 1
+ * publish of an MQTT 3.1.1 (or 3.1) client, judged in MOSQ_EVT_MESSAGE.
+ * mosquitto 2.0.11 sends the PUBACK of a denied message at once, and that
+ * PUBACK cannot say no, while what a plugin publishes is only queued and
+ * routed at the broker's next loop turn: a broker killed in between left
+ * the client holding an acknowledgement of a post that was neither taken
+ * nor refused. MQTT 5's PUBACK carries the refusal (0x87) itself; QoS 0
+ * has no PUBACK; QoS 2, Wills and ACL_CHECK have no message to take over. */
+static bool refused_in_place(const struct post *post)
+{
+	return post->msg != NULL && post->msg->qos == 1 &&
+	       mosquitto_client_protocol_version(post->msg->client) != 5;
+}
+
+/* Turns the message into its refusal r (consumed): its topic and payload
+ * become r's, its properties and retain flag go. mosquitto then routes it,
+ * like any accepted publish, to the subscriptions of the refusal's topic
+ * (the sender's own <prefix>/user/<me>/..., which no other user may read
+ * and the bridge never subscribes to: neither the post nor its refusal
+ * reaches the bridge or its backlog) before it sends the PUBACK, so on
+ * the sender's connection the refusal is written ahead of its PUBACK.
+ * Ownership, as mosquitto 2.0.11 (plugin__handle_message) takes the event
+ * back: it stores the topic without freeing the old one, and frees the old
+ * payload itself when the pointer changed; both must come from
+ * mosquitto_malloc. Returns MOSQ_ERR_SUCCESS, or MOSQ_ERR_NOMEM with the
+ * message unchanged (mosquitto then closes the connection without a
+ * PUBACK: nothing acknowledged). */
+static int refusal_in_place(struct mosquitto_evt_message *msg, struct refusal *r)
+{
+	size_t len = strlen(r->json);
+	char *topic = mosquitto_strdup(r->topic);
+	char *payload = mosquitto_malloc(len + 1);
+	int rc = MOSQ_ERR_NOMEM;
+
+	if (topic == NULL || payload == NULL) {
+		mosquitto_free(topic);
+		mosquitto_free(payload);
+		goto cleanup;
+	}
+	memcpy(payload, r->json, len + 1);
+	mosquitto_free(msg->topic);
+	msg->topic = topic;
+	msg->payload = payload;
+	msg->payloadlen = (uint32_t)len;
+	msg->retain = false;
+	mosquitto_property_free_all(&msg->properties);
+	rc = MOSQ_ERR_SUCCESS;
+cleanup:
+	mosquitto_property_free_all(&r->props); /* an MQTT 3.1.1 request has none */
+	free(r->json);
+	return rc;
 }
 
 /* Refusal of a user's publish, told on <prefix>/user/<me>/notice in the
  * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. A request is
- * answered instead, with its id (answer_request; there is no too_large
- * rpc error: bad_request). The broker queues what a plugin publishes and
- * sends it after this check returns. */
-static int refuse_post(struct plugin *p, const struct acl_client *c,
-                       const struct mosquitto_evt_acl_check *ed, const mosquitto_property *props,
-                       const char *code, const char *message)
+ * answered instead, with its id (request_refusal; there is no too_large
+ * rpc error: bad_request). Where the sender will get a PUBACK that cannot
+ * say no, the message itself becomes the refusal (refused_in_place) and
+ * passes: MOSQ_ERR_SUCCESS, post->rewritten set (or MOSQ_ERR_NOMEM).
+ * Elsewhere the refusal is published (the broker queues it and routes it
+ * at its next loop turn) and the publish denied: MOSQ_ERR_ACL_DENIED. */
+static int refuse_post(struct plugin *p, struct post *post, const char *code, const char *message)
 {
-	char topic[160], cid[ENVELOPE_CID_MAX + 1];
+	struct refusal r = {.json = NULL, .props = NULL};
+	bool in_place = refused_in_place(post);
+	int rc;
 
-	if (is_request(p, ed->topic)) {
-		answer_request(p, c, ed, props,
-		               strcmp(code, "too_large") == 0 ? "bad_request" : code, message);
-		return MOSQ_ERR_ACL_DENIED;
+	if (is_request(p, post->ed->topic))
+		rc = request_refusal(p, post, strcmp(code, "too_large") == 0 ? "bad_request" : code,
+		                     message, &r);
+	else
+		rc = post_refusal(p, post, code, message, &r);
+	if (rc != 0)
+		return in_place ? MOSQ_ERR_NOMEM : MOSQ_ERR_ACL_DENIED;
+	if (in_place) {
+		rc = refusal_in_place(post->msg, &r);
+		post->rewritten = rc == MOSQ_ERR_SUCCESS;
+		return rc;
 	}
-	/* parsing is bounded: a payload of more than 4 times the publish limit
-	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
-	notice_cid(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
-	char *json = notice_json(code, message, ed->topic, cid);
-	if (json && topic_user(p->cfg.topic_prefix, c->user, "notice", topic, sizeof(topic)) > 0)
-		mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, NULL);
-	free(json);
+	if (mosquitto_broker_publish_copy(NULL, r.topic, (int)strlen(r.json), r.json, 1, false,
+	                                  r.props) != MOSQ_ERR_SUCCESS)
+		mosquitto_property_free_all(&r.props);
+	free(r.json);
 	return MOSQ_ERR_ACL_DENIED;
 }
 
@@ -373,15 +475,16 @@ static void note_state(struct plugin *p, enum watch_state st)
 }
 
 /* A user's publish that the topic rules allow, size bytes as a whole
- * packet (with its properties props where they are visible): refused when
- * too large, or when it could not reach the bridge now (watch.h), or when
- * the broker holds all it may for the bridge (backlog.h). */
-static int gate_post(struct plugin *p, const struct acl_client *c,
-                     const struct mosquitto_evt_acl_check *ed, size_t size,
-                     const mosquitto_property *props)
+ * packet (with its properties where they are visible): refused
+ * (refuse_post) when too large, or when it could not reach the bridge now
+ * (watch.h), or when the broker holds all it may for the bridge
+ * (backlog.h). */
+static int gate_post(struct plugin *p, struct post *post, size_t size)
 {
+	const struct mosquitto_evt_acl_check *ed = post->ed;
+
 	if (size > (size_t)p->cfg.publish_max)
-		return refuse_post(p, c, ed, props, "too_large",
+		return refuse_post(p, post, "too_large",
 		                   "the publish is larger than the broker accepts (16 KiB)");
 	enum watch_state st = watch_state(&p->watch, now_ms());
 	if (st == WATCH_OK && !backlog_admits(&p->backlog, ed->payloadlen))
@@ -399,7 +502,7 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	if (topic_parse_in(p->cfg.topic_prefix, ed->topic, strlen(ed->topic), &t) == TOPIC_OK &&
 	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
 		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
-	return refuse_post(p, c, ed, props, "unavailable", why);
+	return refuse_post(p, post, "unavailable", why);
 }
 
 /* A routing of a message to the watched bridge, connected or not (conn_id
@@ -454,7 +557,9 @@ static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check 
 			log_msg(LOG_INFO, "Will of %s refused: %s", user, will_strerror(verdict));
 			return MOSQ_ERR_ACL_DENIED;
 		}
-		return gate_post(p, &c, ed, publish_size(ed, 0), NULL);
+		/* no PUBACK for a Will: its refusal is published (refuse_post) */
+		struct post post = {.c = &c, .ed = ed, .props = NULL, .msg = NULL};
+		return gate_post(p, &post, publish_size(ed, 0));
 	}
 	return sessions_offline_read(&p->sessions, id, user, ed->qos, p->cfg.session_queue_max,
 	                             p->cfg.bridge_queue_max + BRIDGE_QUEUE_SLACK, now_s())
@@ -494,10 +599,14 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		return route_to_bridge(p, ed, access, MOSQ_ERR_SUCCESS, e->conn_id);
 	}
 	/* QoS 2 is routed at its PUBREL, whenever the client sends it: the
-	 * room gate_post finds now for it at the bridge may be gone by then */
-	if (access == ACL_WRITE && ed->qos == 2)
-		return refuse_post(p, &e->acl, ed, NULL, "bad_request",
+	 * room gate_post finds now for it at the bridge may be gone by then.
+	 * Refused here, with a PUBREC 0x87 for MQTT 5; an MQTT 3.1.1 PUBREC
+	 * cannot say no, and the notice is queued (DECISIONS: "QoS 2 ...") */
+	if (access == ACL_WRITE && ed->qos == 2) {
+		struct post post = {.c = &e->acl, .ed = ed, .props = NULL, .msg = NULL};
+		return refuse_post(p, &post, "bad_request",
 		                   "QoS 2 is not supported: publish with QoS 1");
+	}
 	/* a user's publish is gated in on_message, where its properties are
 	 * visible: mosquitto runs it right after this check passes */
 	return MOSQ_ERR_SUCCESS;
@@ -507,9 +616,11 @@ static int on_acl_check(int event, void *event_data, void *userdata)
  * passed: its properties are measured (one walk, stopping past
  * publish_props_max), the whole packet is held to publish_max, the post
  * must be able to reach the bridge (gate_post), and what passes is
- * stamped with its sender's role (stamp.h). A refusal returns
- * MOSQ_ERR_ACL_DENIED: mosquitto drops the message (PUBACK 0x87 for MQTT
- * 5) and the sender hears why from here. */
+ * stamped with its sender's role (stamp.h). A refused QoS 1 publish of an
+ * MQTT 3.1.1 client becomes its own notice (or rpc error) and passes, so
+ * mosquitto delivers the refusal before its PUBACK (refused_in_place);
+ * any other refusal returns MOSQ_ERR_ACL_DENIED: mosquitto drops the
+ * message (PUBACK 0x87 for MQTT 5) and the sender hears why from here. */
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -538,13 +649,14 @@ static int on_message(int event, void *event_data, void *userdata)
 	    .retain = ed->retain,
 	    .access = MOSQ_ACL_WRITE,
 	};
+	struct post post = {.c = &e->acl, .ed = &chk, .props = ed->properties, .msg = ed};
 	if (stamp_measure(ed->properties, (size_t)p->cfg.publish_props_max, &bytes) != 0) {
 		snprintf(why, sizeof(why), "a publish may carry at most %ld MQTT 5 properties",
 		         p->cfg.publish_props_max);
-		return refuse_post(p, &e->acl, &chk, ed->properties, "too_large", why);
+		return refuse_post(p, &post, "too_large", why);
 	}
-	rc = gate_post(p, &e->acl, &chk, publish_size(&chk, bytes), ed->properties);
-	if (rc != MOSQ_ERR_SUCCESS)
+	rc = gate_post(p, &post, publish_size(&chk, bytes));
+	if (rc != MOSQ_ERR_SUCCESS || post.rewritten)
 		return rc;
 	/* without the stamp the bridge would take it for a plain user's: drop
 	 * it rather than pass it on unstamped */
