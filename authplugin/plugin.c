@@ -601,7 +601,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	/* QoS 2 is routed at its PUBREL, whenever the client sends it: the
 	 * room gate_post finds now for it at the bridge may be gone by then.
 	 * Refused here, with a PUBREC 0x87 for MQTT 5; an MQTT 3.1.1 PUBREC
-	 * cannot say no, and the notice is queued (DECISIONS: "QoS 2 ...") */
+	 * cannot say no, and the notice is queued: its PUBCOMP comes after the
+	 * notice, its PUBREC before (docs/DECISIONS.md, "Where the refusal
+	 * stays a queued notice") */
 	if (access == ACL_WRITE && ed->qos == 2) {
 		struct post post = {.c = &e->acl, .ed = ed, .props = NULL, .msg = NULL};
 		return refuse_post(p, &post, "bad_request",

@@ -275,8 +275,8 @@ class RawClient:
 
     def packets_until(self, done):
         """Reads packets until done(packet) is true for one, and returns them
-        all in order, that one last: ("publish", topic, payload, qos) or
-        ("puback", mid) or ("pubrec", mid) or ("other", type)."""
+        all in order, that one last: ("publish", topic, payload, qos),
+        ("puback" | "pubrec" | "pubcomp", mid) or ("other", type)."""
         got = []
         while not got or not done(got[-1]):
             kind, flags, body = self.read()
@@ -289,8 +289,8 @@ class RawClient:
                     self.send(0x40, rest[:2])
                     rest = rest[2:]
                 got.append(("publish", topic, rest, qos))
-            elif kind in (4, 5):
-                got.append(("puback" if kind == 4 else "pubrec",
+            elif kind in (4, 5, 7):
+                got.append(({4: "puback", 5: "pubrec", 7: "pubcomp"}[kind],
                             struct.unpack("!H", body[:2])[0]))
             else:
                 got.append(("other", kind))

@@ -17,6 +17,7 @@ subscribed to chat/in/#, gets neither the post nor its refusal); MQTT 5
 keeps its PUBACK "not authorized" (0x87) with the notice besides; a QoS 0
 post, which has no PUBACK, still gets its notice."""
 import json
+import struct
 import time
 
 from mqttutil import V5, Client, RawClient, payloads, wait_for
@@ -130,6 +131,24 @@ def test_the_refusal_reaches_only_the_sender(make_broker, keys):
         alice.close()
         bridge.close()
         bob.close()
+
+
+def test_a_qos2_post_hears_its_refusal_before_its_pubcomp(broker, keys):
+    """QoS 2 is refused in the ACL check, where there is no message to
+    rewrite: an MQTT 3.1.1 client gets its PUBREC at once, and the notice
+    at the broker's next loop turn, always before the PUBCOMP that ends the
+    exchange (the broker reads the PUBREL only after routing the notice)."""
+    alice = raw(broker, keys, "alice")
+    try:
+        mid = alice.publish("chat/in/alice/room/lobby",
+                            json.dumps({"body": "two", "cid": "q2"}), qos=2)
+        packets = alice.packets_until(lambda pkt: pkt == ("pubrec", mid))
+        alice.send(0x62, struct.pack("!H", mid))
+        packets += alice.packets_until(lambda pkt: pkt == ("pubcomp", mid))
+        notices = json_publishes(packets, "chat/user/alice/notice")
+        assert [(n["code"], n["cid"]) for n in notices] == [("bad_request", "q2")], packets
+    finally:
+        alice.close()
 
 
 def test_mqtt5_keeps_not_authorized_with_a_notice(broker, keys):
