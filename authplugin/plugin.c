@@ -54,11 +54,11 @@
 #include "brokerconf.h"
 #include "chat/config.h"
 #include "chat/log.h"
-#include "chat/notice.h"
 #include "chat/token.h"
 #include "chat/topic.h"
 #include "clients.h"
 #include "connrate.h"
+#include "refusal.h"
 #include "replay.h"
 #include "revoked.h"
 #include "rooms.h"
@@ -233,18 +233,11 @@ static size_t publish_size(const struct mosquitto_evt_acl_check *ed, size_t prop
 	return 1 + stamp_varint_len(rest) + rest;
 }
 
-static bool is_request(const struct plugin *p, const char *topic)
-{
-	struct topic_in t;
-	return topic_parse_in(p->cfg.topic_prefix, topic, strlen(topic), &t) == TOPIC_OK &&
-	       t.kind == TOPIC_IN_RPC;
-}
-
 /* A user's publish being judged: its sender, the write check it passed
  * (topic, payload, QoS), its properties where they are visible (NULL in
  * ACL_CHECK, for a Will, and for MQTT 3.1.1), and, when it is judged in
- * MOSQ_EVT_MESSAGE, the message itself (NULL elsewhere), which a refusal
- * may have to take over (refusal_in_place). */
+ * MOSQ_EVT_MESSAGE, the message itself (NULL elsewhere), which its refusal
+ * may have to take over (refusal.h). */
 struct post {
 	const struct acl_client *c;
 	const struct mosquitto_evt_acl_check *ed;
@@ -253,150 +246,29 @@ struct post {
 	bool rewritten; /* msg now is its own refusal: let it pass unstamped */
 };
 
-/* A refusal as its sender hears it: the JSON (malloc'd: free()), the
- * topic it goes to, and, for an MQTT 5 request, its Correlation Data
- * (owned here until the broker takes it). */
-struct refusal {
-	char topic[256];
-	char *json;
-	mosquitto_property *props;
-};
-
-/* The answer to a request refused here, as the bridge would give it
- * (bridge/rpc.c): an rpc error with the request's id on <prefix>/user/
- * <me>/rpc, or on the request's Response Topic (when valid) with its
- * Correlation Data. Returns 0, or -1 with nothing to free. */
-static int request_refusal(struct plugin *p, const struct post *post, const char *code,
-                           const char *message, struct refusal *r)
-{
-	char *rt = NULL;
-	void *corr = NULL;
-	uint16_t corr_len = 0;
-
-	if (topic_user(p->cfg.topic_prefix, post->c->user, "rpc", r->topic, sizeof(r->topic)) <= 0)
-		return -1;
-	if (post->props &&
-	    mosquitto_property_read_string(post->props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) &&
-	    topic_reply_ok(p->cfg.topic_prefix, post->c->user, rt))
-		snprintf(r->topic, sizeof(r->topic), "%s", rt);
-	if (post->props && mosquitto_property_read_binary(post->props, MQTT_PROP_CORRELATION_DATA,
-	                                                  &corr, &corr_len, false))
-		mosquitto_property_add_binary(&r->props, MQTT_PROP_CORRELATION_DATA, corr,
-		                              corr_len);
-	mosquitto_free(rt);
-	mosquitto_free(corr);
-	/* parsing is bounded like notice_cid's (post_refusal) */
-	r->json = notice_rpc_error(post->ed->payload, post->ed->payloadlen,
-	                           4 * (size_t)p->cfg.publish_max, code, message);
-	if (r->json == NULL) {
-		mosquitto_property_free_all(&r->props);
-		return -1;
-	}
-	return 0;
-}
-
-/* The notice of a refused post, on <prefix>/user/<me>/notice in the
- * bridge's format, with the post's cid. Returns 0, or -1 with nothing to
- * free. */
-static int post_refusal(struct plugin *p, const struct post *post, const char *code,
-                        const char *message, struct refusal *r)
-{
-	char cid[ENVELOPE_CID_MAX + 1];
-	const char *user = post->c->user;
-
-	if (topic_user(p->cfg.topic_prefix, user, "notice", r->topic, sizeof(r->topic)) <= 0)
-		return -1;
-	/* parsing is bounded: a payload of more than 4 times the publish limit
-	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
-	notice_cid(post->ed->payload, post->ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
-	r->json = notice_json(code, message, post->ed->topic, cid);
-	return r->json != NULL ? 0 : -1;
-}
-
-/* Whether the refusal must travel in the refused message itself: a QoS 1
- * publish of an MQTT 3.1.1 (or 3.1) client, judged in MOSQ_EVT_MESSAGE.
- * mosquitto 2.0.11 sends the PUBACK of a denied message at once, and that
- * PUBACK cannot say no, while what a plugin publishes is only queued and
- * routed at the broker's next loop turn: a broker killed in between left
- * the client holding an acknowledgement of a post that was neither taken
- * nor refused. MQTT 5's PUBACK carries the refusal (0x87) itself; QoS 0
- * has no PUBACK; QoS 2, Wills and ACL_CHECK have no message to take over. */
-static bool refused_in_place(const struct post *post)
-{
-	return post->msg != NULL && post->msg->qos == 1 &&
-	       mosquitto_client_protocol_version(post->msg->client) != 5;
-}
-
-/* Turns the message into its refusal r (consumed): its topic and payload
- * become r's, its properties and retain flag go. mosquitto then routes it,
- * like any accepted publish, to the subscriptions of the refusal's topic
- * (the sender's own <prefix>/user/<me>/..., which no other user may read
- * and the bridge never subscribes to: neither the post nor its refusal
- * reaches the bridge or its backlog) before it sends the PUBACK, so on
- * the sender's connection the refusal is written ahead of its PUBACK.
- * Ownership, as mosquitto 2.0.11 (plugin__handle_message) takes the event
- * back: it stores the topic without freeing the old one, and frees the old
- * payload itself when the pointer changed; both must come from
- * mosquitto_malloc. Returns MOSQ_ERR_SUCCESS, or MOSQ_ERR_NOMEM with the
- * message unchanged (mosquitto then closes the connection without a
- * PUBACK: nothing acknowledged). */
-static int refusal_in_place(struct mosquitto_evt_message *msg, struct refusal *r)
-{
-	size_t len = strlen(r->json);
-	char *topic = mosquitto_strdup(r->topic);
-	char *payload = mosquitto_malloc(len + 1);
-	int rc = MOSQ_ERR_NOMEM;
-
-	if (topic == NULL || payload == NULL) {
-		mosquitto_free(topic);
-		mosquitto_free(payload);
-		goto cleanup;
-	}
-	memcpy(payload, r->json, len + 1);
-	mosquitto_free(msg->topic);
-	msg->topic = topic;
-	msg->payload = payload;
-	msg->payloadlen = (uint32_t)len;
-	msg->retain = false;
-	mosquitto_property_free_all(&msg->properties);
-	rc = MOSQ_ERR_SUCCESS;
-cleanup:
-	mosquitto_property_free_all(&r->props); /* an MQTT 3.1.1 request has none */
-	free(r->json);
-	return rc;
-}
-
-/* Refusal of a user's publish, told on <prefix>/user/<me>/notice in the
- * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. A request is
- * answered instead, with its id (request_refusal; there is no too_large
- * rpc error: bad_request). Where the sender will get a PUBACK that cannot
- * say no, the message itself becomes the refusal (refused_in_place) and
- * passes: MOSQ_ERR_SUCCESS, post->rewritten set (or MOSQ_ERR_NOMEM).
- * Elsewhere the refusal is published (the broker queues it and routes it
- * at its next loop turn) and the publish denied: MOSQ_ERR_ACL_DENIED. */
+/* Refusal of a user's publish (refusal.h): a notice, or a request's rpc
+ * error. Where the sender will get a PUBACK that cannot say no, the message
+ * itself becomes the refusal and passes: MOSQ_ERR_SUCCESS with
+ * post->rewritten set, or MOSQ_ERR_NOMEM. Elsewhere (MQTT 5, QoS 0 and 2,
+ * Wills) the refusal is published and the publish denied:
+ * MOSQ_ERR_ACL_DENIED. Parsing for a cid or id is bounded: a payload of
+ * more than 4 times the publish limit (max_packet_size lets up to 2 MiB
+ * through) is refused without them. */
 static int refuse_post(struct plugin *p, struct post *post, const char *code, const char *message)
 {
-	struct refusal r = {.json = NULL, .props = NULL};
-	bool in_place = refused_in_place(post);
-	int rc;
+	struct refusal r;
+	bool in_place = post->msg != NULL && refusal_needs_place(post->msg);
 
-	if (is_request(p, post->ed->topic))
-		rc = request_refusal(p, post, strcmp(code, "too_large") == 0 ? "bad_request" : code,
-		                     message, &r);
-	else
-		rc = post_refusal(p, post, code, message, &r);
-	if (rc != 0)
+	if (refusal_make(&r, p->cfg.topic_prefix, 4 * (size_t)p->cfg.publish_max, post->c->user,
+	                 post->ed, post->props, code, message) != 0)
 		return in_place ? MOSQ_ERR_NOMEM : MOSQ_ERR_ACL_DENIED;
-	if (in_place) {
-		rc = refusal_in_place(post->msg, &r);
-		post->rewritten = rc == MOSQ_ERR_SUCCESS;
-		return rc;
+	if (!in_place) {
+		refusal_publish(&r);
+		return MOSQ_ERR_ACL_DENIED;
 	}
-	if (mosquitto_broker_publish_copy(NULL, r.topic, (int)strlen(r.json), r.json, 1, false,
-	                                  r.props) != MOSQ_ERR_SUCCESS)
-		mosquitto_property_free_all(&r.props);
-	free(r.json);
-	return MOSQ_ERR_ACL_DENIED;
+	int rc = refusal_in_place(post->msg, &r);
+	post->rewritten = rc == MOSQ_ERR_SUCCESS;
+	return rc;
 }
 
 /* Whether filter is the bridge's subscription to every post:
@@ -601,8 +473,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	/* QoS 2 is routed at its PUBREL, whenever the client sends it: the
 	 * room gate_post finds now for it at the bridge may be gone by then.
 	 * Refused here, with a PUBREC 0x87 for MQTT 5; an MQTT 3.1.1 PUBREC
-	 * cannot say no, and the notice is queued: its PUBCOMP comes after the
-	 * notice, its PUBREC before (docs/DECISIONS.md, "Where the refusal
+	 * cannot say no, and the notice is published: its PUBCOMP comes after
+	 * the notice, its PUBREC before (docs/DECISIONS.md, "Where the refusal
 	 * stays a queued notice") */
 	if (access == ACL_WRITE && ed->qos == 2) {
 		struct post post = {.c = &e->acl, .ed = ed, .props = NULL, .msg = NULL};
@@ -620,7 +492,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
  * must be able to reach the bridge (gate_post), and what passes is
  * stamped with its sender's role (stamp.h). A refused QoS 1 publish of an
  * MQTT 3.1.1 client becomes its own notice (or rpc error) and passes, so
- * mosquitto delivers the refusal before its PUBACK (refused_in_place);
+ * mosquitto delivers the refusal before its PUBACK (refusal.h);
  * any other refusal returns MOSQ_ERR_ACL_DENIED: mosquitto drops the
  * message (PUBACK 0x87 for MQTT 5) and the sender hears why from here. */
 static int on_message(int event, void *event_data, void *userdata)
