@@ -19,7 +19,9 @@
  *   the bridge (watch.c) and while the broker holds less than its bound for
  *   the bridge (backlog.c, kept below mosquitto.conf's queue limits:
  *   brokerconf.c); a refused post gets a notice from here, a refused
- *   request an rpc error with its id. What passes is stamped with its
+ *   request an rpc error with its id: for an MQTT 3.1.1 QoS 1 publish,
+ *   whose PUBACK cannot say no, the message itself becomes that answer,
+ *   delivered ahead of the PUBACK. What passes is stamped with its
  *   sender's role (stamp.c).
  * - CONTROL on $CONTROL/chat/v1: private-room states and changes from
  *   the bridge (rooms.c; what it does not know for sure is closed),
@@ -52,11 +54,11 @@
 #include "brokerconf.h"
 #include "chat/config.h"
 #include "chat/log.h"
-#include "chat/notice.h"
 #include "chat/token.h"
 #include "chat/topic.h"
 #include "clients.h"
 #include "connrate.h"
+#include "refusal.h"
 #include "replay.h"
 #include "revoked.h"
 #include "rooms.h"
@@ -231,70 +233,42 @@ static size_t publish_size(const struct mosquitto_evt_acl_check *ed, size_t prop
 	return 1 + stamp_varint_len(rest) + rest;
 }
 
-static bool is_request(const struct plugin *p, const char *topic)
+/* A user's publish being judged: its sender, the write check it passed
+ * (topic, payload, QoS), its properties where they are visible (NULL in
+ * ACL_CHECK, for a Will, and for MQTT 3.1.1), and, when it is judged in
+ * MOSQ_EVT_MESSAGE, the message itself (NULL elsewhere), which its refusal
+ * may have to take over (refusal.h). */
+struct post {
+	const struct acl_client *c;
+	const struct mosquitto_evt_acl_check *ed;
+	const mosquitto_property *props;
+	struct mosquitto_evt_message *msg;
+	bool rewritten; /* msg now is its own refusal: let it pass unstamped */
+};
+
+/* Refusal of a user's publish (refusal.h): a notice, or a request's rpc
+ * error. Where the sender will get a PUBACK that cannot say no, the message
+ * itself becomes the refusal and passes: MOSQ_ERR_SUCCESS with
+ * post->rewritten set, or MOSQ_ERR_NOMEM. Elsewhere (MQTT 5, QoS 0 and 2,
+ * Wills) the refusal is published and the publish denied:
+ * MOSQ_ERR_ACL_DENIED. Parsing for a cid or id is bounded: a payload of
+ * more than 4 times the publish limit (max_packet_size lets up to 2 MiB
+ * through) is refused without them. */
+static int refuse_post(struct plugin *p, struct post *post, const char *code, const char *message)
 {
-	struct topic_in t;
-	return topic_parse_in(p->cfg.topic_prefix, topic, strlen(topic), &t) == TOPIC_OK &&
-	       t.kind == TOPIC_IN_RPC;
-}
+	struct refusal r;
+	bool in_place = post->msg != NULL && refusal_needs_place(post->msg);
 
-/* The answer to a request refused here, as the bridge would give it
- * (bridge/rpc.c): an rpc error with the request's id on <prefix>/user/
- * <me>/rpc, or on the request's Response Topic (when valid) with its
- * Correlation Data. props is NULL where they cannot be seen. */
-static void answer_request(struct plugin *p, const struct acl_client *c,
-                           const struct mosquitto_evt_acl_check *ed,
-                           const mosquitto_property *props, const char *code, const char *message)
-{
-	char topic[256];
-	char *rt = NULL;
-	void *corr = NULL;
-	uint16_t corr_len = 0;
-	mosquitto_property *out = NULL;
-
-	if (topic_user(p->cfg.topic_prefix, c->user, "rpc", topic, sizeof(topic)) <= 0)
-		return;
-	if (props && mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) &&
-	    topic_reply_ok(p->cfg.topic_prefix, c->user, rt))
-		snprintf(topic, sizeof(topic), "%s", rt);
-	if (props && mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr,
-	                                            &corr_len, false))
-		mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
-	/* parsing is bounded like notice_cid's (refuse_post) */
-	char *json = notice_rpc_error(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max,
-	                              code, message);
-	if (json == NULL || mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1,
-	                                                  false, out) != MOSQ_ERR_SUCCESS)
-		mosquitto_property_free_all(&out);
-	free(json);
-	mosquitto_free(rt);
-	mosquitto_free(corr);
-}
-
-/* Refusal of a user's publish, told on <prefix>/user/<me>/notice in the
- * bridge's format: an MQTT 3.1.1 PUBACK cannot say no. A request is
- * answered instead, with its id (answer_request; there is no too_large
- * rpc error: bad_request). The broker queues what a plugin publishes and
- * sends it after this check returns. */
-static int refuse_post(struct plugin *p, const struct acl_client *c,
-                       const struct mosquitto_evt_acl_check *ed, const mosquitto_property *props,
-                       const char *code, const char *message)
-{
-	char topic[160], cid[ENVELOPE_CID_MAX + 1];
-
-	if (is_request(p, ed->topic)) {
-		answer_request(p, c, ed, props,
-		               strcmp(code, "too_large") == 0 ? "bad_request" : code, message);
+	if (refusal_make(&r, p->cfg.topic_prefix, 4 * (size_t)p->cfg.publish_max, post->c->user,
+	                 post->ed, post->props, code, message) != 0)
+		return in_place ? MOSQ_ERR_NOMEM : MOSQ_ERR_ACL_DENIED;
+	if (!in_place) {
+		refusal_publish(&r);
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	/* parsing is bounded: a payload of more than 4 times the publish limit
-	 * (max_packet_size lets up to 2 MiB through) is refused without its cid */
-	notice_cid(ed->payload, ed->payloadlen, 4 * (size_t)p->cfg.publish_max, cid);
-	char *json = notice_json(code, message, ed->topic, cid);
-	if (json && topic_user(p->cfg.topic_prefix, c->user, "notice", topic, sizeof(topic)) > 0)
-		mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, NULL);
-	free(json);
-	return MOSQ_ERR_ACL_DENIED;
+	int rc = refusal_in_place(post->msg, &r);
+	post->rewritten = rc == MOSQ_ERR_SUCCESS;
+	return rc;
 }
 
 /* Whether filter is the bridge's subscription to every post:
@@ -373,15 +347,16 @@ static void note_state(struct plugin *p, enum watch_state st)
 }
 
 /* A user's publish that the topic rules allow, size bytes as a whole
- * packet (with its properties props where they are visible): refused when
- * too large, or when it could not reach the bridge now (watch.h), or when
- * the broker holds all it may for the bridge (backlog.h). */
-static int gate_post(struct plugin *p, const struct acl_client *c,
-                     const struct mosquitto_evt_acl_check *ed, size_t size,
-                     const mosquitto_property *props)
+ * packet (with its properties where they are visible): refused
+ * (refuse_post) when too large, or when it could not reach the bridge now
+ * (watch.h), or when the broker holds all it may for the bridge
+ * (backlog.h). */
+static int gate_post(struct plugin *p, struct post *post, size_t size)
 {
+	const struct mosquitto_evt_acl_check *ed = post->ed;
+
 	if (size > (size_t)p->cfg.publish_max)
-		return refuse_post(p, c, ed, props, "too_large",
+		return refuse_post(p, post, "too_large",
 		                   "the publish is larger than the broker accepts (16 KiB)");
 	enum watch_state st = watch_state(&p->watch, now_ms());
 	if (st == WATCH_OK && !backlog_admits(&p->backlog, ed->payloadlen))
@@ -399,7 +374,7 @@ static int gate_post(struct plugin *p, const struct acl_client *c,
 	if (topic_parse_in(p->cfg.topic_prefix, ed->topic, strlen(ed->topic), &t) == TOPIC_OK &&
 	    (t.kind == TOPIC_IN_TYPING_ROOM || t.kind == TOPIC_IN_TYPING_DM))
 		return MOSQ_ERR_ACL_DENIED; /* ephemeral anyway: no notice for it */
-	return refuse_post(p, c, ed, props, "unavailable", why);
+	return refuse_post(p, post, "unavailable", why);
 }
 
 /* A routing of a message to the watched bridge, connected or not (conn_id
@@ -454,7 +429,9 @@ static int offline_check(struct plugin *p, const struct mosquitto_evt_acl_check 
 			log_msg(LOG_INFO, "Will of %s refused: %s", user, will_strerror(verdict));
 			return MOSQ_ERR_ACL_DENIED;
 		}
-		return gate_post(p, &c, ed, publish_size(ed, 0), NULL);
+		/* no PUBACK for a Will: its refusal is published (refuse_post) */
+		struct post post = {.c = &c, .ed = ed, .props = NULL, .msg = NULL};
+		return gate_post(p, &post, publish_size(ed, 0));
 	}
 	return sessions_offline_read(&p->sessions, id, user, ed->qos, p->cfg.session_queue_max,
 	                             p->cfg.bridge_queue_max + BRIDGE_QUEUE_SLACK, now_s())
@@ -494,10 +471,16 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		return route_to_bridge(p, ed, access, MOSQ_ERR_SUCCESS, e->conn_id);
 	}
 	/* QoS 2 is routed at its PUBREL, whenever the client sends it: the
-	 * room gate_post finds now for it at the bridge may be gone by then */
-	if (access == ACL_WRITE && ed->qos == 2)
-		return refuse_post(p, &e->acl, ed, NULL, "bad_request",
+	 * room gate_post finds now for it at the bridge may be gone by then.
+	 * Refused here, with a PUBREC 0x87 for MQTT 5; an MQTT 3.1.1 PUBREC
+	 * cannot say no, and the notice is published: its PUBCOMP comes after
+	 * the notice, its PUBREC before (docs/DECISIONS.md, "Where the refusal
+	 * stays a queued notice") */
+	if (access == ACL_WRITE && ed->qos == 2) {
+		struct post post = {.c = &e->acl, .ed = ed, .props = NULL, .msg = NULL};
+		return refuse_post(p, &post, "bad_request",
 		                   "QoS 2 is not supported: publish with QoS 1");
+	}
 	/* a user's publish is gated in on_message, where its properties are
 	 * visible: mosquitto runs it right after this check passes */
 	return MOSQ_ERR_SUCCESS;
@@ -507,9 +490,11 @@ static int on_acl_check(int event, void *event_data, void *userdata)
  * passed: its properties are measured (one walk, stopping past
  * publish_props_max), the whole packet is held to publish_max, the post
  * must be able to reach the bridge (gate_post), and what passes is
- * stamped with its sender's role (stamp.h). A refusal returns
- * MOSQ_ERR_ACL_DENIED: mosquitto drops the message (PUBACK 0x87 for MQTT
- * 5) and the sender hears why from here. */
+ * stamped with its sender's role (stamp.h). A refused QoS 1 publish of an
+ * MQTT 3.1.1 client becomes its own notice (or rpc error) and passes, so
+ * mosquitto delivers the refusal before its PUBACK (refusal.h);
+ * any other refusal returns MOSQ_ERR_ACL_DENIED: mosquitto drops the
+ * message (PUBACK 0x87 for MQTT 5) and the sender hears why from here. */
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -538,13 +523,14 @@ static int on_message(int event, void *event_data, void *userdata)
 	    .retain = ed->retain,
 	    .access = MOSQ_ACL_WRITE,
 	};
+	struct post post = {.c = &e->acl, .ed = &chk, .props = ed->properties, .msg = ed};
 	if (stamp_measure(ed->properties, (size_t)p->cfg.publish_props_max, &bytes) != 0) {
 		snprintf(why, sizeof(why), "a publish may carry at most %ld MQTT 5 properties",
 		         p->cfg.publish_props_max);
-		return refuse_post(p, &e->acl, &chk, ed->properties, "too_large", why);
+		return refuse_post(p, &post, "too_large", why);
 	}
-	rc = gate_post(p, &e->acl, &chk, publish_size(&chk, bytes), ed->properties);
-	if (rc != MOSQ_ERR_SUCCESS)
+	rc = gate_post(p, &post, publish_size(&chk, bytes));
+	if (rc != MOSQ_ERR_SUCCESS || post.rewritten)
 		return rc;
 	/* without the stamp the bridge would take it for a plain user's: drop
 	 * it rather than pass it on unstamped */

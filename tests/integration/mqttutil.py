@@ -44,6 +44,27 @@ def claims(sub, ttl=3600, **extra):
     return {k: v for k, v in c.items() if v is not None}
 
 
+class ReasonClient(mqtt.Client):
+    """A Paho client that keeps the reason code of every PUBACK (and
+    PUBCOMP) by packet id, in ack_reasons: Paho 1.6 parses an MQTT 5
+    PUBACK's reason code but does not pass it to on_publish, so a refusal
+    (0x87 "not authorized", any code >= 0x80) looks like a success there.
+    The code is recorded before Paho calls on_publish, which may look it up.
+    An MQTT 3.1.1 PUBACK, or an MQTT 5 one of only the packet id, is 0.
+    (Paho 2 hands the reason code to on_publish; this goes with 1.6.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ack_reasons = {}
+
+    def _handle_pubackcomp(self, cmd):
+        packet = self._in_packet["packet"]
+        if len(packet) >= 2:
+            mid, = struct.unpack("!H", packet[:2])
+            self.ack_reasons[mid] = packet[2] if len(packet) > 2 else 0
+        return super()._handle_pubackcomp(cmd)
+
+
 class Client:
     """A Paho client run on its own network thread, recording what it gets."""
 
@@ -51,9 +72,9 @@ class Client:
         self.protocol = protocol
         cid = user if client_id is None else client_id
         if protocol == V5:
-            self.c = mqtt.Client(client_id=cid, protocol=V5)
+            self.c = ReasonClient(client_id=cid, protocol=V5)
         else:
-            self.c = mqtt.Client(client_id=cid, clean_session=True, protocol=V311)
+            self.c = ReasonClient(client_id=cid, clean_session=True, protocol=V311)
         if user is not None:
             self.c.username_pw_set(user, token)
         self.port = port
@@ -181,6 +202,99 @@ def raw_connect(port, client_id: bytes, user: bytes, password: bytes,
         return None
     finally:
         s.close()
+
+
+class RawClient:
+    """A hand-driven MQTT 3.1.1 connection: it reads the broker's byte
+    stream one packet at a time, so a test sees the packets in the order the
+    broker wrote them (a stock client hands them to separate callbacks).
+    QoS 1 deliveries are acknowledged as they are read."""
+
+    def __init__(self, port, user, token, client_id=None, timeout=10):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.mid = 0
+        var = _utf8(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
+        self.send(0x10, var + _utf8((client_id or user).encode()) + _utf8(user.encode())
+                  + _utf8(token.encode()))
+        kind, _, body = self.read()
+        assert kind == 2 and body[1] == 0, "CONNACK %r" % body
+
+    def close(self):
+        try:
+            self.send(0xE0, b"")
+        except OSError:
+            pass
+        self.s.close()
+
+    def send(self, first_byte, body):
+        self.s.sendall(bytes([first_byte]) + _remaining_length(len(body)) + body)
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            data = self.s.recv(65536)
+            if not data:
+                raise AssertionError("the broker closed the connection")
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read(self):
+        """The next packet: (type, flags, body)."""
+        first = self._take(1)[0]
+        length, shift = 0, 0
+        while True:
+            b = self._take(1)[0]
+            length |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        return first >> 4, first & 0x0F, self._take(length)
+
+    def next_mid(self):
+        self.mid = self.mid % 65535 + 1
+        return self.mid
+
+    def subscribe(self, topic, qos=1):
+        """Subscribes; returns the granted code (0x80 = refused)."""
+        mid = self.next_mid()
+        self.send(0x82, struct.pack("!H", mid) + _utf8(topic.encode()) + bytes([qos]))
+        while True:
+            kind, _, body = self.read()
+            if kind == 9 and struct.unpack("!H", body[:2])[0] == mid:
+                return body[2]
+
+    def publish(self, topic, payload, qos=1):
+        """Sends a PUBLISH; returns its packet id (0 for QoS 0)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        mid = self.next_mid() if qos else 0
+        body = _utf8(topic.encode()) + (struct.pack("!H", mid) if qos else b"") + payload
+        self.send(0x30 | qos << 1, body)
+        return mid
+
+    def packets_until(self, done):
+        """Reads packets until done(packet) is true for one, and returns them
+        all in order, that one last: ("publish", topic, payload, qos),
+        ("puback" | "pubrec" | "pubcomp", mid) or ("other", type)."""
+        got = []
+        while not got or not done(got[-1]):
+            kind, flags, body = self.read()
+            if kind == 3:
+                tlen, = struct.unpack("!H", body[:2])
+                topic = body[2:2 + tlen].decode()
+                qos = (flags >> 1) & 3
+                rest = body[2 + tlen:]
+                if qos:
+                    self.send(0x40, rest[:2])
+                    rest = rest[2:]
+                got.append(("publish", topic, rest, qos))
+            elif kind in (4, 5, 7):
+                got.append(({4: "puback", 5: "pubrec", 7: "pubcomp"}[kind],
+                            struct.unpack("!H", body[:2])[0]))
+            else:
+                got.append(("other", kind))
+        return got
 
 
 def rpc(client, user, method, params=None, req_id=None, timeout=5):

@@ -4,11 +4,14 @@ steady traffic from six users on two nodes (MQTT 3.1.1 and 5, QoS 1, a
 unique cid per post). Every post is accounted for by its cid:
 
 - accepted: in history exactly once, the room's seqs gapless;
-- refused with a notice that names its cid;
+- refused with a notice that names its cid, or (MQTT 5) by its PUBACK's
+  reason code (0x87 "not authorized": the refusal travels in the
+  acknowledgement itself, so no restart can part them);
 - never acknowledged (no PUBACK): may be either, never twice.
 
 A post that got its PUBACK and is neither in history nor refused is a
-silent drop, and fails the suite. For each fault the suite prints how long
+silent drop, and fails the suite; so does an acknowledged post both in
+history and refused. For each fault the suite prints how long
 posting took to be accepted again, and fails above ACCEPT_AGAIN_S; under
 the store lock it measures /healthz and history (PROTOCOL.md section 5,
 issue 9 section 2), and fails above their bounds.
@@ -22,12 +25,11 @@ import threading
 import time
 import urllib.request
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from chatharness import Bridge, Mosquitto, Redis, WsFront
 from conftest import _finish, _start
-from mqttutil import V5, V311, Client, rpc, wait_for
+from mqttutil import V5, V311, Client, ReasonClient, rpc, wait_for
 
 ROOM = "faults"
 ACCEPT_AGAIN_S = 3.0   # target of issue 9: posting accepted again within this
@@ -39,16 +41,17 @@ POST_EVERY_S = 0.25    # per user: 6 users, 24 posts/s in all
 
 class Poster:
     """One user posting to the room at a steady rate over its own Paho
-    client, which reconnects by itself; records every PUBACK, every notice
-    and every delivery of its own posts by cid."""
+    client, which reconnects by itself; records every PUBACK with its
+    reason code, every notice and every delivery of its own posts by cid."""
 
     def __init__(self, user, port, token, protocol):
         self.user = user
         self.protocol = protocol
+        # ReasonClient: Paho 1.6 does not tell on_publish a PUBACK's code
         if protocol == V5:
-            self.c = mqtt.Client(client_id=user, protocol=V5)
+            self.c = ReasonClient(client_id=user, protocol=V5)
         else:
-            self.c = mqtt.Client(client_id=user, clean_session=True, protocol=V311)
+            self.c = ReasonClient(client_id=user, clean_session=True, protocol=V311)
         self.c.username_pw_set(user, token)
         self.c.reconnect_delay_set(0.05, 0.5)
         self.c.max_inflight_messages_set(1000)
@@ -111,9 +114,16 @@ class Poster:
                 self.mids[info.mid] = cid
 
     def acked(self):
-        """The cids whose PUBACK arrived."""
+        """The cids whose PUBACK arrived, whatever its reason code."""
         with self.lock:
             return {self.mids[m] for m in list(self.acked_mids) if m in self.mids}
+
+    def refused_by_ack(self):
+        """The cids whose PUBACK refused them (MQTT 5 reason code >= 0x80)."""
+        reasons = dict(self.c.ack_reasons)
+        with self.lock:
+            return {self.mids[m] for m in list(self.acked_mids)
+                    if m in self.mids and reasons.get(m, 0) >= 0x80}
 
     def close(self):
         self.stop.set()
@@ -375,19 +385,22 @@ def test_every_acknowledged_post_is_kept_or_refused_through_faults(stack):
                   "from the store %.2f s (%s); HTTP history %.2f s (%s)"
                       % (", ".join("%.2f s (%s)" % h for h in health), recent[0], recent[1],
                          oldest[0], oldest[1], http_recent[0], http_recent[1]))
-    sent = acked = noticed = silent = 0
+    sent = acked = noticed = ack_refused = silent = 0
     silent_cids = []
     both = []
     for p in posters:
         got_ack = p.acked()
+        refused_ack = p.refused_by_ack()
         with p.lock:
             sent += len(p.sent)
             acked += len(got_ack)
             noticed += len(p.noticed)
+            ack_refused += len(refused_ack)
+            refused = set(p.noticed) | refused_ack
             for cid in got_ack:
-                if cid not in in_history and cid not in p.noticed:
+                if cid not in in_history and cid not in refused:
                     silent_cids.append(cid)
-                if cid in in_history and cid in p.noticed:
+                if cid in in_history and cid in refused:
                     both.append(cid)
     silent = len(silent_cids)
     sent_at = {}
@@ -400,7 +413,8 @@ def test_every_acknowledged_post_is_kept_or_refused_through_faults(stack):
         report.append("%s | %s | %d" % (name, "%.2f s" % secs if secs is not None
                                         else "NOT within 30 s", len(drops)))
     report.append("posts sent %d, acknowledged %d, accepted %d, refused with a notice %d, "
-                  "silently dropped %d" % (sent, acked, len(history), noticed, silent))
+                  "refused by their PUBACK (MQTT 5) %d, silently dropped %d"
+                  % (sent, acked, len(history), noticed, ack_refused, silent))
     print("\n".join(report))
 
     assert seqs == list(range(1, len(seqs) + 1)), "history seqs are not gapless from 1"
