@@ -58,9 +58,7 @@ int refusal_make(struct refusal *r, const char *prefix, size_t parse_max, const 
 	r->json = NULL;
 	r->props = NULL;
 	if (is_request(prefix, ed->topic))
-		return request_refusal(r, prefix, parse_max, user, ed, props,
-		                       strcmp(code, "too_large") == 0 ? "bad_request" : code,
-		                       message);
+		return request_refusal(r, prefix, parse_max, user, ed, props, code, message);
 	if (topic_user(prefix, user, "notice", r->topic, sizeof(r->topic)) <= 0)
 		return -1;
 	notice_cid(ed->payload, ed->payloadlen, parse_max, cid);

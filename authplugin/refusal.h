@@ -32,8 +32,9 @@ struct refusal {
 
 /* Builds the refusal of ed (a user's publish under <prefix>/in/<user>/, with
  * its properties props, NULL where they are not visible), for the notice
- * code and message. A request gets its rpc error instead (too_large is a
- * bad_request there: rpc errors have no too_large). Payloads of more than
+ * code and message. A request gets its rpc error with the same code instead
+ * (too_large is an rpc error code too: the bridge answers an answer over
+ * the packet limit with it). Payloads of more than
  * parse_max bytes are not parsed for their cid or id. Returns 0, or -1 (out
  * of memory) with nothing to free. */
 int refusal_make(struct refusal *r, const char *prefix, size_t parse_max, const char *user,

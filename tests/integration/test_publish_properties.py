@@ -208,7 +208,7 @@ def test_property_count_and_bytes_count_toward_the_limits(node):
             payloads(eve, "/notice")
         replies = lambda: [r for r in payloads(eve, "/rpc") if r.get("id") == "r33"]
         assert wait_for(replies, timeout=10), payloads(eve, "/rpc")
-        assert replies()[0]["error"]["code"] == "bad_request", replies()
+        assert replies()[0]["error"]["code"] == "too_large", replies()
         cids = [m.get("cid") for m in payloads(eve, "chat/room/props")]
         assert cids == ["c5"], cids
         reply = rpc(eve, "eve", "rooms.list", {"query": "never"})

@@ -72,13 +72,13 @@ def test_a_refused_post_is_noticed_before_its_puback(broker, keys):
 
 def test_a_refused_request_is_answered_before_its_puback(broker, keys):
     """Requests get their rpc error with their id (none for a payload that
-    is not JSON; a too large request is a bad_request), never a notice."""
+    is not JSON; a too large request is too_large), never a notice."""
     alice = raw(broker, keys, "alice")
     try:
         cases = [(json.dumps({"id": "r-1", "method": "rooms.list"}), "r-1", "unavailable"),
                  ("not json", None, "unavailable"),
                  (json.dumps({"id": 7, "method": "unread", "pad": "x" * BIG}), 7,
-                  "bad_request")]
+                  "too_large")]
         for payload, req_id, code in cases:
             mid = alice.publish("chat/in/alice/rpc", payload, qos=1)
             packets = until_puback(alice, mid)

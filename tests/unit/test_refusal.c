@@ -121,10 +121,10 @@ int main(void)
 	makes("chat/in/alice/dm/bob", "plain text", NULL, "too_large", "chat/user/alice/notice",
 	      "{\"v\":1,\"type\":\"notice\",\"code\":\"too_large\",\"message\":\"why\","
 	      "\"topic\":\"chat/in/alice/dm/bob\"}");
-	/* a request: its rpc error with its id; too large is a bad_request */
+	/* a request: its rpc error with its id, the same code */
 	makes("chat/in/alice/rpc", "{\"id\":\"r-1\",\"method\":\"unread\"}", NULL, "too_large",
 	      "chat/user/alice/rpc",
-	      "{\"id\":\"r-1\",\"error\":{\"code\":\"bad_request\",\"message\":\"why\"}}");
+	      "{\"id\":\"r-1\",\"error\":{\"code\":\"too_large\",\"message\":\"why\"}}");
 
 	/* MQTT 5: on a valid Response Topic, with the Correlation Data */
 	mosquitto_property *props = NULL;
