@@ -13,10 +13,11 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from chatharness import SANITIZE, Bridge, HarnessError, Mosquitto, Redis
+from chatharness import SANITIZE, Bridge, Mosquitto, Redis
 from mqttutil import V5, V311, Client, rpc, wait_for
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from servers import Servers
 
 ROOT = os.environ.get("CHAT_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 LIMIT_KEYS = ("max_packet_size", "persistent_client_expiration", "max_connections")
@@ -36,10 +37,10 @@ def conf_limits():
     return "\n".join(lines)
 
 
-class Node:
+class Node(Servers):
     def __init__(self, tmp, keys):
         self.keys = keys
-        self.started = []
+        super().__init__()
         try:
             self.redis = self._start(Redis(tmp.mktemp("redis")))
             self.broker = self._start(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts(),
@@ -52,16 +53,6 @@ class Node:
             self.stop()
             raise
 
-    def _start(self, server):
-        self.started.append(server)
-        try:
-            return server.start()
-        except HarnessError as e:
-            pytest.fail(str(e), pytrace=False)
-
-    def stop(self):
-        for s in reversed(self.started):
-            s.stop()
 
     def client(self, user, subs=(), protocol=V311, **kw):
         c = Client(self.broker.port, user, self.keys.mint(user), protocol=protocol, **kw)

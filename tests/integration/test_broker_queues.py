@@ -28,6 +28,7 @@ from chatharness import (SANITIZE, Bridge, HarnessError, Mosquitto, Redis,
                          broker_queue_limits, stored_messages)
 from mqttutil import V5, V311, Client, rpc, settled_seq, wait_for
 from noack import NoAck
+from servers import Servers
 
 
 def limit(name):
@@ -51,10 +52,10 @@ class Broker(Mosquitto):
         return env
 
 
-class Node:
+class Node(Servers):
     def __init__(self, tmp, keys, broker_opts=None, extra_conf=""):
         self.keys = keys
-        self.started = []
+        super().__init__()
         self.store_url = "sqlite:%s" % os.path.join(str(tmp.mktemp("store")), "chat.db")
         try:
             self.redis = self._start(Redis(tmp.mktemp("redis")))
@@ -68,16 +69,6 @@ class Node:
             self.stop()
             raise
 
-    def _start(self, server):
-        self.started.append(server)
-        try:
-            return server.start()
-        except HarnessError as e:
-            pytest.fail(str(e), pytrace=False)
-
-    def stop(self):
-        for s in reversed(self.started):
-            s.stop()
 
     def client(self, user, subs=(), protocol=V311):
         c = Client(self.broker.port, user, self.keys.mint(user), protocol=protocol)

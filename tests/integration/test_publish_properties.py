@@ -12,21 +12,22 @@ import threading
 import time
 
 import pytest
-from chatharness import Bridge, HarnessError, Mosquitto, Redis
+from chatharness import Bridge, Mosquitto, Redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from mqttutil import V5, Client, _remaining_length, _utf8, payloads, rpc, wait_for
+from servers import Servers
 
 STALL_BOUND_S = 2.0  # a round trip through the broker while it takes the flood
 
 
-class Node:
+class Node(Servers):
     """Redis, one broker with the repository's max_packet_size, its bridge."""
 
     def __init__(self, tmp, keys):
         self.keys = keys
-        self.started = []
+        super().__init__()
         try:
             self.redis = self._start(Redis(tmp.mktemp("redis")))
             self.broker = self._start(Mosquitto(tmp.mktemp("broker"), keys.plugin_opts(),
@@ -38,16 +39,6 @@ class Node:
             self.stop()
             raise
 
-    def _start(self, server):
-        self.started.append(server)
-        try:
-            return server.start()
-        except HarnessError as e:
-            pytest.fail(str(e), pytrace=False)
-
-    def stop(self):
-        for s in reversed(self.started):
-            s.stop()
 
     def client(self, user, cid=None, protocol=None):
         c = Client(self.broker.port, user, self.keys.mint(user), cid,
